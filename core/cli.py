@@ -1,0 +1,184 @@
+"""`hydrolens` command line: thin wrappers over core.training, core.evaluation and core.runs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="HydroLens: train and explore differentiable hydrological models (δ models).")
+
+OUT_HELP = "run store folder (default: $HYDROLENS_RUNS or ./runs)"
+
+
+def _store(out: Optional[Path]):
+    from .runs import RunStore
+
+    return RunStore(out)
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _parse_basins(value: Optional[str]):
+    if value is None:
+        return None
+    v = value.strip()
+    if v.isdigit() and len(v) < 8:
+        return int(v)
+    if v.lower() == "all":
+        return None
+    return [b.strip() for b in v.replace(" ", ",").split(",") if b.strip()]
+
+
+@app.command()
+def train(
+    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~10 min on 2 cores) or camels432"),
+    config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML RunConfig"),
+    data_root: Optional[Path] = typer.Option(None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)"),
+    basins: Optional[str] = typer.Option(None, help="a count n (spread over CONUS), 'all', or comma-separated gauge ids"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="override the number of epochs"),
+    variant: Optional[str] = typer.Option(None, help="override the δ variant (delta1, delta_n, ...)"),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda"),
+    name: Optional[str] = typer.Option(None, help="run name (suffix of the run id)"),
+    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    evaluate: bool = typer.Option(True, help="evaluate on the test period after training"),
+    resume: Optional[str] = typer.Option(None, help="continue the run with this id from its last checkpoint"),
+    progress: bool = typer.Option(True, help="show progress bars"),
+):
+    """Train a δ model (default preset: demo) and, by default, evaluate it."""
+    from .evaluation import evaluate_run
+    from .training import ConfigError, RunConfig, Trainer, preset_config
+
+    store = _store(out)
+    try:
+        if resume:
+            run = store.get(resume)
+            cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
+        else:
+            cfg = RunConfig.from_yaml(config) if config else preset_config(preset or "demo")
+            upd = cfg.to_dict()
+            if data_root:
+                upd["data"]["root"] = str(data_root)
+            if basins is not None:
+                upd["data"]["basins"] = _parse_basins(basins)
+            if epochs:
+                upd["train"]["epochs"] = epochs
+            if variant:
+                upd["model"]["variant"] = variant
+            if device:
+                upd["train"]["device"] = device
+            if name:
+                upd["name"] = name
+            cfg = RunConfig.from_dict(upd, source="command line")
+            run = store.create(cfg.name or cfg.preset or cfg.model.variant)
+        if epochs and resume:
+            cfg.train.epochs = epochs
+        t0 = time.perf_counter()
+        typer.echo(f"run {run.run_id} -> {run.path}")
+        trainer = Trainer(cfg, run, progress=progress)
+        typer.echo(f"{len(trainer.data.basins)} basins, {cfg.model.variant}, device {trainer.device}, "
+                   f"{trainer.iters} iterations/epoch, epochs {trainer.start_epoch + 1}..{cfg.train.epochs}")
+        trainer.fit()
+        typer.echo(f"trained in {time.perf_counter() - t0:.1f} s")
+        if evaluate:
+            m = evaluate_run(run, device=cfg.train.device)
+            typer.echo(f"test median NSE {m['NSE'].median():.3f}  KGE {m['KGE'].median():.3f} "
+                       f"({len(m)} basins)")
+        typer.echo(f"total {time.perf_counter() - t0:.1f} s; run id {run.run_id}")
+    except (ConfigError, FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def evaluate(
+    run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),
+    data_root: Optional[Path] = typer.Option(None, help="data root override"),
+    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+):
+    """Evaluate a trained run on its test period (states warmed up on the training period)."""
+    from .evaluation import evaluate_run
+
+    try:
+        t0 = time.perf_counter()
+        m = evaluate_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None, device=device)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"{len(m)} basins evaluated in {time.perf_counter() - t0:.1f} s")
+    typer.echo(f"median NSE {m['NSE'].median():.3f}")
+    typer.echo(f"median KGE {m['KGE'].median():.3f}")
+
+
+@app.command()
+def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+    """List the runs of the store, newest first."""
+    store = _store(out)
+    infos = store.list()
+    if not infos:
+        typer.echo(f"no runs in {store.root}")
+        return
+    fmt = "{:<34} {:<11} {:<20} {:>7} {:>7} {:>8} {:>8}"
+    typer.echo(fmt.format("run", "state", "variant", "basins", "epochs", "med NSE", "med KGE"))
+    for r in infos:
+        f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        typer.echo(fmt.format(r.run_id, r.state, r.variant, r.n_basins, f"{r.epochs_done}/{r.epochs}",
+                              f(r.median_nse), f(r.median_kge)))
+
+
+@app.command()
+def serve(
+    port: int = typer.Option(5006, help="port"),
+    address: str = typer.Option("127.0.0.1", help="address to bind"),
+    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    show: bool = typer.Option(False, help="open a browser"),
+):
+    """Serve the explorer (Panel app) on http://ADDRESS:PORT (runs `panel serve explorer/app.py`)."""
+    import importlib.util
+    import os
+    import subprocess
+
+    # core never imports explorer: locate the app file and hand it to `panel serve`
+    spec = importlib.util.find_spec("explorer")
+    if spec is None or not spec.origin:
+        _fail("the explorer package is not installed (pip install -e . from the repository)")
+    app_file = Path(spec.origin).parent / "app.py"
+    env = {**os.environ, "HYDROLENS_RUNS": str(_store(out).root)}
+    cmd = [sys.executable, "-m", "panel", "serve", str(app_file), "--port", str(port),
+           "--address", address, "--allow-websocket-origin", f"{address}:{port}",
+           "--allow-websocket-origin", f"localhost:{port}"]
+    if show:
+        cmd.append("--show")
+    typer.echo(f"serving the explorer on http://{address}:{port}  (runs: {env['HYDROLENS_RUNS']})")
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command()
+def up(
+    port: int = typer.Option(5006, help="port"),
+    address: str = typer.Option("127.0.0.1", help="address to bind"),
+    data_root: Optional[Path] = typer.Option(None, help="data root"),
+    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+):
+    """The main job: train the demo model if the store has no finished run, then serve the explorer."""
+    store = _store(out)
+    if store.latest("done") is None:
+        typer.echo(f"no finished run in {store.root}: training the demo preset first")
+        train(preset="demo", config=None, data_root=data_root, basins=None, epochs=None, variant=None,
+              device=None, name=None, out=store.root, evaluate=True, resume=None, progress=True)
+    serve(port=port, address=address, out=store.root, show=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Caravan reader (Kratzert et al. 2023, Scientific Data 10, 61; data CC-BY-4.0).
+
+Format: one netCDF file per basin, ``caravan/timeseries/netcdf/camels/camels_<id>.nc``, with
+variables on dimension ``date`` (``days since ...``). HydroLens reads four of Caravan's
+variables (ERA5-Land forcing and USGS streamflow, all daily):
+
+=========== ============================ ========
+HydroLens   Caravan                      units
+=========== ============================ ========
+``P``       ``total_precipitation_sum``  mm d-1
+``T``       ``temperature_2m_mean``      degC
+``PET``     ``potential_evaporation_sum`` mm d-1
+``Q``       ``streamflow``               mm d-1
+=========== ============================ ========
+
+Basin metadata: ``caravan/attributes/camels/attributes_other_camels.csv`` (``gauge_id`` as
+``camels_<id>``, ``gauge_name``, ``country``, ``gauge_lat``, ``gauge_lon``, ``area`` km²).
+
+Note: Caravan's ERA5-Land ``potential_evaporation_sum`` is several times larger than CAMELS
+``pet_mean`` (median 5.2x over the 432 basins, 1989-2009; 6.9x for 01022500, 14.6 vs 2.1 mm/d)
+and is negative on ~0.2 % of days; ``PET`` carries this in its ``comment`` attr.
+
+Note (observed in this workspace for the 4 basins with raw CAMELS-US streamflow): Caravan's
+``streamflow`` equals the USGS ft³/s series normalised by the basin area of the CAMELS forcing
+file header, not by ``area_gages2``; e.g. for 01022500 Caravan Q is 2.4 % lower than
+``cfs -> mm/d`` with ``area_gages2`` (573.6 vs 587.7 km²), at correlation > 0.9999.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .schema import (
+    DataFormatError,
+    BasinNotFoundError,
+    daily_time_axis,
+    dynamic_dataset,
+    pad_gauge_id,
+    pad_gauge_ids,
+    units_match,
+    VARIABLES,
+)
+
+__all__ = [
+    "CARAVAN_VARIABLES",
+    "caravan_timeseries_dir",
+    "list_caravan_basins",
+    "load_caravan",
+    "read_caravan_attributes",
+    "read_caravan_file",
+]
+
+TIMESERIES_SUBDIR = Path("caravan") / "timeseries" / "netcdf" / "camels"
+ATTRIBUTES_FILE = Path("caravan") / "attributes" / "camels" / "attributes_other_camels.csv"
+KRATZERT2023 = "Caravan (Kratzert et al. 2023, Sci. Data 10, 61; CC-BY-4.0)"
+
+CARAVAN_VARIABLES: dict[str, str] = {
+    "P": "total_precipitation_sum",
+    "T": "temperature_2m_mean",
+    "PET": "potential_evaporation_sum",
+    "Q": "streamflow",
+}
+"""HydroLens variable -> Caravan variable."""
+
+PET_COMMENT = (
+    "ERA5-Land potential evaporation (sign flipped). Known to be far above other PET estimates "
+    "over land: in the 432 CAMELS basins its 1989-2009 mean is a median 5.2x CAMELS pet_mean "
+    "(Priestley-Taylor), ~0.2% of days are negative. Check before using it in a water balance.")
+_CARAVAN_ORIGIN = {
+    "P": "ERA5-Land", "T": "ERA5-Land", "PET": "ERA5-Land", "Q": "USGS observed (CAMELS-US)",
+}
+_FILE_RE = re.compile(r"^camels_(\d{8})\.nc$")
+_DAYS_SINCE = re.compile(r"^\s*days\s+since\s+(\d{4}-\d{1,2}-\d{1,2})(?:[ T]00:00(?::00)?(?:\.0*)?)?\s*Z?\s*$")
+_ATTR_COLUMNS = ("gauge_id", "gauge_name", "gauge_lat", "gauge_lon", "area")
+
+
+def caravan_timeseries_dir(root: str | Path) -> Path:
+    """Return ``<root>/caravan/timeseries/netcdf/camels``.
+
+    Raises:
+        FileNotFoundError: the folder does not exist (the message names it).
+    """
+    d = Path(root) / TIMESERIES_SUBDIR
+    if not d.is_dir():
+        raise FileNotFoundError(
+            f"Caravan time-series folder not found: {d} (expected camels_<gauge_id>.nc files "
+            f"from the Caravan netCDF download)")
+    return d
+
+
+def list_caravan_basins(root: str | Path) -> list[str]:
+    """Sorted 8-character gauge ids of the Caravan CAMELS-US basins in the data root
+    (one per ``caravan/timeseries/netcdf/camels/camels_<id>.nc``).
+
+    Raises:
+        FileNotFoundError: the time-series folder is missing.
+    """
+    d = caravan_timeseries_dir(root)
+    ids = []
+    for p in d.iterdir():
+        m = _FILE_RE.match(p.name)
+        if m:
+            ids.append(m.group(1))
+    return sorted(ids)
+
+
+def read_caravan_attributes(root: str | Path) -> pd.DataFrame:
+    """Read Caravan's ``attributes_other_camels.csv``.
+
+    Returns:
+        ``pandas.DataFrame`` indexed by the 8-character gauge id (the ``camels_`` prefix
+        removed) with ``gauge_name`` (str), ``gauge_lat``, ``gauge_lon`` (degrees), ``area``
+        (km²) and any other columns of the file (e.g. ``country``).
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        DataFormatError: a required column is missing or a ``gauge_id`` is not ``camels_<id>``.
+    """
+    path = Path(root) / ATTRIBUTES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"Caravan attributes file not found: {path}")
+    df = pd.read_csv(path, dtype={"gauge_id": str, "gauge_name": str})
+    missing = [c for c in _ATTR_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataFormatError(
+            f"{path}: missing column(s) {missing}; expected a ','-separated table with columns "
+            f"{list(_ATTR_COLUMNS)} (Caravan attributes_other); found {list(df.columns)}.")
+    ids = df["gauge_id"].astype(str).str.strip()
+    ok = ids.str.fullmatch(r"camels_\d{8}")
+    if not ok.all():
+        raise DataFormatError(f"{path}: gauge_id should look like 'camels_01022500'; found "
+                              f"{ids[~ok].iloc[0]!r}.")
+    df["gauge_id"] = ids.str.slice(7)
+    return df.set_index("gauge_id")
+
+
+def _parse_time(path: Path, var) -> np.ndarray:
+    """Return the ``date`` variable as datetime64[D]."""
+    units = getattr(var, "units", None)
+    raw = np.asarray(var[:])
+    if units is None:
+        raise DataFormatError(f"{path}: variable 'date' has no units attribute; expected "
+                              f"'days since YYYY-MM-DD'.")
+    m = _DAYS_SINCE.match(str(units))
+    if m and np.issubdtype(raw.dtype, np.integer):
+        return np.datetime64(pd.Timestamp(m.group(1)).date(), "D") + raw.astype("timedelta64[D]")
+    try:
+        cal = getattr(var, "calendar", "standard")
+        dt = netCDF4.num2date(raw, str(units), calendar=cal, only_use_cftime_datetimes=False,
+                              only_use_python_datetimes=True)
+        return pd.to_datetime(np.asarray(dt)).values.astype("datetime64[D]")
+    except Exception as exc:  # noqa: BLE001 - any failure is a format problem
+        raise DataFormatError(f"{path}: cannot decode 'date' with units {units!r} "
+                              f"(expected 'days since YYYY-MM-DD'): {exc}") from exc
+
+
+def _unpack(var) -> np.ndarray:
+    """Read a variable and apply CF packing by hand (``_FillValue``/``missing_value`` -> NaN,
+    then ``scale_factor``/``add_offset``); about twice as fast as netCDF4's masked arrays."""
+    var.set_auto_maskandscale(False)
+    raw = np.asarray(var[:])
+    out = raw.astype(np.float64)
+    bad = np.zeros(raw.shape, dtype=bool)
+    for key in ("_FillValue", "missing_value"):
+        fv = getattr(var, key, None)
+        if fv is not None:
+            bad |= np.isin(raw, np.atleast_1d(np.asarray(fv, dtype=raw.dtype)))
+    if np.issubdtype(raw.dtype, np.floating):
+        bad |= np.isnan(raw)
+    scale = getattr(var, "scale_factor", None)
+    offset = getattr(var, "add_offset", None)
+    if scale is not None:
+        out *= float(scale)
+    if offset is not None:
+        out += float(offset)
+    out[bad] = np.nan
+    return out.astype(np.float32)
+
+
+def read_caravan_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read the four HydroLens variables from one Caravan netCDF file.
+
+    Returns:
+        ``(dates, values)``: ``dates`` datetime64[D] of length ``n``; ``values`` float32 array
+        of shape ``(4, n)`` in the order ``P, T, PET, Q`` (mm/d, °C, mm/d, mm/d; NaN = missing;
+        netCDF packing/scale_factor and _FillValue applied).
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataFormatError: the file is not netCDF, lacks dimension ``date`` or one of the Caravan
+            variables, a variable is not on ``date``, a ``units`` attribute is not the expected
+            unit (mm/d-like for P, PET, Q; degC for T), or dates are not strictly increasing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Caravan netCDF file not found: {path}")
+    try:
+        nc = netCDF4.Dataset(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: not a readable netCDF file ({exc}).") from exc
+    try:
+        expected = list(CARAVAN_VARIABLES.values())
+        found = list(nc.variables)
+        missing = [v for v in expected + ["date"] if v not in nc.variables]
+        if "date" not in nc.dimensions or missing:
+            raise DataFormatError(
+                f"{path}: expected dimension 'date' and variables {expected + ['date']} "
+                f"(Caravan netCDF layout); found dimensions {list(nc.dimensions)} and variables "
+                f"{found}.")
+        dates = _parse_time(path, nc.variables["date"])
+        n = dates.shape[0]
+        values = np.empty((len(CARAVAN_VARIABLES), n), dtype=np.float32)
+        for k, (hl, cv) in enumerate(CARAVAN_VARIABLES.items()):
+            var = nc.variables[cv]
+            if var.dimensions != ("date",):
+                raise DataFormatError(f"{path}: variable {cv!r} should have dims ('date',); "
+                                      f"found {var.dimensions}.")
+            units = getattr(var, "units", None)
+            if units is not None and not units_match(units, VARIABLES[hl]["units"]):
+                raise DataFormatError(
+                    f"{path}: variable {cv!r} has units {units!r}; expected "
+                    f"{VARIABLES[hl]['units']!r} (Caravan {cv} is "
+                    f"{'mm/d' if VARIABLES[hl]['units'] == 'mm d-1' else 'degC'}).")
+            values[k] = _unpack(var)
+    finally:
+        nc.close()
+    if n > 1 and not (np.diff(dates) > np.timedelta64(0, "D")).all():
+        raise DataFormatError(f"{path}: dates are not strictly increasing.")
+    return dates, values
+
+
+def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, start=None,
+                 end=None, *, attributes: bool = True) -> xr.Dataset:
+    """Load Caravan CAMELS-US daily series for ``basins`` onto one daily time axis.
+
+    Each file is opened with netCDF4, its 4 arrays copied into one preallocated float32 block
+    and closed (no ``open_mfdataset``). Basins with different date ranges are aligned: NaN
+    outside a file's range.
+
+    Args:
+        root: data root (``caravan/`` and, for ``attributes=True``, ``camels_us/``).
+        basins: ids (str/int, padded to 8 digits); ``None`` = all Caravan CAMELS basins.
+        start, end: inclusive dates; default = earliest to latest date over the files.
+        attributes: join the CAMELS-US v2.0 static attributes, signatures and basin coordinates
+            on the gauge id (:func:`core.datasets.camels_us.attach_camels_attributes`). With
+            ``False`` only ``gauge_lat``, ``gauge_lon``, ``gauge_name``, ``area`` come from
+            Caravan's ``attributes_other_camels.csv`` (no ``huc_02``, no statics).
+
+    Returns:
+        The HydroLens dataset (:mod:`core.datasets.schema`): float32 ``P`` (mm d-1), ``T``
+        (degC), ``PET`` (mm d-1), ``Q`` (mm d-1, NaN = missing) on ``(basin, time)``;
+        ``attrs["source"] = "caravan"``.
+
+    Raises:
+        FileNotFoundError: the Caravan folder or a file is missing.
+        BasinNotFoundError: a requested id has no Caravan file (close ids suggested).
+        DataFormatError: see :func:`read_caravan_file`.
+    """
+    tdir = caravan_timeseries_dir(root)
+    available = list_caravan_basins(root)
+    if basins is None:
+        ids = available
+    else:
+        ids = pad_gauge_ids(basins)
+        known = set(available)
+        for b in ids:
+            if b not in known:
+                raise BasinNotFoundError(b, f"Caravan time series ({tdir}/camels_<id>.nc)",
+                                         available)
+    if not ids:
+        raise ValueError(f"No basins to load from {tdir}.")
+    per_file = [read_caravan_file(tdir / f"camels_{b}.nc") for b in ids]
+    time = daily_time_axis([pd.Timestamp(d[0]) for d, _ in per_file if len(d)],
+                           [pd.Timestamp(d[-1]) for d, _ in per_file if len(d)], start, end)
+    t0 = time[0].to_datetime64().astype("datetime64[D]")
+    nt = len(time)
+    block = np.full((len(CARAVAN_VARIABLES), len(ids), nt), np.nan, dtype=np.float32)
+    for i, (dates, values) in enumerate(per_file):
+        idx = (dates - t0).astype(np.int64)
+        keep = (idx >= 0) & (idx < nt)
+        block[:, i, idx[keep]] = values[:, keep]
+    arrays = {hl: block[k] for k, hl in enumerate(CARAVAN_VARIABLES)}
+    sources = {hl: f"{KRATZERT2023}: caravan/timeseries/netcdf/camels/camels_<id>.nc, variable "
+                   f"{cv} ({_CARAVAN_ORIGIN[hl]})" for hl, cv in CARAVAN_VARIABLES.items()}
+    ds = dynamic_dataset(ids, time, arrays, sources, "caravan", Path(root).resolve())
+    ds["PET"].attrs["comment"] = PET_COMMENT
+    if attributes:
+        from .camels_us import attach_camels_attributes
+
+        ds = attach_camels_attributes(ds, root)
+    else:
+        meta = read_caravan_attributes(root)
+        missing = [b for b in ids if b not in meta.index]
+        if missing:
+            raise BasinNotFoundError(missing[0], f"Caravan attributes ({root}/{ATTRIBUTES_FILE})",
+                                     meta.index)
+        meta = meta.loc[ids]
+        ds = ds.assign_coords(
+            gauge_lat=("basin", meta["gauge_lat"].to_numpy(np.float64), {"units": "degrees_north"}),
+            gauge_lon=("basin", meta["gauge_lon"].to_numpy(np.float64), {"units": "degrees_east"}),
+            gauge_name=("basin", meta["gauge_name"].astype(str).to_numpy(dtype=str)),
+            area=("basin", meta["area"].to_numpy(np.float64), {"units": "km2"}),
+        )
+    return ds

@@ -1,0 +1,168 @@
+"""One entry point to the HydroLens datasets: :func:`load_dataset`, plus basin selection.
+
+Basin selection (:func:`select_basins`), shared with the CLI:
+
+* ``None`` -> every basin available for the source (sorted by id);
+* an ``int`` ``n`` -> ``n`` basins spread over CONUS, chosen deterministically: the available
+  basins are sorted by (``huc_02``, id) and the ``n`` basins at evenly spaced positions
+  ``round(linspace(0, N - 1, n))`` are taken (returned in that order). Because the sorted list
+  runs through the 18 CONUS water-resource regions in turn, every ``n`` gives a set spread over
+  the regions in proportion to their basin counts (50 of the 432 Caravan basins span 15
+  regions), and a given ``n`` always gives the same basins;
+* a list of ids (str or int, padded to 8 digits; a comma/space-separated string also works),
+  kept in the given order; an unknown id raises :class:`BasinNotFoundError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .camels_us import FORCING_SOURCES, list_camels_us_basins, load_camels_us, read_camels_attributes
+from .caravan import caravan_timeseries_dir, list_caravan_basins, load_caravan
+from .paths import resolve_data_root
+from .schema import BasinNotFoundError, pad_gauge_ids
+
+__all__ = ["SOURCES", "available_basins", "load_dataset", "parse_basins", "select_basins"]
+
+SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCING_SOURCES)
+"""Valid ``source`` values of :func:`load_dataset` (``"camels_us"`` alone means daymet)."""
+
+
+def _parse_source(source: str) -> tuple[str, str | None]:
+    s = str(source).strip().lower()
+    if s == "caravan":
+        return "caravan", None
+    if s == "camels_us":
+        return "camels_us", "daymet"
+    if s.startswith("camels_us/") and s.split("/", 1)[1] in FORCING_SOURCES:
+        return "camels_us", s.split("/", 1)[1]
+    raise ValueError(f"Unknown source {source!r}; expected 'caravan', 'camels_us' or one of "
+                     f"{list(SOURCES)}.")
+
+
+def available_basins(root: str | Path | None = None, source: str = "caravan") -> list[str]:
+    """Sorted 8-character ids of the basins ``source`` can load from the data root.
+
+    ``caravan``: one per Caravan netCDF file; ``camels_us[/<forcing>]``: basins with both a
+    forcing and a streamflow file. Raises DataRootError (no data root), FileNotFoundError
+    (source folder missing), ValueError (unknown source).
+    """
+    root = resolve_data_root(root)
+    kind, forcing = _parse_source(source)
+    if kind == "caravan":
+        return list_caravan_basins(root)
+    return list_camels_us_basins(root, forcing)
+
+
+def parse_basins(text: str | None) -> int | list[str] | None:
+    """Parse a command-line ``--basins`` value for :func:`select_basins`.
+
+    ``None``, ``""`` or ``"all"`` -> ``None``; a number of at most 4 digits (``"50"``) -> that
+    count; anything else -> the list of ids separated by commas/whitespace (``"1022500,01547700"``).
+    A single USGS id must therefore have at least 5 digits (all CAMELS ids have 7-8).
+
+    Raises:
+        ValueError: an empty list or a token that is not a gauge id.
+    """
+    if text is None:
+        return None
+    t = str(text).strip()
+    if t == "" or t.lower() == "all":
+        return None
+    if re.fullmatch(r"\d{1,4}", t):
+        return int(t)
+    tokens = [x for x in re.split(r"[,\s]+", t) if x]
+    return pad_gauge_ids(tokens)
+
+
+def select_basins(basins: int | str | Iterable[str | int] | None, available: Sequence[str],
+                  huc_02: Mapping[str, str] | None = None, where: str = "the data root"
+                  ) -> list[str]:
+    """Resolve a basin request against the ``available`` ids (see the module docstring).
+
+    Args:
+        basins: ``None`` (all), an ``int`` count, or ids (iterable of str/int, or one
+            comma/space-separated string).
+        available: the ids that exist (8-character strings).
+        huc_02: ``{id: 2-digit region}`` used to spread a count over regions; without it a count
+            is spread over the id-sorted list (ids are grouped by region anyway).
+        where: where ``available`` came from, for error messages.
+
+    Returns:
+        List of 8-character ids.
+
+    Raises:
+        ValueError: a count < 1 or larger than the number available; a malformed id.
+        BasinNotFoundError: a requested id is not in ``available`` (close ids suggested).
+    """
+    avail = [str(a) for a in available]
+    if basins is None:
+        return sorted(avail)
+    if isinstance(basins, (bool, np.bool_)):
+        raise ValueError(f"basins must be None, a count or a list of ids; got {basins!r}.")
+    if isinstance(basins, (int, np.integer)):
+        n = int(basins)
+        if n < 1 or n > len(avail):
+            raise ValueError(f"Cannot select {n} basins: {len(avail)} available in {where}.")
+        key = (lambda b: (str(huc_02.get(b, "99")), b)) if huc_02 is not None else (lambda b: b)
+        ordered = sorted(avail, key=key)
+        idx = np.round(np.linspace(0, len(ordered) - 1, n)).astype(int)
+        return [ordered[i] for i in idx]
+    if isinstance(basins, str):
+        basins = [x for x in re.split(r"[,\s]+", basins.strip()) if x]
+    ids = pad_gauge_ids(basins)
+    known = set(avail)
+    for b in ids:
+        if b not in known:
+            raise BasinNotFoundError(b, where, avail)
+    return ids
+
+
+def load_dataset(root: str | Path | None = None,
+                 basins: int | str | Iterable[str | int] | None = None,
+                 source: str = "caravan", start=None, end=None) -> xr.Dataset:
+    """Load a HydroLens dataset (one entry point for every source).
+
+    Args:
+        root: data root, or ``None`` to resolve it (``HYDROLENS_DATA_ROOT``, ``../shared/data``,
+            ``./data``; :func:`core.datasets.paths.resolve_data_root`).
+        basins: ``None`` (all available for the source), an ``int`` n (n basins spread over the
+            CONUS regions, deterministic; see :func:`select_basins`) or a list of ids.
+        source: ``"caravan"`` (ERA5-Land P/T/PET + USGS Q from Caravan, joined with the
+            CAMELS-US v2.0 attributes on the 8-digit id) or ``"camels_us[/<forcing>]"`` (raw
+            CAMELS-US time series; forcing ``daymet`` by default, Hargreaves PET).
+        start, end: inclusive dates (str/datetime); default = the files' full range.
+
+    Returns:
+        ``xarray.Dataset`` with dims ``(basin, time)``: float32 ``P``, ``T``, ``PET``, ``Q``
+        (mm d-1, degC, mm d-1, mm d-1), the 35 Feng et al. (2022) static attributes and the
+        CAMELS signatures on ``basin``, basin coordinates ``gauge_lat``, ``gauge_lon``,
+        ``gauge_name``, ``area``, ``huc_02``; ``attrs`` ``source``, ``data_root``,
+        ``static_attributes`` (comma-joined) ... (see :mod:`core.datasets.schema`).
+
+    Raises:
+        DataRootError: no data root found (message says what to download).
+        ValueError: unknown source, bad count or id.
+        BasinNotFoundError, FileNotFoundError, DataFormatError: from the readers.
+    """
+    root = resolve_data_root(root)
+    kind, forcing = _parse_source(source)
+    if kind == "caravan":
+        avail = list_caravan_basins(root)
+        where = f"Caravan time series ({caravan_timeseries_dir(root)})"
+    else:
+        avail = list_camels_us_basins(root, forcing)
+        where = f"CAMELS-US {forcing} forcing + streamflow ({root / 'camels_us'})"
+    huc = None
+    if isinstance(basins, (int, np.integer)) and not isinstance(basins, bool):
+        table = read_camels_attributes(root)
+        huc = table["huc_02"].to_dict()
+    ids = select_basins(basins, avail, huc, where)
+    if kind == "caravan":
+        return load_caravan(root, ids, start, end)
+    return load_camels_us(root, ids, forcing, start, end)

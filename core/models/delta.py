@@ -1,0 +1,122 @@
+"""δ models: an LSTM parameter learner g_A composed with the differentiable HBV and routing.
+
+Feng et al. (2022, WRR e2022WR032404): g_A reads normalised forcings (P, T, PET) and the 35
+static CAMELS attributes and outputs, per basin, ``nmul`` sets of HBV parameters plus two routing
+parameters. Static parameters are the learner's output on the last day of the input window;
+parameters listed as dynamic (BETA and/or GAMMA) take the learner's output of each day. The HBV
+is first run without gradient over the warm-up days with the static parameters (a dynamic
+parameter uses its static value there), and its final state starts the target window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..nets import LSTMNet
+from ..physics import HBV, ROUTING_PARAMETERS, UH_LENGTH, gamma_unit_hydrograph, route
+
+
+@dataclass
+class DeltaOutput:
+    """Outputs of a δ model over the target window.
+
+    Attributes:
+        outputs: name -> [time, basin]: every HBV state/flux plus ``Q_sim`` (routed, mm/d).
+        params: name -> physical parameters; HBV ones [1 or time, basin, nmul], routing [basin].
+        final_state: name -> [basin, nmul], to continue the run.
+    """
+
+    outputs: dict[str, torch.Tensor]
+    params: dict[str, torch.Tensor]
+    final_state: dict[str, torch.Tensor]
+
+
+class DeltaModel(nn.Module):
+    """g_A (LSTM) → HBV parameters → HBV (n components) → gamma-UH routing.
+
+    Args:
+        n_dynamic: number of dynamic learner inputs (normalised forcings).
+        n_static: number of static attributes.
+        nmul: HBV components n.
+        dynamic: names of parameters predicted per day (subset of {"BETA", "GAMMA"}).
+        use_gamma: include the ET-shape exponent γ.
+        hidden, dropout: learner size.
+    """
+
+    def __init__(self, n_dynamic: int, n_static: int, nmul: int = 16,
+                 dynamic: tuple[str, ...] = (), use_gamma: bool = False,
+                 hidden: int = 256, dropout: float = 0.5):
+        super().__init__()
+        self.backbone = HBV(nmul=nmul, use_gamma=use_gamma or "GAMMA" in dynamic)
+        specs = self.backbone.parameter_specs
+        bad = [d for d in dynamic if d not in {s.name for s in specs if s.dynamic_capable}]
+        if bad:
+            raise ValueError(f"parameters {bad} cannot be dynamic; allowed: "
+                             f"{[s.name for s in specs if s.dynamic_capable]}")
+        self.nmul = nmul
+        self.dynamic = tuple(dynamic)
+        self.n_hbv = len(specs)
+        self.learner = LSTMNet(n_dynamic + n_static, self.n_hbv * nmul + len(ROUTING_PARAMETERS),
+                               hidden=hidden, dropout=dropout)
+
+    def learner_inputs(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
+        """[time, basin, n_dynamic] ⊕ [basin, n_static] → [time, basin, n_dynamic + n_static]."""
+        nt = x_dyn.shape[0]
+        return torch.cat([x_dyn, x_static.unsqueeze(0).expand(nt, -1, -1)], dim=-1)
+
+    def parameters_from(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Physical parameters from the learner.
+
+        Returns:
+            name -> tensor; HBV parameters: static [1, basin, nmul], dynamic [time, basin, nmul];
+            routing (route_a, route_b): [basin].
+        """
+        raw = torch.sigmoid(self.learner(self.learner_inputs(x_dyn, x_static)))
+        nt, nb = raw.shape[:2]
+        hbv_raw = raw[..., : self.n_hbv * self.nmul].reshape(nt, nb, self.n_hbv, self.nmul)
+        out = {}
+        for i, s in enumerate(self.backbone.parameter_specs):
+            r = hbv_raw[:, :, i] if s.name in self.dynamic else hbv_raw[-1:, :, i]
+            out[s.name] = s.scale(r)
+        for j, s in enumerate(ROUTING_PARAMETERS):
+            out[s.name] = s.scale(raw[-1, :, self.n_hbv * self.nmul + j])
+        return out
+
+    def forward(self, x_dyn: torch.Tensor, x_static: torch.Tensor, forcing: torch.Tensor,
+                warmup: int, state: Mapping[str, torch.Tensor] | None = None) -> DeltaOutput:
+        """Simulate the window after ``warmup`` days.
+
+        Args:
+            x_dyn: normalised dynamic inputs [time, basin, n_dynamic].
+            x_static: normalised attributes [basin, n_static].
+            forcing: physical forcing [time, basin, 3] (P mm/d, T °C, PET mm/d).
+            warmup: leading days used only to spin up states (no gradient), 0 ≤ warmup < time.
+            state: initial HBV state (name -> [basin, nmul]); default the backbone's.
+
+        Returns:
+            DeltaOutput over days ``warmup..time-1``.
+        """
+        nt = forcing.shape[0]
+        if not 0 <= warmup < nt:
+            raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
+        params = self.parameters_from(x_dyn, x_static)
+        hbv_names = self.backbone.parameter_names
+        static = {n: (params[n][-1:] if n in self.dynamic else params[n]) for n in hbv_names}
+        q_before = None
+        if warmup > 0:
+            with torch.no_grad():
+                warm = self.backbone(forcing[:warmup], {k: v.detach() for k, v in static.items()}, state)
+            state = warm.final_state
+            tail = warm.outputs["Q_unrouted"][-(UH_LENGTH - 1):]
+            if tail.shape[0] == UH_LENGTH - 1:
+                q_before = tail
+        window = {n: (params[n][warmup:] if n in self.dynamic else params[n]) for n in hbv_names}
+        res = self.backbone(forcing[warmup:], window, state)
+        uh = gamma_unit_hydrograph(params["route_a"], params["route_b"])
+        outputs = dict(res.outputs)
+        outputs["Q_sim"] = route(outputs["Q_unrouted"], uh, q_before)
+        return DeltaOutput(outputs=outputs, params=params, final_state=res.final_state)

@@ -1,0 +1,235 @@
+"""Differentiable HBV (reference implementation, plain PyTorch autograd).
+
+Time-discrete daily HBV as used by the δ models of Feng et al. (2022, WRR, e2022WR032404,
+Table 1 and Appendix A; after Bergström 1976 and Seibert & Vis 2012): a degree-day snow routine
+(TT, CFMAX, CFR, CWH), a soil routine (FC, LP, BETA; optional ET-shape exponent γ), an upper zone
+(PERC, UZL, K0, K1) and a lower zone (K2). ``nmul`` parallel components with their own parameters
+are run side by side and averaged with equal weights (the "n" in δn).
+
+Mass is conserved exactly per component and step:
+``P = ET + Q0 + Q1 + Q2 + Δ(SNOWPACK + MELTWATER + SM + SUZ + SLZ)``, and every storage stays ≥ 0
+because each outflow is bounded by the storage it leaves. Routing (gamma unit hydrograph) lives in
+``core.physics.routing``; the composition of both is ``core.models.DeltaModel``.
+
+This module is the reference: any faster kernel must reproduce ``hbv_step`` and read the same
+``core.physics.spec`` tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+
+from .spec import GAMMA, HBV_FLUXES, HBV_PARAMETERS, HBV_STATES, OUTPUT_UNITS
+
+FORCING_NAMES: tuple[str, ...] = ("P", "T", "PET")
+OUTPUT_NAMES: tuple[str, ...] = (*HBV_STATES, *HBV_FLUXES)
+
+# Floor for the base of the power laws (SM/FC)^BETA and (SM/(LP·FC))^γ: keeps d/dexponent finite
+# at empty soil. It changes no water amount (both are efficiencies in [0, 1]).
+_POW_FLOOR = 1e-6
+
+
+@dataclass
+class HBVResult:
+    """What ``HBV.forward`` returns.
+
+    Attributes:
+        outputs: name -> ``[time, basin]``, component-averaged; states (mm, end of day) and
+            fluxes (mm/d) listed in ``OUTPUT_NAMES``.
+        final_state: name -> ``[basin, nmul]`` (mm), to continue a run (warm-up).
+        components: name -> ``[time, basin, nmul]`` when asked for, else None.
+    """
+
+    outputs: dict[str, torch.Tensor]
+    final_state: dict[str, torch.Tensor]
+    components: dict[str, torch.Tensor] | None = None
+
+
+def hbv_step(
+    P: torch.Tensor,
+    T: torch.Tensor,
+    PET: torch.Tensor,
+    state: tuple[torch.Tensor, ...],
+    p: Mapping[str, torch.Tensor],
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """One day of HBV for all basins and components.
+
+    Args:
+        P: precipitation [basin, 1] (mm/d).
+        T: mean air temperature [basin, 1] (°C).
+        PET: potential evapotranspiration [basin, 1] (mm/d).
+        state: (SNOWPACK, MELTWATER, SM, SUZ, SLZ), each [basin, nmul] (mm).
+        p: parameters in physical units, each [basin, nmul]; keys of ``HBV_PARAMETERS`` and,
+            optionally, ``GAMMA``.
+
+    Returns:
+        (new_state, fluxes): new_state as ``state``; fluxes in ``HBV_FLUXES`` order, each
+        [basin, nmul] (mm/d).
+
+    Equations (Feng et al. 2022, Table 1 / Appendix A):
+        snow:   RAIN = P·[T ≥ TT], SNOW = P·[T < TT]; MELT = min(CFMAX·max(T − TT, 0), SNOWPACK);
+                REFREEZE = min(CFR·CFMAX·max(TT − T, 0), MELTWATER);
+                TOSOIL = max(MELTWATER − CWH·SNOWPACK, 0)
+        soil:   RECHARGE = (RAIN + TOSOIL)·min((SM/FC)^BETA, 1); EXCESS = max(SM − FC, 0);
+                ET = min(PET·min(SM/(LP·FC), 1)^γ, SM)   (γ = 1 unless GAMMA is given)
+        zones:  PERC = min(SUZ, PERC); Q0 = K0·max(SUZ − UZL, 0); Q1 = K1·SUZ; Q2 = K2·SLZ
+    """
+    snowpack, meltwater, sm, suz, slz = state
+    tt, cfmax = p["TT"], p["CFMAX"]
+    fc = p["FC"]
+
+    # snow routine
+    is_rain = (T >= tt).to(P.dtype)
+    rain = P * is_rain
+    snow = P - rain
+    snowpack = snowpack + snow
+    melt = torch.minimum(torch.clamp(cfmax * (T - tt), min=0.0), snowpack)
+    meltwater = meltwater + melt
+    snowpack = snowpack - melt
+    refreeze = torch.minimum(torch.clamp(p["CFR"] * cfmax * (tt - T), min=0.0), meltwater)
+    snowpack = snowpack + refreeze
+    meltwater = meltwater - refreeze
+    tosoil = torch.clamp(meltwater - p["CWH"] * snowpack, min=0.0)
+    meltwater = meltwater - tosoil
+
+    # soil routine
+    wetness = torch.clamp(sm / fc, min=_POW_FLOOR, max=1.0) ** p["BETA"]
+    infil = rain + tosoil
+    recharge = infil * wetness
+    sm = sm + infil - recharge
+    excess = torch.clamp(sm - fc, min=0.0)
+    sm = sm - excess
+    eta = torch.clamp(sm / (p["LP"] * fc), min=_POW_FLOOR, max=1.0)
+    if "GAMMA" in p:
+        eta = eta ** p["GAMMA"]
+    et = torch.minimum(PET * eta, sm)
+    sm = sm - et
+
+    # upper and lower zones
+    suz = suz + recharge + excess
+    perc = torch.minimum(suz, p["PERC"])
+    suz = suz - perc
+    q0 = p["K0"] * torch.clamp(suz - p["UZL"], min=0.0)
+    suz = suz - q0
+    q1 = p["K1"] * suz
+    suz = suz - q1
+    slz = slz + perc
+    q2 = p["K2"] * slz
+    slz = slz - q2
+
+    new_state = (snowpack, meltwater, sm, suz, slz)
+    fluxes = (rain, snow, melt, refreeze, tosoil, recharge, excess, et, perc, q0, q1, q2,
+              q0 + q1 + q2)
+    return new_state, fluxes
+
+
+class HBV(torch.nn.Module):
+    """Multi-component HBV backbone (reference, autograd).
+
+    Args:
+        nmul: number of parallel components n (δ1: 1, δn: 16).
+        use_gamma: include the ET-shape exponent γ (``GAMMA``) as a parameter (δn(γᵗ) variants).
+        init_storage: initial value (mm) of every storage when no state is given.
+
+    Contract (see DESIGN.md): ``forward(forcing [time, basin, 3], params name -> [time or 1,
+    basin, nmul], state=None)`` -> ``HBVResult``. Static parameters have a leading dimension of 1,
+    dynamic ones one value per day.
+    """
+
+    def __init__(self, nmul: int = 16, use_gamma: bool = False, init_storage: float = 0.001):
+        super().__init__()
+        if nmul < 1:
+            raise ValueError(f"nmul must be ≥ 1, got {nmul}")
+        self.nmul = nmul
+        self.use_gamma = use_gamma
+        self.init_storage = init_storage
+
+    @property
+    def parameter_specs(self):
+        """ParamSpecs this backbone reads, in learner-output order."""
+        return (*HBV_PARAMETERS, GAMMA) if self.use_gamma else HBV_PARAMETERS
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.parameter_specs)
+
+    output_names = OUTPUT_NAMES
+    output_units = OUTPUT_UNITS
+
+    def initial_state(self, nbasin: int, dtype=torch.float32, device=None) -> dict[str, torch.Tensor]:
+        """All storages at ``init_storage`` mm, each [basin, nmul]."""
+        return {
+            s: torch.full((nbasin, self.nmul), self.init_storage, dtype=dtype, device=device)
+            for s in HBV_STATES
+        }
+
+    def _check(self, forcing: torch.Tensor, params: Mapping[str, torch.Tensor]) -> None:
+        if forcing.ndim != 3 or forcing.shape[-1] != len(FORCING_NAMES):
+            raise ValueError(
+                f"forcing must be [time, basin, 3] with (P mm/d, T °C, PET mm/d); got "
+                f"{tuple(forcing.shape)}"
+            )
+        nt, nb = forcing.shape[:2]
+        missing = [n for n in self.parameter_names if n not in params]
+        if missing:
+            raise KeyError(f"HBV parameters missing: {missing}")
+        for name in self.parameter_names:
+            v = params[name]
+            if v.ndim != 3 or v.shape[1:] != (nb, self.nmul) or v.shape[0] not in (1, nt):
+                raise ValueError(
+                    f"parameter {name} must be [1 or {nt}, {nb}, {self.nmul}], got {tuple(v.shape)}"
+                )
+
+    def forward(
+        self,
+        forcing: torch.Tensor,
+        params: Mapping[str, torch.Tensor],
+        state: Mapping[str, torch.Tensor] | None = None,
+        return_components: bool = False,
+    ) -> HBVResult:
+        """Run the HBV over a window.
+
+        Args:
+            forcing: [time, basin, 3]: P (mm/d), T (°C), PET (mm/d).
+            params: name -> [1 or time, basin, nmul], physical units (see spec).
+            state: name -> [basin, nmul] (mm); default: ``initial_state``.
+            return_components: also return per-component series [time, basin, nmul].
+
+        Returns:
+            HBVResult with component-averaged outputs [time, basin].
+
+        Raises:
+            ValueError / KeyError: wrong shapes or missing parameters (message names them).
+        """
+        self._check(forcing, params)
+        nt, nb = forcing.shape[:2]
+        if state is None:
+            state = self.initial_state(nb, forcing.dtype, forcing.device)
+        st = tuple(state[s] for s in HBV_STATES)
+
+        # unbind once: one backward node per tensor instead of one full-size zero-fill per step
+        P, T, PET = (forcing[..., i].unsqueeze(-1).unbind(0) for i in range(3))
+        names = self.parameter_names
+        per_step = {n: (params[n][0] if params[n].shape[0] == 1 else params[n].unbind(0))
+                    for n in names}
+        dynamic = [n for n in names if params[n].shape[0] != 1]
+        static_p = {n: v for n, v in per_step.items() if n not in dynamic}
+
+        rows = []
+        for t in range(nt):
+            p_t = static_p if not dynamic else {**static_p, **{n: per_step[n][t] for n in dynamic}}
+            st, fl = hbv_step(P[t], T[t], PET[t], st, p_t)
+            block = torch.stack((*st, *fl))  # [n_out, basin, nmul]
+            rows.append(block if return_components else block.mean(-1))
+        series = torch.stack(rows)  # [time, n_out, basin(, nmul)]
+        if return_components:
+            comps = {n: series[:, i] for i, n in enumerate(OUTPUT_NAMES)}
+            outputs = {n: v.mean(-1) for n, v in comps.items()}
+        else:
+            comps = None
+            outputs = {n: series[:, i] for i, n in enumerate(OUTPUT_NAMES)}
+        final = dict(zip(HBV_STATES, st))
+        return HBVResult(outputs=outputs, final_state=final, components=comps)

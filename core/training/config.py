@@ -1,0 +1,165 @@
+"""The typed run configuration (pydantic), read from and written to YAML.
+
+Defaults follow the δ-model protocol of Feng et al. (2022): train 1981-10-01..1995-09-30 (the
+Caravan series start in 1981, so the first training year acts as spin-up inside the sampled
+windows), test 1995-10-01..2010-09-30 with states warmed up over the training period, batch 100
+basins × (365 warm-up + 365) days, LSTM hidden 256, loss α = 0.25.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..models.registry import VARIANTS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the data come from and which basins/periods are used."""
+
+    root: str | None = Field(None, description="data root; None: $HYDROLENS_DATA_ROOT or ../shared/data")
+    source: Literal["caravan", "daymet", "maurer", "maurer_extended", "nldas"] = "caravan"
+    basins: list[str] | int | None = Field(
+        None, description="gauge ids, a count n (n basins spread over CONUS), or None for all")
+    train_start: dt.date = dt.date(1981, 10, 1)
+    train_end: dt.date = dt.date(1995, 9, 30)
+    test_start: dt.date = dt.date(1995, 10, 1)
+    test_end: dt.date = dt.date(2010, 9, 30)
+
+    @field_validator("basins")
+    @classmethod
+    def _basins(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("basins as a count must be ≥ 1")
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("basins list is empty")
+            v = [str(b).strip().zfill(8) for b in v]
+        return v
+
+    @model_validator(mode="after")
+    def _periods(self):
+        if not self.train_start < self.train_end:
+            raise ValueError(f"train_start {self.train_start} must be before train_end {self.train_end}")
+        if not self.test_start < self.test_end:
+            raise ValueError(f"test_start {self.test_start} must be before test_end {self.test_end}")
+        if self.test_start <= self.train_end:
+            raise ValueError(f"test period ({self.test_start}) must start after the training period "
+                             f"ends ({self.train_end})")
+        return self
+
+
+class ModelConfig(_Strict):
+    """Which δ variant and how big."""
+
+    variant: str = "delta_n"
+    nmul: int | None = Field(None, ge=1, description="HBV components n; None: the variant's default")
+    hidden: int = Field(256, ge=1, description="LSTM hidden size")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v):
+        if v not in VARIANTS:
+            raise ValueError(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
+        return v
+
+
+class OptimConfig(_Strict):
+    """Training loop settings."""
+
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(100, ge=1, description="basins per mini-batch")
+    rho: int = Field(365, ge=1, description="days with loss per window")
+    warmup: int = Field(365, ge=0, description="spin-up days per window (no loss)")
+    iters_per_epoch: int | None = Field(None, ge=1, description="None: dPL rule (each day drawn with p=0.99)")
+    optimizer: Literal["adadelta", "adam"] = "adadelta"
+    lr: float | None = Field(None, gt=0, description="None: 1.0 for Adadelta, 1e-3 for Adam")
+    alpha: float = Field(0.25, ge=0.0, le=1.0, description="weight of the low-flow term of the loss")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="CPU threads; None: all cores")
+    keep_checkpoints: int = Field(5, ge=1, description="epoch checkpoints kept (last.pt always)")
+    eval_basin_chunk: int = Field(64, ge=1, description="basins per forward pass in evaluation")
+
+
+class RunConfig(_Strict):
+    """A whole run: what `hydrolens train` reads from YAML and saves as the run's config.yaml."""
+
+    preset: str | None = None
+    name: str | None = None
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: OptimConfig = OptimConfig()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RunConfig":
+        """Read a YAML config.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ConfigError: invalid YAML or values (names the file and the offending fields).
+        """
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> "RunConfig":
+        """Validate a plain dict (raises ConfigError naming the fields)."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+            raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the fields."""
+
+
+PRESETS: dict[str, dict] = {
+    # ≥ 50 basins spread over CONUS, trains in ≤ 15 min on 2 CPU cores
+    "demo": {
+        "preset": "demo",
+        "data": {"basins": 50},
+        "model": {"variant": "delta_n", "nmul": 4, "hidden": 64},
+        "train": {"epochs": 8, "batch_size": 50, "iters_per_epoch": 25,
+                  "optimizer": "adam", "lr": 0.005},
+    },
+    # all basins of the data root (432 Caravan CAMELS basins here), paper settings
+    "camels432": {
+        "preset": "camels432",
+        "data": {"basins": None},
+        "model": {"variant": "delta_n", "nmul": 16, "hidden": 256},
+        "train": {"epochs": 50, "batch_size": 100},
+    },
+}
+
+
+def preset_config(name: str) -> RunConfig:
+    """The RunConfig of a named preset.
+
+    Raises:
+        ConfigError: unknown preset (lists the known ones).
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return RunConfig.from_dict(PRESETS[name], source=f"preset {name}")

@@ -1,0 +1,103 @@
+"""Turning a RunConfig into model-ready arrays (shared by training, evaluation and prediction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..datasets.loader import load_dataset
+from ..datasets.normalize import Normalizer
+from ..physics import FORCING_NAMES
+from .config import RunConfig
+
+DYNAMIC_INPUTS: tuple[str, ...] = FORCING_NAMES  # P, T, PET feed both g_A and the HBV
+
+
+def static_attribute_names(ds: xr.Dataset) -> list[str]:
+    """Names of the static learner inputs recorded by the reader in ``ds.attrs``."""
+    names = ds.attrs["static_attributes"]
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n]
+    return list(names)
+
+
+@dataclass
+class Prepared:
+    """Arrays for one set of basins over one contiguous period.
+
+    Attributes:
+        ds: the source dataset (basin, time).
+        forcing: physical HBV forcing [time, basin, 3] (P mm/d, T °C, PET mm/d), float32.
+        x_dyn: normalised learner inputs [time, basin, 3], float32.
+        x_static: normalised attributes [basin, n_static], float32.
+        q_obs: observed streamflow [time, basin] (mm/d, NaN missing), float32.
+        time: DatetimeIndex of the period.
+        basins: gauge ids.
+    """
+
+    ds: xr.Dataset
+    forcing: np.ndarray
+    x_dyn: np.ndarray
+    x_static: np.ndarray
+    q_obs: np.ndarray
+    time: pd.DatetimeIndex
+    basins: list[str]
+
+    def index_of(self, date) -> int:
+        """Position of ``date`` in ``time``; raises ValueError if outside the period."""
+        ts = pd.Timestamp(date)
+        if ts < self.time[0] or ts > self.time[-1]:
+            raise ValueError(f"{ts.date()} is outside the loaded period "
+                             f"{self.time[0].date()}..{self.time[-1].date()}")
+        return int(self.time.get_loc(ts))
+
+
+def load_for_config(cfg: RunConfig, start=None, end=None, basins=None) -> xr.Dataset:
+    """Load the dataset the config names, over ``start..end`` (default: train_start..test_end)."""
+    d = cfg.data
+    return load_dataset(
+        root=d.root,
+        basins=d.basins if basins is None else basins,
+        source=d.source,
+        start=str(start or d.train_start),
+        end=str(end or d.test_end),
+    )
+
+
+def fit_normalizer(cfg: RunConfig, ds: xr.Dataset) -> Normalizer:
+    """Normalisation statistics over the training period and the training basins only."""
+    return Normalizer.fit(ds, list(DYNAMIC_INPUTS), static_attribute_names(ds),
+                          start=str(cfg.data.train_start), end=str(cfg.data.train_end))
+
+
+def prepare(ds: xr.Dataset, norm: Normalizer) -> Prepared:
+    """Model-ready arrays of ``ds`` normalised with ``norm``.
+
+    Raises:
+        ValueError: NaN in forcing (names variable, basins, first date) or attributes.
+    """
+    missing = [v for v in (*DYNAMIC_INPUTS, "Q") if v not in ds]
+    if missing:
+        raise ValueError(f"dataset lacks variables {missing} (has {list(ds.data_vars)})")
+    x_dyn = norm.transform_dynamic(ds)  # raises on NaN forcing
+    forcing = np.stack([ds[v].transpose("time", "basin").values for v in DYNAMIC_INPUTS],
+                       axis=-1).astype(np.float32)
+    return Prepared(
+        ds=ds,
+        forcing=forcing,
+        x_dyn=x_dyn,
+        x_static=norm.transform_static(ds),
+        q_obs=ds["Q"].transpose("time", "basin").values.astype(np.float32),
+        time=pd.DatetimeIndex(ds.time.values),
+        basins=[str(b) for b in ds.basin.values],
+    )
+
+
+def save_normalizer(norm: Normalizer, path: Path) -> None:
+    from ..runs.io import write_text_atomic
+
+    write_text_atomic(path, norm.to_json())

@@ -1,0 +1,208 @@
+"""Training loop of the δ models: warm-up windows, the paper's loss, checkpoints every epoch.
+
+A run directory (core.runs) receives config.yaml, normalization.json, train_log.csv,
+checkpoints/epoch_NNN.pt + last.pt (all written atomically, so a killed run can be resumed from
+its last finished epoch) and a status.json that the CLI and the explorer poll.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..datasets.normalize import Normalizer
+from ..datasets.sampler import WindowSampler
+from ..models import DeltaModel, get_variant
+from ..runs import Run, atomic_write
+from .config import RunConfig
+from .data import DYNAMIC_INPUTS, Prepared, fit_normalizer, load_for_config, prepare, save_normalizer
+from .losses import rmse_comb_loss
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU.
+
+    Raises:
+        RuntimeError: ``cuda`` requested but not available.
+    """
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def build_model(cfg: RunConfig, n_dynamic: int, n_static: int) -> DeltaModel:
+    """The DeltaModel described by ``cfg.model``."""
+    v = get_variant(cfg.model.variant)
+    return DeltaModel(
+        n_dynamic=n_dynamic,
+        n_static=n_static,
+        nmul=cfg.model.nmul or v.nmul,
+        dynamic=v.dynamic,
+        use_gamma=v.use_gamma,
+        hidden=cfg.model.hidden,
+        dropout=cfg.model.dropout,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _torch_save_atomic(obj, path: Path) -> None:
+    def write(tmp: Path) -> None:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        tmp.write_bytes(buf.getvalue())
+
+    atomic_write(path, write)
+
+
+def load_model(run: Run, n_dynamic: int | None = None, n_static: int | None = None,
+               checkpoint: str = "last.pt", device: torch.device | None = None) -> tuple[DeltaModel, RunConfig, Normalizer]:
+    """Rebuild a trained model from its run directory.
+
+    Raises:
+        FileNotFoundError: the run has no checkpoint yet (names the path).
+    """
+    cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
+    norm = Normalizer.load(run.normalization_path)
+    path = run.checkpoint_dir / checkpoint
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: the run has not finished an epoch yet")
+    model = build_model(cfg, n_dynamic or len(norm.dynamic), n_static or len(norm.static))
+    state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return model.to(device or "cpu"), cfg, norm
+
+
+class Trainer:
+    """Trains ``cfg``'s model into ``run``.
+
+    Args:
+        cfg: the run configuration (saved as config.yaml).
+        run: the run directory.
+        data: training arrays (default: loaded from ``cfg``); its time axis must cover the
+            training period.
+        progress: show a tqdm bar.
+    """
+
+    def __init__(self, cfg: RunConfig, run: Run, data: Prepared | None = None, progress: bool = True):
+        self.cfg, self.run, self.progress = cfg, run, progress
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = select_device(t.device)
+        if data is None:
+            ds = load_for_config(cfg, end=cfg.data.train_end)
+            norm = fit_normalizer(cfg, ds)
+            save_normalizer(norm, run.normalization_path)
+            data = prepare(ds.sel(time=slice(str(cfg.data.train_start), str(cfg.data.train_end))), norm)
+        self.data = data
+        # the saved config names the resolved basins, so evaluation and reruns use exactly these
+        cfg.data.basins = list(data.basins)
+        run.write_config(cfg.to_dict())
+        seed_everything(t.seed)
+        self.model = build_model(cfg, len(DYNAMIC_INPUTS), data.x_static.shape[1]).to(self.device)
+        lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
+        opt_cls = torch.optim.Adadelta if t.optimizer == "adadelta" else torch.optim.Adam
+        self.optimizer = opt_cls(self.model.parameters(), lr=lr)
+        self.sampler = WindowSampler(data.q_obs, t.warmup, t.rho, t.batch_size, seed=t.seed)
+        self.iters = t.iters_per_epoch or self.sampler.iterations_per_epoch()
+        self.start_epoch = 0
+        self._resume()
+
+    # checkpoints ----------------------------------------------------------------------------
+    def _resume(self) -> None:
+        last = self.run.checkpoint_dir / "last.pt"
+        if not last.exists():
+            return
+        state = torch.load(last, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.rng.bit_generator.state = state["sampler_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.start_epoch = int(state["epoch"])
+
+    def _checkpoint(self, epoch: int) -> None:
+        ckdir = self.run.checkpoint_dir
+        ckdir.mkdir(parents=True, exist_ok=True)
+        model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        _torch_save_atomic({"model": model_state, "epoch": epoch}, ckdir / f"epoch_{epoch:03d}.pt")
+        _torch_save_atomic(
+            {
+                "model": model_state,
+                "optimizer": self.optimizer.state_dict(),
+                "sampler_rng": self.sampler.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "epoch": epoch,
+            },
+            ckdir / "last.pt",
+        )
+        keep = self.cfg.train.keep_checkpoints
+        for old in sorted(ckdir.glob("epoch_*.pt"))[:-keep]:
+            old.unlink(missing_ok=True)
+
+    # loop -----------------------------------------------------------------------------------
+    def _batch(self):
+        s, d, dev = self.sampler, self.data, self.device
+        b, st = s.sample()
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        return (as_t(s.gather(d.x_dyn, b, st)), as_t(d.x_static[b]), as_t(s.gather(d.forcing, b, st)),
+                as_t(s.gather(d.q_obs, b, st)[s.warmup:]))
+
+    def step(self) -> float:
+        """One optimisation step on a fresh mini-batch; returns the loss."""
+        x, xs, f, q = self._batch()
+        out = self.model(x, xs, f, warmup=self.sampler.warmup)
+        loss = rmse_comb_loss(out.outputs["Q_sim"], q, alpha=self.cfg.train.alpha)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("loss became non-finite; lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss)
+
+    def fit(self) -> Run:
+        """Train for the configured epochs (continuing after the last checkpoint)."""
+        t = self.cfg.train
+        run = self.run
+        run.update_status(state="training", epoch=self.start_epoch, epochs=t.epochs,
+                          n_basins=len(self.data.basins), device=str(self.device),
+                          iters_per_epoch=self.iters, message="training", pid=os.getpid())
+        self.model.train()
+        try:
+            for epoch in range(self.start_epoch + 1, t.epochs + 1):
+                t0 = time.perf_counter()
+                losses = []
+                bar = tqdm(range(self.iters), desc=f"epoch {epoch}/{t.epochs}", disable=not self.progress,
+                           leave=False, dynamic_ncols=True)
+                last_status = t0
+                for it in bar:
+                    losses.append(self.step())
+                    bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+                    if time.perf_counter() - last_status > 5:
+                        last_status = time.perf_counter()
+                        run.update_status(iteration=it + 1, loss=float(np.mean(losses)))
+                secs = time.perf_counter() - t0
+                loss = float(np.mean(losses))
+                self._checkpoint(epoch)
+                run.append_train_log({"epoch": epoch, "loss": loss, "seconds": round(secs, 2)})
+                run.update_status(epoch=epoch, loss=loss, iteration=self.iters,
+                                  message=f"epoch {epoch}/{t.epochs} loss {loss:.4f} ({secs:.0f} s)")
+                if self.progress:
+                    tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}  {secs:.1f} s")
+        except BaseException as e:
+            run.update_status(state="failed", message=f"{type(e).__name__}: {e}")
+            raise
+        return run

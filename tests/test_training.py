@@ -1,0 +1,101 @@
+"""Loss, sampler, config validation, atomic checkpoints and the run store (no data needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.datasets.sampler import WindowSampler
+from core.runs import RunNotFoundError, RunStore, write_json_atomic
+from core.training import ConfigError, RunConfig, preset_config, rmse_comb_loss
+
+
+def test_loss_by_hand():
+    sim = torch.tensor([[1.0], [2.0], [4.0]])
+    obs = torch.tensor([[1.0], [float("nan")], [2.0]])
+    t = lambda q: math.log10(math.sqrt(q + 1e-6) + 0.1)  # noqa: E731
+    rmse1 = math.sqrt((0 + 4) / 2)
+    rmse2 = math.sqrt(((t(1) - t(1)) ** 2 + (t(4) - t(2)) ** 2) / 2)
+    expected = 0.75 * rmse1 + 0.25 * rmse2
+    assert float(rmse_comb_loss(sim, obs, alpha=0.25)) == pytest.approx(expected, rel=1e-6)
+    sim.requires_grad_()
+    rmse_comb_loss(sim, obs).backward()
+    assert sim.grad[1, 0] == 0  # a missing day carries no gradient
+    assert torch.isfinite(sim.grad).all()
+
+
+def test_sampler_skips_windows_without_observations():
+    nt, nb = 100, 3
+    q = np.full((nt, nb), np.nan, dtype=np.float32)
+    q[90:, 0] = 1.0  # basin 0 observed only at the very end
+    q[:, 1] = 1.0  # basin 1 always observed; basin 2 never
+    s = WindowSampler(q, warmup=20, rho=30, batch_size=5, seed=0)
+    assert set(s.basins.tolist()) == {0, 1}
+    assert s.batch_size == 2
+    for _ in range(50):
+        b, st = s.sample()
+        for bi, si in zip(b, st):
+            target = q[si + 20: si + 50, bi]
+            assert np.isfinite(target).any()
+    win = s.gather(np.arange(nt * nb).reshape(nt, nb), np.array([1]), np.array([7]))
+    assert win.shape == (50, 1) and win[0, 0] == 7 * nb + 1
+    with pytest.raises(ValueError, match="shorter than warm-up"):
+        WindowSampler(q[:40], warmup=20, rho=30, batch_size=2)
+
+
+def test_iterations_per_epoch_rule():
+    q = np.ones((5113, 50), dtype=np.float32)
+    s = WindowSampler(q, warmup=365, rho=365, batch_size=50)
+    frac = 50 * 365 / (5113 * 50)
+    assert s.iterations_per_epoch() == math.ceil(math.log(0.01) / math.log(1 - frac))
+
+
+def test_config_validation_names_the_field(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("model:\n  variant: delta_x\ntrain:\n  epochs: 0\n")
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_yaml(p)
+    msg = str(e.value)
+    assert "bad.yaml" in msg and "model.variant" in msg and "train.epochs" in msg
+    p.write_text("data:\n  train_start: 2000-01-01\n  train_end: 1999-01-01\n")
+    with pytest.raises(ConfigError, match="train_start"):
+        RunConfig.from_yaml(p)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset_config("nope")
+    cfg = preset_config("demo")
+    assert cfg.data.basins == 50 and cfg.model.variant == "delta_n"
+    again = RunConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+
+
+def test_run_store_roundtrip_and_errors(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    assert store.list() == []
+    run = store.create("demo")
+    run.update_status(state="training", epoch=1)
+    run.write_config(preset_config("demo").to_dict())
+    info = store.list()[0]
+    assert info.run_id == run.run_id and info.state == "training" and info.variant == "delta_n"
+    with pytest.raises(RunNotFoundError, match=run.run_id):
+        store.get("missing-run")
+    with pytest.raises(ValueError, match="state"):
+        run.update_status(state="bogus")
+    with pytest.raises(FileNotFoundError, match="hydrolens evaluate"):
+        run.metrics()
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "status.json"
+    write_json_atomic(target, {"a": 1})
+
+    class Boom:
+        def __repr__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(Exception):
+        write_json_atomic(target, {"a": Boom()})
+    assert target.read_text().strip().startswith("{") and '"a": 1' in target.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temp file left
