@@ -82,7 +82,14 @@ def train(
             cfg.train.epochs = epochs
         t0 = time.perf_counter()
         typer.echo(f"run {run.run_id} -> {run.path}")
-        trainer = Trainer(cfg, run, progress=progress)
+        try:
+            trainer = Trainer(cfg, run, progress=progress)
+        except BaseException:
+            if not resume:  # nothing was trained: don't leave a broken run behind
+                import shutil
+
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise
         typer.echo(f"{len(trainer.data.basins)} basins, {cfg.model.variant}, device {trainer.device}, "
                    f"{trainer.iters} iterations/epoch, epochs {trainer.start_epoch + 1}..{cfg.train.epochs}")
         trainer.fit()

@@ -18,7 +18,6 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from core.datasets import (
     FENG2022_ATTRIBUTES,
@@ -134,7 +133,8 @@ def test_basin_not_found_error_message():
 # -- CAMELS-US text formats ------------------------------------------------------------
 
 DAYMET_HEADER = "Year Mnth Day Hr dayl(s) prcp(mm/day) srad(W/m2) swe(mm) tmax(C) tmin(C) vp(Pa)"
-NLDAS_HEADER = "Year Mnth Day Hr\tDayl(s)\tPRCP(mm/day)\tSRAD(W/m2)\tSWE(mm)\tTmax(C)\tTmin(C)\tVp(Pa)"
+NLDAS_HEADER = ("Year Mnth Day Hr\tDayl(s)\tPRCP(mm/day)\tSRAD(W/m2)\tSWE(mm)\tTmax(C)\tTmin(C)"
+                "\tVp(Pa)")
 ROWS = [
     "2000 01 01 12\t31185.97\t0.00\t189.56\t0.00\t-2.36\t-14.36\t202.51",
     "2000 01 02 12\t31302.05\t0.00\t200.48\t0.00\t4.81\t-8.61\t319.42",
@@ -182,7 +182,8 @@ def test_malformed_forcing_header_raises_naming_file(tmp_path):
         parse_forcing_file(no_head)
     # wrong unit in the header
     with pytest.raises(DataFormatError, match="tmax"):
-        parse_forcing_file(write_forcing(tmp_path / "k.txt", DAYMET_HEADER.replace("tmax(C)", "tmax(K)")))
+        parse_forcing_file(write_forcing(tmp_path / "k.txt",
+                                         DAYMET_HEADER.replace("tmax(C)", "tmax(K)")))
     # a short row
     with pytest.raises(DataFormatError, match="fewer"):
         parse_forcing_file(write_forcing(tmp_path / "s.txt", rows=ROWS[:2] + ["2000 01 03 12 1.0"]))
@@ -243,13 +244,14 @@ def make_fake_root(tmp_path: Path) -> Path:
         "frac_forest", "lai_max", "lai_diff", "gvf_max", "gvf_diff", "dom_land_cover_frac")} | {
         "dom_land_cover": ["    Mixed Forests", "    Croplands", "    Mixed Forests"],
         "root_depth_50": [None, 0.2, 0.4]})
-    write_forcing(root / "camels_us/basin_mean_forcing/daymet/01/01022500_lump_cida_forcing_leap.txt")
+    write_forcing(root / "camels_us/basin_mean_forcing/daymet/01"
+                  / "01022500_lump_cida_forcing_leap.txt")
     write_streamflow(root / "camels_us/usgs_streamflow/01/01022500_streamflow_qc.txt")
     # Caravan: two basins with different date ranges
     cdir = root / "caravan/timeseries/netcdf/camels"
     cdir.mkdir(parents=True)
     write_caravan(cdir / "camels_01022500.nc", "2000-01-01", 5)
-    write_caravan(cdir / "camels_01547700.nc", "2000-01-03", 4)
+    write_caravan(cdir / "camels_01547700.nc", "2000-01-03", 5)
     (root / "caravan/attributes/camels").mkdir(parents=True)
     (root / "caravan/attributes/camels/attributes_other_camels.csv").write_text(
         "gauge_id,gauge_name,country,gauge_lat,gauge_lon,area\n"
@@ -349,11 +351,13 @@ def test_fake_caravan_alignment_and_errors(tmp_path):
     for v in ("P", "T", "PET", "Q"):
         assert ds[v].dtype == np.float32 and ds[v].dims == ("basin", "time")
     b = ds.sel(basin="01547700")
+    # values written are day index + 10 * variable index (P=0, T=1, PET=2, Q=3), packed
+    # as int32 with scale_factor 0.01 and _FillValue on the second streamflow day
     assert np.isnan(b["P"].values[:2]).all() and b["P"].values[2] == pytest.approx(0.0)
-    assert b["P"].values[3] == pytest.approx(0.01)
+    assert b["P"].values[3] == pytest.approx(1.0) and b["PET"].values[6] == pytest.approx(24.0)
     a = ds.sel(basin="01022500")
-    assert np.isnan(a["P"].values[5:]).all() and a["T"].values[0] == pytest.approx(0.1)
-    assert np.isnan(a["Q"].values[1]) and a["Q"].values[2] == pytest.approx(0.32)
+    assert np.isnan(a["P"].values[5:]).all() and a["T"].values[0] == pytest.approx(10.0)
+    assert np.isnan(a["Q"].values[1]) and a["Q"].values[2] == pytest.approx(32.0)
     assert ds["P"].attrs["units"] == "mm d-1" and ds["T"].attrs["units"] == "degC"
     # with CAMELS attributes joined
     full = load_caravan(root, start="2000-01-02", end="2000-01-04")
@@ -456,16 +460,16 @@ def test_camels_us_forcing_sources():
 
 @data_test
 def test_static_attributes_real():
-    ds = load_dataset(basins=["01022500", "01013500"], start="2000-01-01", end="2000-01-10")
+    ds = load_dataset(basins=["01022500", "02196000"], start="2000-01-01", end="2000-01-10")
     names = attr_list(ds, "static_attributes")
     assert names == list(FENG2022_ATTRIBUTES) and len(names) == 35
     for n in names:
         assert ds[n].dims == ("basin",) and ds[n].dtype == np.float32
         assert not np.isnan(ds[n].values).any(), n
-    # 01013500 has root_depth_50 = NA -> median over all 671 basins
+    # 02196000 has root_depth_50 = NA -> median over all 671 basins
     table = read_camels_attributes(DATA)
     med = table["root_depth_50"].median()
-    assert float(ds["root_depth_50"].sel(basin="01013500")) == pytest.approx(med, rel=1e-6)
+    assert float(ds["root_depth_50"].sel(basin="02196000")) == pytest.approx(med, rel=1e-6)
     assert "root_depth_50" in attr_list(ds, "filled_attributes")
     for s in ("baseflow_index", "q_mean", "runoff_ratio"):
         assert s in ds and s not in names
@@ -486,7 +490,8 @@ def test_categorical_codes_stable():
     for n in ("dom_land_cover", "geol_1st_class", "geol_2nd_class"):
         assert one.loc["01022500", n] == many.loc["01022500", n]
     assert levels["dom_land_cover"][int(one.loc["01022500", "dom_land_cover"])] == "Mixed Forests"
-    assert levels["geol_1st_class"][int(one.loc["01022500", "geol_1st_class"])] == "Acid plutonic rocks"
+    geol = levels["geol_1st_class"][int(one.loc["01022500", "geol_1st_class"])]
+    assert geol == "Acid plutonic rocks"
     full = static_attributes(DATA)
     assert len(full) == 671 and not full.isna().any().any()
     assert (full["geol_2nd_class"] == MISSING_CATEGORY_CODE).sum() == 138
@@ -540,7 +545,8 @@ def test_load_all_caravan_basins_timing():
     print(f"\nload_dataset() of all Caravan basins: {ds.sizes['basin']} basins x "
           f"{ds.sizes['time']} days in {elapsed:.2f} s")
     assert ds.sizes["basin"] == 432 and ds.sizes["time"] == 10865
-    assert str(ds.time.values[0])[:10] == "1981-01-01" and str(ds.time.values[-1])[:10] == "2010-09-30"
+    assert str(ds.time.values[0])[:10] == "1981-01-01"
+    assert str(ds.time.values[-1])[:10] == "2010-09-30"
     assert elapsed < 30
     for v in ("P", "T", "PET", "Q"):
         assert ds[v].dtype == np.float32 and {"units", "long_name", "source"} <= set(ds[v].attrs)

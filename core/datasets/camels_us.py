@@ -134,7 +134,8 @@ def _read_attribute_file(path: Path, part: str) -> pd.DataFrame:
         df = pd.read_csv(path, sep=";", dtype={"gauge_id": str, "huc_02": str},
                          keep_default_na=False, na_values=["NA", ""])
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{path}: not a ';'-separated CAMELS attribute table ({exc}).") from exc
+        raise DataFormatError(
+            f"{path}: not a ';'-separated CAMELS attribute table ({exc}).") from exc
     expected = ("gauge_id",) + _REQUIRED_COLUMNS[part]
     missing = [c for c in expected if c not in df.columns]
     if missing:
@@ -435,18 +436,20 @@ def parse_forcing_file(path: str | Path) -> pd.DataFrame:
     with path.open("r", encoding="ascii", errors="replace") as fh:
         head = [fh.readline() for _ in range(4)]
     meta = {}
-    for i, key in enumerate(("latitude", "elevation_m", "area_m2")):
+    labels = {"latitude": "latitude", "elevation_m": "elevation (m)", "area_m2": "area (m2)"}
+    for i, key in enumerate(labels):
         try:
             meta[key] = float(head[i].strip())
         except ValueError:
             raise DataFormatError(
-                f"{path}: line {i + 1} should be the basin {key.replace('_m2', ' (m2)').replace('_m', ' (m)')}"
-                f" as a single number (CAMELS-US forcing: 3 header lines latitude, elevation m, "
-                f"area m2, then the column header row '{_FORCING_HEADER}'); found "
+                f"{path}: line {i + 1} should be the basin {labels[key]} as a single number "
+                f"(CAMELS-US forcing: 3 header lines latitude, elevation m, area m2, then the "
+                f"column header row '{_FORCING_HEADER}'); found "
                 f"{head[i].strip()!r}.") from None
     tokens = head[3].split()
     lowered = [t.lower() for t in tokens]
-    expected_tokens = ["year", "mnth", "day", "hr"] + [f"{k}({u})" for k, u in _FORCING_COLUMNS.items()]
+    expected_tokens = ["year", "mnth", "day", "hr"] + [
+        f"{k}({u})" for k, u in _FORCING_COLUMNS.items()]
     if sorted(lowered) != sorted(expected_tokens) or lowered[:4] != expected_tokens[:4]:
         raise DataFormatError(
             f"{path}: unexpected column header row. Expected (case-insensitive) "

@@ -28,6 +28,7 @@ file header, not by ``area_gages2``; e.g. for 01022500 Caravan Q is 2.4 % lower 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,11 +39,10 @@ import pandas as pd
 import xarray as xr
 
 from .schema import (
-    DataFormatError,
     BasinNotFoundError,
+    DataFormatError,
     daily_time_axis,
     dynamic_dataset,
-    pad_gauge_id,
     pad_gauge_ids,
     units_match,
     VARIABLES,
@@ -77,7 +77,8 @@ _CARAVAN_ORIGIN = {
     "P": "ERA5-Land", "T": "ERA5-Land", "PET": "ERA5-Land", "Q": "USGS observed (CAMELS-US)",
 }
 _FILE_RE = re.compile(r"^camels_(\d{8})\.nc$")
-_DAYS_SINCE = re.compile(r"^\s*days\s+since\s+(\d{4}-\d{1,2}-\d{1,2})(?:[ T]00:00(?::00)?(?:\.0*)?)?\s*Z?\s*$")
+_DAYS_SINCE = re.compile(
+    r"^\s*days\s+since\s+(\d{4}-\d{1,2}-\d{1,2})(?:[ T]00:00(?::00)?(?:\.0*)?)?\s*Z?\s*$")
 _ATTR_COLUMNS = ("gauge_id", "gauge_name", "gauge_lat", "gauge_lon", "area")
 
 
@@ -141,6 +142,12 @@ def read_caravan_attributes(root: str | Path) -> pd.DataFrame:
     return df.set_index("gauge_id")
 
 
+@functools.lru_cache(maxsize=64)
+def _days_since_origin(units: str) -> np.datetime64 | None:
+    m = _DAYS_SINCE.match(units)
+    return np.datetime64(pd.Timestamp(m.group(1)).date(), "D") if m else None
+
+
 def _parse_time(path: Path, var) -> np.ndarray:
     """Return the ``date`` variable as datetime64[D]."""
     units = getattr(var, "units", None)
@@ -148,9 +155,9 @@ def _parse_time(path: Path, var) -> np.ndarray:
     if units is None:
         raise DataFormatError(f"{path}: variable 'date' has no units attribute; expected "
                               f"'days since YYYY-MM-DD'.")
-    m = _DAYS_SINCE.match(str(units))
-    if m and np.issubdtype(raw.dtype, np.integer):
-        return np.datetime64(pd.Timestamp(m.group(1)).date(), "D") + raw.astype("timedelta64[D]")
+    origin = _days_since_origin(str(units))
+    if origin is not None and np.issubdtype(raw.dtype, np.integer):
+        return origin + raw.astype("timedelta64[D]")
     try:
         cal = getattr(var, "calendar", "standard")
         dt = netCDF4.num2date(raw, str(units), calendar=cal, only_use_cftime_datetimes=False,
@@ -168,18 +175,17 @@ def _unpack(var) -> np.ndarray:
     raw = np.asarray(var[:])
     out = raw.astype(np.float64)
     bad = np.zeros(raw.shape, dtype=bool)
+    attrs = set(var.ncattrs())
     for key in ("_FillValue", "missing_value"):
-        fv = getattr(var, key, None)
-        if fv is not None:
-            bad |= np.isin(raw, np.atleast_1d(np.asarray(fv, dtype=raw.dtype)))
+        if key in attrs:
+            for fv in np.atleast_1d(np.asarray(var.getncattr(key), dtype=raw.dtype)):
+                bad |= raw == fv
     if np.issubdtype(raw.dtype, np.floating):
         bad |= np.isnan(raw)
-    scale = getattr(var, "scale_factor", None)
-    offset = getattr(var, "add_offset", None)
-    if scale is not None:
-        out *= float(scale)
-    if offset is not None:
-        out += float(offset)
+    if "scale_factor" in attrs:
+        out *= float(var.getncattr("scale_factor"))
+    if "add_offset" in attrs:
+        out += float(var.getncattr("add_offset"))
     out[bad] = np.nan
     return out.astype(np.float32)
 

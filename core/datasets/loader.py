@@ -22,9 +22,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .camels_us import FORCING_SOURCES, list_camels_us_basins, load_camels_us, read_camels_attributes
+from .camels_us import (
+    FORCING_SOURCES,
+    list_camels_us_basins,
+    load_camels_us,
+    read_camels_attributes,
+)
 from .caravan import caravan_timeseries_dir, list_caravan_basins, load_caravan
 from .paths import resolve_data_root
+from .pet import PET_METHODS, apply_pet
 from .schema import BasinNotFoundError, pad_gauge_ids
 
 __all__ = ["SOURCES", "available_basins", "load_dataset", "parse_basins", "select_basins"]
@@ -125,7 +131,7 @@ def select_basins(basins: int | str | Iterable[str | int] | None, available: Seq
 
 def load_dataset(root: str | Path | None = None,
                  basins: int | str | Iterable[str | int] | None = None,
-                 source: str = "caravan", start=None, end=None) -> xr.Dataset:
+                 source: str = "caravan", start=None, end=None, pet: str = "source") -> xr.Dataset:
     """Load a HydroLens dataset (one entry point for every source).
 
     Args:
@@ -137,6 +143,8 @@ def load_dataset(root: str | Path | None = None,
             CAMELS-US v2.0 attributes on the 8-digit id) or ``"camels_us[/<forcing>]"`` (raw
             CAMELS-US time series; forcing ``daymet`` by default, Hargreaves PET).
         start, end: inclusive dates (str/datetime); default = the files' full range.
+        pet: ``"source"`` (the files' PET) or ``"oudin"`` (computed from T and latitude, see
+            :mod:`core.datasets.pet`; the original is kept as ``PET_source``).
 
     Returns:
         ``xarray.Dataset`` with dims ``(basin, time)``: float32 ``P``, ``T``, ``PET``, ``Q``
@@ -152,6 +160,8 @@ def load_dataset(root: str | Path | None = None,
     """
     root = resolve_data_root(root)
     kind, forcing = _parse_source(source)
+    if pet not in PET_METHODS:
+        raise ValueError(f"unknown PET method {pet!r}; expected one of {PET_METHODS}")
     if kind == "caravan":
         avail = list_caravan_basins(root)
         where = f"Caravan time series ({caravan_timeseries_dir(root)})"
@@ -164,5 +174,7 @@ def load_dataset(root: str | Path | None = None,
         huc = table["huc_02"].to_dict()
     ids = select_basins(basins, avail, huc, where)
     if kind == "caravan":
-        return load_caravan(root, ids, start, end)
-    return load_camels_us(root, ids, forcing, start, end)
+        ds = load_caravan(root, ids, start, end)
+    else:
+        ds = load_camels_us(root, ids, forcing, start, end)
+    return apply_pet(ds, pet)

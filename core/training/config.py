@@ -26,13 +26,26 @@ class DataConfig(_Strict):
     """Where the data come from and which basins/periods are used."""
 
     root: str | None = Field(None, description="data root; None: $HYDROLENS_DATA_ROOT or ../shared/data")
-    source: Literal["caravan", "daymet", "maurer", "maurer_extended", "nldas"] = "caravan"
+    source: str = Field("caravan", description="caravan or camels_us/<daymet|maurer|maurer_extended|nldas>")
+    pet: Literal["source", "oudin"] = Field(
+        "oudin", description="PET fed to the model: the source's own, or Oudin (2005) from T and latitude "
+        "(default: Caravan's ERA5-Land PET is ~5x CAMELS pet_mean; see core.datasets.pet)")
     basins: list[str] | int | None = Field(
         None, description="gauge ids, a count n (n basins spread over CONUS), or None for all")
     train_start: dt.date = dt.date(1981, 10, 1)
     train_end: dt.date = dt.date(1995, 9, 30)
     test_start: dt.date = dt.date(1995, 10, 1)
     test_end: dt.date = dt.date(2010, 9, 30)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v):
+        from ..datasets.loader import SOURCES
+
+        v = "camels_us/daymet" if v == "camels_us" else v
+        if v not in SOURCES:
+            raise ValueError(f"unknown source {v!r}; known: {', '.join(SOURCES)}")
+        return v
 
     @field_validator("basins")
     @classmethod

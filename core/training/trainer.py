@@ -171,7 +171,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     def fit(self) -> Run:
         """Train for the configured epochs (continuing after the last checkpoint)."""

@@ -1,0 +1,190 @@
+"""The explorer in headless Chromium: the map renders, a click on a basin shows its hydrograph.
+
+Needs Debian's Chromium (``apt-get install chromium`` -> /usr/bin/chromium, or the path in
+HYDROLENS_CHROMIUM) driven by the playwright Python package; no browser download.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_app import serve_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("HYDROLENS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+#: Marker size of a basin on the map (px); two points closer than this may hide each other.
+POINT_PX = 12
+
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set HYDROLENS_CHROMIUM)",
+                allow_module_level=True)
+
+# Screen positions of the basin points, read from the rendered Bokeh map: the plot view's own
+# scales turn data coordinates into canvas pixels; the canvas' page offset makes them clickable.
+POINTS_JS = """
+() => {
+  const doc = Bokeh.documents[0];
+  const fig = doc.get_model_by_name("hydrolens-map");
+  const source = doc.get_model_by_name("hydrolens-basins");
+  const view = Bokeh.index.find_one(fig);
+  const canvas = view.canvas_view.el.getBoundingClientRect();
+  const {x_scale, y_scale, bbox} = view.frame;
+  const data = source.data;
+  const column = (name) => (data instanceof Map ? data.get(name) : data[name]);
+  const basins = column("basin"), xs = column("x"), ys = column("y");
+  const points = [];
+  for (let i = 0; i < basins.length; i++) {
+    points.push({basin: basins[i],
+                 x: canvas.left + x_scale.compute(xs[i]),
+                 y: canvas.top + y_scale.compute(ys[i])});
+  }
+  return {points,
+          frame: {left: canvas.left + bbox.left, right: canvas.left + bbox.right,
+                  top: canvas.top + bbox.top, bottom: canvas.top + bbox.bottom},
+          selected: source.selected.indices.map((i) => basins[i])};
+}
+"""
+
+MAP_READY_JS = """
+() => {
+  if (!window.Bokeh || !Bokeh.documents.length) return false;
+  const fig = Bokeh.documents[0].get_model_by_name("hydrolens-map");
+  const view = fig && Bokeh.index.find_one(fig);
+  return view != null && view.has_finished();
+}
+"""
+
+HYDROGRAPH_JS = """
+() => {
+  const doc = Bokeh.documents[0];
+  const fig = doc.get_model_by_name("hydrolens-hydrograph");
+  const data = doc.get_model_by_name("hydrolens-series").data;
+  const column = (name) => (data instanceof Map ? data.get(name) : data[name]);
+  const q = Array.from(column("Q_obs"), (v) => (v == null ? NaN : Number(v)));
+  const s = Array.from(column("Q_sim"), (v) => (v == null ? NaN : Number(v)));
+  const sum = (a) => a.reduce((acc, v) => (Number.isFinite(v) ? acc + v : acc), 0);
+  return {title: fig.title.text, n: q.length, obs_sum: sum(q), sim_sum: sum(s)};
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def served_app(trained_run, tmp_path_factory):
+    """`panel serve explorer/app.py` over the trained run's store."""
+    log_path = tmp_path_factory.mktemp("browser_app") / "server.log"
+    with serve_app(trained_run.path.parent, log_path) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium through playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def pick_target(points: list[dict], frame: dict, current: list[str]) -> dict | None:
+    """The basin to click: not the selected one, inside the plot frame, farthest from the others.
+
+    Returns None when every candidate lies within `POINT_PX` of another point (too crowded).
+    """
+    def inside(p):
+        return frame["left"] + 5 < p["x"] < frame["right"] - 5 and \
+            frame["top"] + 5 < p["y"] < frame["bottom"] - 5
+
+    best, best_gap = None, -1.0
+    for p in points:
+        if p["basin"] in current or not inside(p):
+            continue
+        gap = min((math.dist((p["x"], p["y"]), (q["x"], q["y"]))
+                   for q in points if q is not p), default=math.inf)
+        if gap > best_gap:
+            best, best_gap = p, gap
+    return best if best is not None and best_gap > POINT_PX else None
+
+
+ZOOM_TO_BASINS_JS = """
+() => {
+  const doc = Bokeh.documents[0];
+  const fig = doc.get_model_by_name("hydrolens-map");
+  const data = doc.get_model_by_name("hydrolens-basins").data;
+  const column = (name) => (data instanceof Map ? data.get(name) : data[name]);
+  const xs = Array.from(column("x")), ys = Array.from(column("y"));
+  const pad = 30;  // km
+  fig.x_range.setv({start: Math.min(...xs) - pad, end: Math.max(...xs) + pad});
+  fig.y_range.setv({start: Math.min(...ys) - pad, end: Math.max(...ys) + pad});
+}
+"""
+
+
+def test_click_on_a_basin_shows_its_hydrograph(served_app, browser, trained_run, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    try:
+        page.goto(served_app.url, wait_until="load")
+        page.wait_for_function(MAP_READY_JS, timeout=60_000)
+        assert page.title() == "HydroLens"
+
+        metrics = trained_run.metrics()
+        layout = page.evaluate(POINTS_JS)
+        assert sorted(p["basin"] for p in layout["points"]) == sorted(metrics.index)
+        assert len(layout["selected"]) == 1  # a default basin is shown on load
+        before = page.evaluate(HYDROGRAPH_JS)
+        assert layout["selected"][0] in before["title"] and before["n"] > 0
+
+        target = pick_target(layout["points"], layout["frame"], layout["selected"])
+        if target is None:  # gauges too close at CONUS scale: zoom to them, as a user would
+            page.evaluate(ZOOM_TO_BASINS_JS)
+            page.wait_for_function(MAP_READY_JS)
+            page.wait_for_timeout(500)
+            layout = page.evaluate(POINTS_JS)
+            target = pick_target(layout["points"], layout["frame"], layout["selected"])
+        assert target is not None, f"no basin point can be clicked unambiguously: {layout}"
+
+        page.mouse.move(target["x"], target["y"])
+        page.mouse.click(target["x"], target["y"])
+        basin = target["basin"]
+        page.wait_for_function(
+            "(b) => Bokeh.documents[0].get_model_by_name('hydrolens-hydrograph')"
+            ".title.text.startsWith(b)", arg=basin, timeout=20_000)
+
+        shown = page.evaluate(HYDROGRAPH_JS)
+        assert str(metrics.loc[basin, "gauge_name"]) in shown["title"]
+        assert f"NSE {float(metrics.loc[basin, 'NSE']):.2f}" in shown["title"]
+        with trained_run.outputs() as ds:
+            expected = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
+        assert shown["n"] == expected.sizes["time"]
+        np.testing.assert_allclose(shown["obs_sum"], float(expected["Q_obs"].sum()), rtol=1e-6)
+        np.testing.assert_allclose(shown["sim_sum"], float(expected["Q_sim"].sum()), rtol=1e-6)
+        assert page.evaluate(POINTS_JS)["selected"] == [basin]
+
+        page.mouse.move(5, 5)  # no hover tooltip or focus ring in the picture
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        page.wait_for_timeout(500)
+        shot = tmp_path / "explorer.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 20_000
+        print(f"screenshot: {shot}")
+        assert not errors, "\n".join(errors)
+    finally:
+        page.close()
+    served_app.assert_clean_log()

@@ -1,0 +1,73 @@
+"""The CLI end to end on real data: 5 basins, 1 epoch, then evaluate; bad input gives clear errors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from core.physics import HBV_STATES
+from tests.conftest import needs_data, run_cli
+
+pytestmark = [needs_data, pytest.mark.data, pytest.mark.slow]
+
+
+def test_train_writes_a_complete_run(trained_run):
+    run = trained_run
+    assert "test median NSE" in run.cli_output
+    st = run.status()
+    assert st["state"] == "done" and st["epoch"] == 1
+    assert (run.checkpoint_dir / "last.pt").exists() and (run.checkpoint_dir / "epoch_001.pt").exists()
+    cfg = run.config()
+    assert len(cfg["data"]["basins"]) == 5 and cfg["train"]["epochs"] == 1
+    norm = (run.path / "normalization.json").read_text()
+    assert '"P"' in norm and '"p_mean"' in norm
+    m = run.metrics()
+    assert len(m) == 5 and np.isfinite(m["NSE"]).all() and np.isfinite(m["KGE"]).all()
+    assert (m["NSE"] <= 1).all()
+    assert {"gauge_name", "gauge_lat", "gauge_lon", "BFI_sim", "BFI_camels", "ET_mean"} <= set(m.columns)
+    assert st["median_nse"] == pytest.approx(float(m["NSE"].median()))
+    with run.outputs() as ds:
+        assert set(ds.dims) == {"basin", "time"}
+        assert str(ds.time.values[0])[:10] == "1995-10-01" and str(ds.time.values[-1])[:10] == "2010-09-30"
+        for v in ("Q_obs", "Q_sim", "ET", "Q0", "Q1", "Q2", "Q_unrouted", *HBV_STATES):
+            assert v in ds, v
+            assert ds[v].attrs["units"] in ("mm", "mm d-1")
+        assert float(ds["Q_sim"].min()) >= 0
+        for s in HBV_STATES:
+            assert float(ds[s].min()) >= 0, s
+        # NSE in metrics.csv is the NSE of the written series
+        from core.evaluation import nse
+
+        b = str(ds.basin.values[0])
+        assert nse(ds["Q_sim"].sel(basin=b).values, ds["Q_obs"].sel(basin=b).values) == pytest.approx(
+            m.loc[b, "NSE"], rel=1e-5)
+
+
+def test_evaluate_and_runs_commands(trained_run):
+    store = str(trained_run.path.parent)
+    proc = run_cli("evaluate", trained_run.run_id, "--out", store)
+    assert proc.returncode == 0, proc.stderr
+    med = re.search(r"median NSE (-?\d+\.\d+)", proc.stdout)
+    assert med and float(med.group(1)) == pytest.approx(trained_run.metrics()["NSE"].median(), abs=1e-3)
+    proc = run_cli("runs", "--out", store)
+    assert proc.returncode == 0 and trained_run.run_id in proc.stdout and "done" in proc.stdout
+
+
+def test_unknown_basin_and_run_give_clear_errors(tmp_path, data_root):
+    proc = run_cli("train", "--basins", "99999999", "--epochs", "1", "--out", str(tmp_path),
+                   "--data-root", str(data_root), "--no-progress")
+    assert proc.returncode == 2
+    assert "99999999" in proc.stderr
+    proc = run_cli("evaluate", "no-such-run", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "no-such-run" in proc.stderr
+
+
+def test_bad_config_file_names_the_field(tmp_path):
+    p = tmp_path / "cfg.yaml"
+    p.write_text("model:\n  hidden: -3\n")
+    proc = run_cli("train", "--config", str(p), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 2
+    assert "model.hidden" in proc.stderr and "cfg.yaml" in proc.stderr
