@@ -149,7 +149,6 @@ def serve(
     """Serve the explorer (Panel app) on http://ADDRESS:PORT (runs `panel serve explorer/app.py`)."""
     import importlib.util
     import os
-    import subprocess
 
     # core never imports explorer: locate the app file and hand it to `panel serve`
     spec = importlib.util.find_spec("explorer")
@@ -162,8 +161,12 @@ def serve(
            "--allow-websocket-origin", f"localhost:{port}"]
     if show:
         cmd.append("--show")
-    typer.echo(f"serving the explorer on http://{address}:{port}  (runs: {env['HYDROLENS_RUNS']})")
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    typer.echo(f"serving the explorer on http://{address}:{port}  (runs: {env['HYDROLENS_RUNS']})",
+               err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # replace this process: Ctrl-C / kill reach the server itself, no orphan is left behind
+    os.execve(sys.executable, cmd, env)
 
 
 @app.command()

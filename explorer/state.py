@@ -128,7 +128,7 @@ class AppState(param.Parameterized):
         progress = f" (epoch {epoch}/{epochs})" if epoch is not None and epochs else ""
         text = f"Run `{self.run_id}` is **{state}**{progress} and has no evaluation yet"
         note = status.get("message")
-        return f"{text}: {note}." if note else f"{text}."
+        return f"{text}: {note}." if note and note not in text else f"{text}."
 
     def poll(self) -> None:
         """Re-read the selected run's status while it is still running; reload it once it ends.

@@ -20,6 +20,7 @@ from bokeh.models import (
     DataRange1d,
     FixedTicker,
     HoverTool,
+    Legend,
     LinearColorMapper,
     Scatter,
     TapTool,
@@ -32,15 +33,15 @@ from explorer.geometry import albers, conus_states
 from explorer.state import AppState, fmt, run_label
 
 #: The explorer's stylesheet (shipped as package data beside this module).
-CSS_PATH = Path(__file__).with_name("hydrolens.css")
+CSS_PATH = Path(__file__).resolve().parents[1] / "assets" / "hydrolens.css"
 CSS = CSS_PATH.read_text(encoding="utf-8")
 
-#: NSE colour scale: clipped to [NSE_LOW, NSE_HIGH]; reds below 0 (worse than the mean flow),
-#: yellow to blue from 0 to 1. Below NSE_LOW a darker red, NaN grey, so every basin stays visible.
+#: NSE colour scale in bins of 0.1, clipped to [NSE_LOW, NSE_HIGH]: red to yellow below 0 (worse
+#: than the mean flow), green to dark blue from 0 to 1 (no near-white bin, so every point stands
+#: out from the land). Below NSE_LOW the darkest red, NaN grey: every basin stays visible.
 NSE_LOW, NSE_HIGH = -0.5, 1.0
-NSE_PALETTE = (
-    ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee090")
-    + tuple(interp_palette(("#ffffbf", "#e0f3f8", "#abd9e9", "#74add1", "#4575b4", "#313695"), 10))
+NSE_PALETTE = ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee08b") + tuple(
+    interp_palette(("#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"), 10)
 )
 NSE_BELOW_COLOR = "#67001f"
 NSE_NAN_COLOR = "#9ca3af"
@@ -125,6 +126,7 @@ class MapView(Viewer):
             min_border_right=10,
         )
         fig.grid.visible = False
+        fig.toolbar.logo = None
         fig.title.text_font_size = "15px"
         states = fig.patches(
             "xs",
@@ -177,7 +179,6 @@ class MapView(Viewer):
 
     def _show_run(self, *_events) -> None:
         metrics = self.state.metrics
-        self.source.selected.indices = []
         self.source.data = basin_columns(metrics)
         info = self.state.info
         if info is None:
@@ -225,9 +226,15 @@ class HydrographView(Viewer):
             data={"time": [], "Q_obs": [], "Q_sim": []}, name=SERIES_NAME
         )
         self.figure = self._make_figure()
+        # Visibility is toggled on a wrapper: toggling it on the Bokeh pane itself fails in a
+        # served session (Panel 1.9 copies the figure's stylesheets back and rejects them).
+        self._plot = pn.Column(
+            pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"), sizing_mode="stretch_width"
+        )
+        self._placeholder = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS])
+        self._layout = pn.Column(self._placeholder, self._plot, sizing_mode="stretch_width")
         state.param.watch(self._show_basin, ["basin", "metrics"])
         self._show_basin()
-        self._pane = pn.pane.Bokeh(self.figure, sizing_mode="stretch_width")
 
     def _make_figure(self):
         fig = figure(
@@ -242,14 +249,11 @@ class HydrographView(Viewer):
             border_fill_color="#ffffff",
             outline_line_color=None,
         )
+        fig.toolbar.logo = None
         fig.title.text_font_size = "15px"
-        obs = fig.line(
-            "time", "Q_obs", source=self.source, color=OBS_COLOR, line_width=1.4,
-            legend_label="observed Q",
-        )
-        fig.line(
-            "time", "Q_sim", source=self.source, color=SIM_COLOR, line_width=1.4, alpha=0.9,
-            legend_label="simulated Q",
+        obs = fig.line("time", "Q_obs", source=self.source, color=OBS_COLOR, line_width=1.4)
+        sim = fig.line(
+            "time", "Q_sim", source=self.source, color=SIM_COLOR, line_width=1.4, alpha=0.9
         )
         fig.add_tools(
             HoverTool(
@@ -263,21 +267,34 @@ class HydrographView(Viewer):
                 formatters={"@time": "datetime"},
             )
         )
-        fig.legend.location = "top_left"
-        fig.legend.click_policy = "hide"
-        fig.legend.background_fill_alpha = 0.8
+        legend = Legend(
+            items=[("observed Q", [obs]), ("simulated Q", [sim])],
+            orientation="horizontal",
+            click_policy="hide",
+            border_line_color=None,
+            margin=0,
+            padding=4,
+        )
+        fig.add_layout(legend, "above")
         fig.xgrid.grid_line_color = None
         return fig
 
     def _show_basin(self, *_events) -> None:
         row = self.state.basin_row()
         series = self.state.series() if row is not None else None
+        self._plot.visible = series is not None
+        self._placeholder.visible = series is None
         if series is None:
             self.source.data = {"time": [], "Q_obs": [], "Q_sim": []}
             self.figure.title.text = (
                 "Hydrograph: select a basin on the map"
                 if self.state.metrics is not None
                 else "Hydrograph: no evaluated run selected"
+            )
+            self._placeholder.object = (
+                f'<div class="hl-placeholder"><b>{html.escape(self.figure.title.text)}</b>'
+                "<br>Observed and simulated streamflow Q (mm/d) over the test period appear "
+                "here once a run is evaluated and a basin is selected.</div>"
             )
             return
         self.source.data = {
@@ -291,22 +308,29 @@ class HydrographView(Viewer):
         )
 
     def __panel__(self):
-        return self._pane
+        return self._layout
 
 
 class RunPanel(Viewer):
-    """Sidebar: the run selector, a refresh button, the basin selector and the run summary."""
+    """Sidebar: the run selector, a refresh button, the run summary and the basin selector."""
 
     state = param.ClassSelector(class_=AppState, doc="The explorer state.")
 
     def __init__(self, state: AppState, **params):
         super().__init__(state=state, **params)
-        self.run_select = pn.widgets.Select(name="Run", sizing_mode="stretch_width")
+        self.run_select = pn.widgets.Select(label="Run", sizing_mode="stretch_width")
         self.refresh_button = pn.widgets.Button(
-            name="↻ Refresh runs", button_type="light", sizing_mode="stretch_width"
+            label="↻ Refresh runs", color="light", sizing_mode="stretch_width"
         )
-        self.basin_select = pn.widgets.Select(name="Basin", sizing_mode="stretch_width")
+        self.basin_select = pn.widgets.Select(label="Basin", sizing_mode="stretch_width")
         self.summary = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS])
+        self._layout = pn.Column(
+            self.run_select,
+            self.refresh_button,
+            self.summary,
+            self.basin_select,
+            sizing_mode="stretch_width",
+        )
         self._show_runs()
         self._show_basins()
         self._show_summary()
@@ -315,7 +339,7 @@ class RunPanel(Viewer):
         self.refresh_button.on_click(lambda _event: state.refresh())
         state.param.watch(self._show_runs, ["runs", "run_id"])
         state.param.watch(self._show_basins, ["metrics", "basin"])
-        state.param.watch(self._show_summary, ["info", "status", "metrics"])
+        state.param.watch(self._show_summary, ["info", "status"])
 
     def _show_runs(self, *_events) -> None:
         options = {run_label(info): info.run_id for info in self.state.runs}
@@ -383,10 +407,4 @@ class RunPanel(Viewer):
         )
 
     def __panel__(self):
-        return pn.Column(
-            self.run_select,
-            self.refresh_button,
-            self.summary,
-            self.basin_select,
-            sizing_mode="stretch_width",
-        )
+        return self._layout

@@ -67,7 +67,7 @@ def serve_app(runs_root: Path, log_path: Path, command: list[str] | None = None,
             "--allow-websocket-origin=127.0.0.1:{port}",
         ]
     command = [part.replace("{port}", str(port)) for part in command]
-    env = dict(os.environ, HYDROLENS_RUNS=str(runs_root), BOKEH_LOG_LEVEL="info")
+    env = dict(os.environ, HYDROLENS_RUNS=str(runs_root))
     # The checkout under test comes first, whatever is installed.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     url = f"http://127.0.0.1:{port}{path}"
@@ -110,7 +110,7 @@ def served_app(trained_run, tmp_path_factory):
         yield served
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def app(trained_run):
     """The explorer built in-process over the trained run's store, showing the trained run."""
     from explorer.app import create_app

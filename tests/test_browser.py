@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def served_app(trained_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def chromium():
     """Headless Debian Chromium through playwright."""
     from playwright.sync_api import sync_playwright
 
@@ -98,6 +99,46 @@ def browser():
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def app_page(chromium):
+    """A fresh page; ``page.errors`` collects console errors and uncaught page errors."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.errors = []
+    page.on("console",
+            lambda m: page.errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.errors.append(f"page error: {e}"))
+    yield page
+    page.close()
+
+
+def open_app(page, url: str) -> None:
+    """Load the explorer and wait until the map has rendered."""
+    page.goto(url, wait_until="load")
+    page.wait_for_function(MAP_READY_JS, timeout=60_000)
+    assert page.title() == "HydroLens"
+
+
+def hydrograph_shows(page, basin: str) -> None:
+    """Wait until the hydrograph is titled with `basin` and drawn on screen."""
+    page.wait_for_function(
+        """(b) => {
+          const fig = Bokeh.documents[0].get_model_by_name('hydrolens-hydrograph');
+          const view = Bokeh.index.find_one(fig);
+          return fig.title.text.startsWith(b) && view != null && view.has_finished()
+                 && view.el.getBoundingClientRect().height > 100;
+        }""", arg=basin, timeout=20_000)
+
+
+def screenshot(page, path: Path) -> None:
+    """Save a full-page PNG without hover tooltip or focus ring."""
+    page.mouse.move(5, 5)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 20_000
+    print(f"screenshot: {path}")
 
 
 def pick_target(points: list[dict], frame: dict, current: list[str]) -> dict | None:
@@ -134,57 +175,78 @@ ZOOM_TO_BASINS_JS = """
 """
 
 
-def test_click_on_a_basin_shows_its_hydrograph(served_app, browser, trained_run, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    try:
-        page.goto(served_app.url, wait_until="load")
-        page.wait_for_function(MAP_READY_JS, timeout=60_000)
-        assert page.title() == "HydroLens"
+def test_click_on_a_basin_shows_its_hydrograph(served_app, app_page, trained_run, tmp_path):
+    page = app_page
+    open_app(page, served_app.url)
+    metrics = trained_run.metrics()
+    layout = page.evaluate(POINTS_JS)
+    assert sorted(p["basin"] for p in layout["points"]) == sorted(metrics.index)
+    assert len(layout["selected"]) == 1  # a default basin is shown on load
+    hydrograph_shows(page, layout["selected"][0])
 
-        metrics = trained_run.metrics()
-        layout = page.evaluate(POINTS_JS)
-        assert sorted(p["basin"] for p in layout["points"]) == sorted(metrics.index)
-        assert len(layout["selected"]) == 1  # a default basin is shown on load
-        before = page.evaluate(HYDROGRAPH_JS)
-        assert layout["selected"][0] in before["title"] and before["n"] > 0
-
-        target = pick_target(layout["points"], layout["frame"], layout["selected"])
-        if target is None:  # gauges too close at CONUS scale: zoom to them, as a user would
-            page.evaluate(ZOOM_TO_BASINS_JS)
-            page.wait_for_function(MAP_READY_JS)
-            page.wait_for_timeout(500)
-            layout = page.evaluate(POINTS_JS)
-            target = pick_target(layout["points"], layout["frame"], layout["selected"])
-        assert target is not None, f"no basin point can be clicked unambiguously: {layout}"
-
-        page.mouse.move(target["x"], target["y"])
-        page.mouse.click(target["x"], target["y"])
-        basin = target["basin"]
-        page.wait_for_function(
-            "(b) => Bokeh.documents[0].get_model_by_name('hydrolens-hydrograph')"
-            ".title.text.startsWith(b)", arg=basin, timeout=20_000)
-
-        shown = page.evaluate(HYDROGRAPH_JS)
-        assert str(metrics.loc[basin, "gauge_name"]) in shown["title"]
-        assert f"NSE {float(metrics.loc[basin, 'NSE']):.2f}" in shown["title"]
-        with trained_run.outputs() as ds:
-            expected = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
-        assert shown["n"] == expected.sizes["time"]
-        np.testing.assert_allclose(shown["obs_sum"], float(expected["Q_obs"].sum()), rtol=1e-6)
-        np.testing.assert_allclose(shown["sim_sum"], float(expected["Q_sim"].sum()), rtol=1e-6)
-        assert page.evaluate(POINTS_JS)["selected"] == [basin]
-
-        page.mouse.move(5, 5)  # no hover tooltip or focus ring in the picture
-        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    target = pick_target(layout["points"], layout["frame"], layout["selected"])
+    if target is None:  # gauges too close at CONUS scale: zoom to them, as a user would
+        page.evaluate(ZOOM_TO_BASINS_JS)
+        page.wait_for_function(MAP_READY_JS)
         page.wait_for_timeout(500)
-        shot = tmp_path / "explorer.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 20_000
-        print(f"screenshot: {shot}")
-        assert not errors, "\n".join(errors)
-    finally:
-        page.close()
+        layout = page.evaluate(POINTS_JS)
+        target = pick_target(layout["points"], layout["frame"], layout["selected"])
+    assert target is not None, f"no basin point can be clicked unambiguously: {layout}"
+
+    page.mouse.move(target["x"], target["y"])
+    page.mouse.click(target["x"], target["y"])
+    basin = target["basin"]
+    hydrograph_shows(page, basin)
+
+    shown = page.evaluate(HYDROGRAPH_JS)
+    assert str(metrics.loc[basin, "gauge_name"]) in shown["title"]
+    assert f"NSE {float(metrics.loc[basin, 'NSE']):.2f}" in shown["title"]
+    with trained_run.outputs() as ds:
+        expected = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
+    assert shown["n"] == expected.sizes["time"]
+    np.testing.assert_allclose(shown["obs_sum"], float(expected["Q_obs"].sum()), rtol=1e-6)
+    np.testing.assert_allclose(shown["sim_sum"], float(expected["Q_sim"].sum()), rtol=1e-6)
+    assert page.evaluate(POINTS_JS)["selected"] == [basin]
+
+    screenshot(page, tmp_path / "explorer.png")
+    assert not page.errors, "\n".join(page.errors)
     served_app.assert_clean_log()
+
+
+@pytest.fixture(scope="module")
+def two_run_store(trained_run, tmp_path_factory):
+    """A store holding a copy of the trained run and a newer run that is still training."""
+    from core.runs import RunStore
+
+    root = tmp_path_factory.mktemp("two_runs")
+    shutil.copytree(trained_run.path, root / trained_run.run_id)
+    training = RunStore(root).create("still-training")
+    training.update_status(state="training", epoch=0, epochs=3, message="epoch 0/3")
+    return root, training
+
+
+def test_switching_to_an_unevaluated_run_and_back(two_run_store, trained_run, app_page, tmp_path):
+    page = app_page
+    root, training = two_run_store
+    training_id = training.run_id
+    with serve_app(root, tmp_path / "server.log") as served:
+        open_app(page, served.url)
+        run_select = page.locator("select").first
+        labels = run_select.evaluate("s => Array.from(s.options, (o) => o.text)")
+        assert [label.split(" · ")[0] for label in labels] == [training_id, trained_run.run_id]
+        default_basin = page.evaluate(POINTS_JS)["selected"][0]
+        hydrograph_shows(page, default_basin)  # the evaluated run is shown first
+
+        run_select.select_option(label=labels[0])
+        page.get_by_text("no evaluated run selected").wait_for(timeout=20_000)
+        page.get_by_text("has no evaluation yet").wait_for()
+        assert page.evaluate(POINTS_JS)["points"] == []
+        training.update_status(epoch=1, message="epoch 1/3")  # the page polls the status
+        page.get_by_text("(epoch 1/3)").wait_for(timeout=20_000)
+        screenshot(page, tmp_path / "training.png")
+
+        run_select.select_option(label=labels[1])
+        hydrograph_shows(page, default_basin)
+        assert len(page.evaluate(POINTS_JS)["points"]) == len(trained_run.metrics())
+        assert not page.errors, "\n".join(page.errors)
+        served.assert_clean_log()
