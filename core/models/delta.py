@@ -45,13 +45,14 @@ class DeltaModel(nn.Module):
         dynamic: names of parameters predicted per day (subset of {"BETA", "GAMMA"}).
         use_gamma: include the ET-shape exponent γ.
         hidden, dropout: learner size.
+        engine: HBV implementation ("auto", "fused", "reference"; see core.physics.HBV).
     """
 
     def __init__(self, n_dynamic: int, n_static: int, nmul: int = 16,
                  dynamic: tuple[str, ...] = (), use_gamma: bool = False,
-                 hidden: int = 256, dropout: float = 0.5):
+                 hidden: int = 256, dropout: float = 0.5, engine: str = "auto"):
         super().__init__()
-        self.backbone = HBV(nmul=nmul, use_gamma=use_gamma or "GAMMA" in dynamic)
+        self.backbone = HBV(nmul=nmul, use_gamma=use_gamma or "GAMMA" in dynamic, engine=engine)
         specs = self.backbone.parameter_specs
         bad = [d for d in dynamic if d not in {s.name for s in specs if s.dynamic_capable}]
         if bad:

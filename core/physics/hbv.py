@@ -133,19 +133,40 @@ class HBV(torch.nn.Module):
         nmul: number of parallel components n (δ1: 1, δn: 16).
         use_gamma: include the ET-shape exponent γ (``GAMMA``) as a parameter (δn(γᵗ) variants).
         init_storage: initial value (mm) of every storage when no state is given.
+        engine: ``"auto"`` (the fused kernel of ``core.physics.fused`` for CPU tensors when it
+            builds, else the reference), ``"fused"`` (require it) or ``"reference"`` (the
+            autograd loop over ``hbv_step`` below). Both compute the same model.
 
     Contract (see DESIGN.md): ``forward(forcing [time, basin, 3], params name -> [time or 1,
     basin, nmul], state=None)`` -> ``HBVResult``. Static parameters have a leading dimension of 1,
     dynamic ones one value per day.
     """
 
-    def __init__(self, nmul: int = 16, use_gamma: bool = False, init_storage: float = 0.001):
+    ENGINES = ("auto", "fused", "reference")
+
+    def __init__(self, nmul: int = 16, use_gamma: bool = False, init_storage: float = 0.001,
+                 engine: str = "auto"):
         super().__init__()
         if nmul < 1:
             raise ValueError(f"nmul must be ≥ 1, got {nmul}")
+        if engine not in self.ENGINES:
+            raise ValueError(f"engine must be one of {self.ENGINES}, got {engine!r}")
         self.nmul = nmul
         self.use_gamma = use_gamma
         self.init_storage = init_storage
+        self.engine = engine
+
+    def _use_fused(self, device: torch.device) -> bool:
+        from .fused import fused_available, load_kernel
+
+        if self.engine == "reference":
+            return False
+        if self.engine == "fused":
+            if device.type != "cpu":
+                raise ValueError(f"the fused HBV kernel runs on CPU tensors, got {device}")
+            load_kernel()  # raises KernelUnavailable with the reason
+            return True
+        return fused_available(device)
 
     @property
     def parameter_specs(self):
@@ -208,6 +229,8 @@ class HBV(torch.nn.Module):
         nt, nb = forcing.shape[:2]
         if state is None:
             state = self.initial_state(nb, forcing.dtype, forcing.device)
+        if self._use_fused(forcing.device):
+            return self._forward_fused(forcing, params, state, return_components)
         st = tuple(state[s] for s in HBV_STATES)
 
         # unbind once: one backward node per tensor instead of one full-size zero-fill per step
@@ -233,3 +256,17 @@ class HBV(torch.nn.Module):
             outputs = {n: series[:, i] for i, n in enumerate(OUTPUT_NAMES)}
         final = dict(zip(HBV_STATES, st))
         return HBVResult(outputs=outputs, final_state=final, components=comps)
+
+    def _forward_fused(self, forcing, params, state, return_components) -> HBVResult:
+        from .fused import FusedHBVFunction
+
+        state0 = torch.stack([state[s].to(forcing.dtype) for s in HBV_STATES])
+        plist = [params[n] for n in self.parameter_names]
+        series, final = FusedHBVFunction.apply(forcing, state0, not return_components, *plist)
+        named = {n: series[:, i] for i, n in enumerate(OUTPUT_NAMES)}
+        if return_components:
+            comps, outputs = named, {n: v.mean(-1) for n, v in named.items()}
+        else:
+            comps, outputs = None, named
+        return HBVResult(outputs=outputs, final_state=dict(zip(HBV_STATES, final.unbind(0))),
+                         components=comps)

@@ -50,6 +50,7 @@ def build_model(cfg: RunConfig, n_dynamic: int, n_static: int) -> DeltaModel:
         use_gamma=v.use_gamma,
         hidden=cfg.model.hidden,
         dropout=cfg.model.dropout,
+        engine=cfg.model.engine,
     )
 
 
