@@ -71,3 +71,42 @@ def test_bad_config_file_names_the_field(tmp_path):
     proc = run_cli("train", "--config", str(p), "--out", str(tmp_path / "runs"))
     assert proc.returncode == 2
     assert "model.hidden" in proc.stderr and "cfg.yaml" in proc.stderr
+
+
+def test_sigterm_keeps_checkpoint_and_resume_continues(tmp_path, data_root):
+    """A killed training leaves a readable status and its last epoch; --resume finishes the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.runs import RunStore
+    from tests.conftest import REPO
+
+    store = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--basins", "3", "--epochs", "50",
+                             "--out", str(store), "--data-root", str(data_root), "--no-progress",
+                             "--no-evaluate"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ})
+    deadline = time.time() + 300
+    ckpt = None
+    while time.time() < deadline and ckpt is None:
+        time.sleep(1)
+        found = list(store.glob("*/checkpoints/epoch_001.pt"))
+        ckpt = found[0] if found else None
+    assert ckpt is not None, "no epoch finished in time"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    run = RunStore(store).list()[0]
+    st = RunStore(store).get(run.run_id).status()
+    assert st["state"] == "failed" and "--resume" in st["message"]
+    done = st["epoch"]
+    assert done >= 1 and (ckpt.parent / "last.pt").exists()
+    res = run_cli("train", "--resume", run.run_id, "--epochs", str(done + 1), "--out", str(store),
+                  "--no-progress", "--no-evaluate")
+    assert res.returncode == 0, res.stderr
+    st = RunStore(store).get(run.run_id).status()
+    assert st["epoch"] == done + 1
+    log = RunStore(store).get(run.run_id).train_log()
+    assert list(log["epoch"]) == list(range(1, done + 2))

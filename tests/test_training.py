@@ -99,3 +99,17 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         write_json_atomic(target, {"a": Boom()})
     assert target.read_text().strip().startswith("{") and '"a": 1' in target.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temp file left
+
+
+def test_dead_training_process_shows_as_interrupted(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run = RunStore(tmp_path).create("x")
+    run.update_status(state="training", pid=proc.pid, host=socket.gethostname())
+    assert run.info().state == "interrupted"
+    run.update_status(state="training", pid=__import__("os").getpid())
+    assert run.info().state == "training"  # this process is alive

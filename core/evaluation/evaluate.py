@@ -7,6 +7,9 @@ training period (Feng et al. 2022). Metrics use the test period only.
 
 from __future__ import annotations
 
+import os
+import socket
+
 import numpy as np
 import pandas as pd
 import torch
@@ -93,7 +96,8 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto") -
     model, cfg, norm = load_model(run, device=dev)
     if data_root:
         cfg.data.root = str(data_root)
-    run.update_status(state="evaluating", message="evaluating on the test period")
+    run.update_status(state="evaluating", message="evaluating on the test period", pid=os.getpid(),
+                      host=socket.gethostname())
     try:
         ds = load_for_config(cfg)
         data = prepare(ds, norm)

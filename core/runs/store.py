@@ -44,7 +44,11 @@ class RunNotFoundError(KeyError):
 
 @dataclass(frozen=True)
 class RunInfo:
-    """Summary of one run, as listed by ``hydrolens runs`` and the explorer's run selector."""
+    """Summary of one run, as listed by ``hydrolens runs`` and the explorer's run selector.
+
+    ``state`` is the status.json state, except ``interrupted`` for a run whose training or
+    evaluation process (recorded pid on this host) no longer exists.
+    """
 
     run_id: str
     path: Path
@@ -57,6 +61,22 @@ class RunInfo:
     epochs: int
     median_nse: float | None
     median_kge: float | None
+
+
+def _process_gone(status: dict) -> bool:
+    """True when status names a process on this host that no longer exists."""
+    import socket
+
+    pid, host = status.get("pid"), status.get("host")
+    if not pid or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _now() -> str:
@@ -163,12 +183,15 @@ class Run:
             cfg = {}
         basins = cfg.get("data", {}).get("basins")
         n_cfg = len(basins) if isinstance(basins, list) else (basins if isinstance(basins, int) else 0)
+        state = st.get("state", "created")
+        if state in ("training", "evaluating") and _process_gone(st):
+            state = "interrupted"  # killed without a chance to write its status (e.g. SIGKILL)
         med_nse = st.get("median_nse")
         med_kge = st.get("median_kge")
         return RunInfo(
             run_id=self.run_id,
             path=self.path,
-            state=st.get("state", "created"),
+            state=state,
             created=st.get("created", ""),
             variant=cfg.get("model", {}).get("variant", "?"),
             preset=cfg.get("preset"),

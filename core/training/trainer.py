@@ -7,9 +7,13 @@ its last finished epoch) and a status.json that the CLI and the explorer poll.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
+import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -175,12 +179,21 @@ class Trainer:
         return float(loss.detach())
 
     def fit(self) -> Run:
-        """Train for the configured epochs (continuing after the last checkpoint)."""
+        """Train for the configured epochs (continuing after the last checkpoint).
+
+        A SIGTERM (or Ctrl-C) stops training cleanly: status.json says ``failed`` with the reason
+        and ``hydrolens train --resume RUN`` continues from the last finished epoch.
+        """
+        with _terminate_raises():
+            return self._fit()
+
+    def _fit(self) -> Run:
         t = self.cfg.train
         run = self.run
         run.update_status(state="training", epoch=self.start_epoch, epochs=t.epochs,
                           n_basins=len(self.data.basins), device=str(self.device),
-                          iters_per_epoch=self.iters, message="training", pid=os.getpid())
+                          iters_per_epoch=self.iters, message="training", pid=os.getpid(),
+                          host=socket.gethostname())
         self.model.train()
         try:
             for epoch in range(self.start_epoch + 1, t.epochs + 1):
@@ -204,6 +217,25 @@ class Trainer:
                 if self.progress:
                     tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}  {secs:.1f} s")
         except BaseException as e:
-            run.update_status(state="failed", message=f"{type(e).__name__}: {e}")
+            why = "stopped" if isinstance(e, (KeyboardInterrupt, SystemExit)) else f"{type(e).__name__}: {e}"
+            run.update_status(state="failed", message=f"{why} after epoch {run.status().get('epoch', 0)}; "
+                              f"continue with `hydrolens train --resume {run.run_id}`")
             raise
         return run
+
+
+@contextlib.contextmanager
+def _terminate_raises():
+    """Turn SIGTERM into SystemExit while training (main thread only), so status is written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
