@@ -11,7 +11,6 @@ Two groups:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import netCDF4
@@ -538,16 +537,12 @@ def test_caravan_vs_camels_streamflow_01022500():
 
 
 @data_test
-def test_load_all_caravan_basins_timing():
-    t0 = time.perf_counter()
+def test_load_all_caravan_basins():
+    """Every Caravan basin loads onto one time axis (speed: benchmarks/bench_data.py)."""
     ds = load_dataset()
-    elapsed = time.perf_counter() - t0
-    print(f"\nload_dataset() of all Caravan basins: {ds.sizes['basin']} basins x "
-          f"{ds.sizes['time']} days in {elapsed:.2f} s")
     assert ds.sizes["basin"] == 432 and ds.sizes["time"] == 10865
     assert str(ds.time.values[0])[:10] == "1981-01-01"
     assert str(ds.time.values[-1])[:10] == "2010-09-30"
-    assert elapsed < 30
     for v in ("P", "T", "PET", "Q"):
         assert ds[v].dtype == np.float32 and {"units", "long_name", "source"} <= set(ds[v].attrs)
     assert not ds["P"].isnull().any()
