@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .paths import require_dir
 from .schema import (
     CATEGORICAL_ATTRIBUTES,
     FENG2022_ATTRIBUTES,
@@ -119,12 +120,8 @@ def camels_attributes_dir(root: str | Path) -> Path:
     Raises:
         FileNotFoundError: the folder does not exist (the message names it).
     """
-    d = Path(root) / ATTRIBUTES_SUBDIR
-    if not d.is_dir():
-        raise FileNotFoundError(
-            f"CAMELS-US attribute folder not found: {d} (expected camels_{{"
-            f"{','.join(ATTRIBUTE_FILES)}}}.txt from camels_attributes_v2.0.zip)")
-    return d
+    return require_dir(Path(root) / ATTRIBUTES_SUBDIR, "CAMELS-US attribute folder",
+                       f"camels_{{{','.join(ATTRIBUTE_FILES)}}}.txt from camels_attributes_v2.0.zip")
 
 
 def _read_attribute_file(path: Path, part: str) -> pd.DataFrame:
@@ -390,14 +387,7 @@ def forcing_path(root: str | Path, basin: str | int, source: str = "daymet") -> 
                          f"{sorted(FORCING_SOURCES)}.")
     basin = pad_gauge_id(basin)
     name = f"{basin}_lump_{FORCING_SOURCES[source]}_forcing_leap.txt"
-    base = Path(root) / FORCING_SUBDIR / source
-    path = base / _huc_of(root, basin) / name
-    if path.is_file():
-        return path
-    found = sorted(base.glob(f"*/{name}"))
-    if found:
-        return found[0]
-    raise FileNotFoundError(f"CAMELS-US {source} forcing file not found: {path}")
+    return _find_in_region(root, Path(root) / FORCING_SUBDIR / source, basin, name, f"{source} forcing")
 
 
 def streamflow_path(root: str | Path, basin: str | int) -> Path:
@@ -405,14 +395,19 @@ def streamflow_path(root: str | Path, basin: str | int) -> Path:
     searched as a fallback). Raises BasinNotFoundError or FileNotFoundError (naming the path)."""
     basin = pad_gauge_id(basin)
     name = f"{basin}_streamflow_qc.txt"
-    base = Path(root) / STREAMFLOW_SUBDIR
+    return _find_in_region(root, Path(root) / STREAMFLOW_SUBDIR, basin, name, "streamflow")
+
+
+def _find_in_region(root: str | Path, base: Path, basin: str, name: str, what: str) -> Path:
+    """``base/<huc_02 of basin>/name``, else the first ``base/*/name``; FileNotFoundError names
+    the expected path."""
     path = base / _huc_of(root, basin) / name
     if path.is_file():
         return path
     found = sorted(base.glob(f"*/{name}"))
     if found:
         return found[0]
-    raise FileNotFoundError(f"CAMELS-US streamflow file not found: {path}")
+    raise FileNotFoundError(f"CAMELS-US {what} file not found: {path}")
 
 
 def parse_forcing_file(path: str | Path) -> pd.DataFrame:

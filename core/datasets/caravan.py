@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .paths import require_dir
 from .schema import (
     BasinNotFoundError,
     DataFormatError,
@@ -88,12 +89,8 @@ def caravan_timeseries_dir(root: str | Path) -> Path:
     Raises:
         FileNotFoundError: the folder does not exist (the message names it).
     """
-    d = Path(root) / TIMESERIES_SUBDIR
-    if not d.is_dir():
-        raise FileNotFoundError(
-            f"Caravan time-series folder not found: {d} (expected camels_<gauge_id>.nc files "
-            f"from the Caravan netCDF download)")
-    return d
+    return require_dir(Path(root) / TIMESERIES_SUBDIR, "Caravan time-series folder",
+                       "camels_<gauge_id>.nc files from the Caravan netCDF download")
 
 
 def list_caravan_basins(root: str | Path) -> list[str]:

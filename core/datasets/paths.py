@@ -45,6 +45,17 @@ class DataRootError(FileNotFoundError):
     """Raised when no usable data root is found; the message says what to download and where."""
 
 
+def require_dir(path: Path, what: str, expected: str) -> Path:
+    """Return ``path`` if it is a folder.
+
+    Raises:
+        FileNotFoundError: naming ``what``, the path and what it should hold.
+    """
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: {path} (expected {expected})")
+    return path
+
+
 def candidate_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
     """Data roots to try, in order of precedence."""
     out: list[Path] = []
