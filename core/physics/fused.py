@@ -156,7 +156,7 @@ class FusedHBVFunction(torch.autograd.Function):
         out = torch.empty((nt, N_OUT, nb) if mean_out else (nt, N_OUT, nb, nm), dtype=dtype)
         final = torch.empty_like(state0)
         need_grad = any(ctx.needs_input_grad)
-        saved = torch.empty((nt, N_SAVED, nb, nm), dtype=dtype) if need_grad else None
+        saved = torch.empty((nb, nm, nt, N_SAVED), dtype=dtype) if need_grad else None
         gamma = int(len(params) == len(HBV_PARAMETERS) + 1)
         fn = lib.hbv_forward_f64 if dtype == torch.float64 else lib.hbv_forward_f32
         par_ptrs = _ptr_array(params)
@@ -173,7 +173,7 @@ class FusedHBVFunction(torch.autograd.Function):
     def backward(ctx, g_out, g_final):
         lib = load_kernel()
         P, T, PET, saved, *params = ctx.saved_tensors
-        nt, _, nb, nm = saved.shape
+        nb, nm, nt, _ = saved.shape
         dtype = P.dtype
         g_out = (g_out if g_out is not None else
                  torch.zeros((nt, N_OUT, nb) if ctx.mean_out else (nt, N_OUT, nb, nm), dtype=dtype))

@@ -12,7 +12,7 @@
 //
 // Layouts (all C-contiguous): forcing P, T, PET [nt, nb]; each parameter [nt or 1, nb, nm]
 // (time stride given per parameter, 0 for static); states [5, nb, nm];
-// outputs [nt, 18, nb] (component mean) or [nt, 18, nb, nm]; saved [nt, 7, nb, nm]: the 5 states
+// outputs [nt, 18, nb] (component mean) or [nt, 18, nb, nm]; saved (the tape) [nb, nm, nt, 7]: the 5 states
 // entering each day plus the two power-law efficiencies wet = xc^BETA and eta = yc^GAMMA, so the
 // backward pass recomputes the day without any pow().
 // Parallel over basins (OpenMP), so gradient accumulation needs no atomics.
@@ -241,6 +241,15 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   gs[0] = g_sp; gs[1] = g_mw; gs[2] = g_sm; gs[3] = g_suz; gs[4] = g_slz;
 }
 
+// Loop order: basins in parallel; each component runs through time on its own, its static
+// parameters held in registers (time stride 0) and its tape contiguous in time.
+template <typename S>
+inline void load_params(const S* const* par, const int64_t* pstride, int npar, int64_t t, int64_t off,
+                        S* p) {
+  for (int i = 0; i < npar; ++i)
+    if (pstride[i]) p[i] = par[i][t * pstride[i] + off];
+}
+
 template <typename S>
 void forward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S* PET,
              const S* const* par, const int64_t* pstride, int gamma, const S* state0, S* out,
@@ -249,37 +258,37 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S
   const S inv_nm = S(1) / S(nm);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
-    std::vector<S> st(NS * nm);
-    for (int k = 0; k < NS; ++k)
-      for (int64_t m = 0; m < nm; ++m) st[k * nm + m] = state0[(k * nb + b) * nm + m];
-    S p[NP] = {0};
-    S o[NO], acc[NO];
-    Step<S> s;
-    for (int64_t t = 0; t < nt; ++t) {
-      const S Pt = P[t * nb + b], Tt = T[t * nb + b], PETt = PET[t * nb + b];
-      for (int k = 0; k < NO; ++k) acc[k] = S(0);
-      for (int64_t m = 0; m < nm; ++m) {
-        for (int i = 0; i < npar; ++i) p[i] = par[i][t * pstride[i] + b * nm + m];
-        step_fwd<S>(Pt, Tt, PETt, st[m], st[nm + m], st[2 * nm + m], st[3 * nm + m], st[4 * nm + m], p,
+    if (mean_out)
+      for (int64_t t = 0; t < nt; ++t)
+        for (int k = 0; k < NO; ++k) out[(t * NO + k) * nb + b] = S(0);
+    for (int64_t m = 0; m < nm; ++m) {
+      const int64_t off = b * nm + m;
+      S p[NP] = {0};
+      for (int i = 0; i < npar; ++i) p[i] = par[i][off];  // static ones stay for all t
+      S st[NS];
+      for (int k = 0; k < NS; ++k) st[k] = state0[k * nb * nm + off];
+      S o[NO];
+      Step<S> s;
+      S* tape = saved ? saved + off * nt * NSAVE : nullptr;
+      for (int64_t t = 0; t < nt; ++t) {
+        load_params(par, pstride, npar, t, off, p);
+        step_fwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], st[0], st[1], st[2], st[3], st[4], p,
                     gamma != 0, s);
-        if (saved) {
-          S* sv = saved + (t * NSAVE * nb + b) * nm + m;
-          for (int k = 0; k < NS; ++k) sv[k * nb * nm] = st[k * nm + m];
-          sv[NS * nb * nm] = s.wet;
-          sv[(NS + 1) * nb * nm] = s.eta;
+        if (tape) {
+          S* sv = tape + t * NSAVE;
+          for (int k = 0; k < NS; ++k) sv[k] = st[k];
+          sv[NS] = s.wet;
+          sv[NS + 1] = s.eta;
         }
         outputs_of(s, o);
-        for (int k = 0; k < NS; ++k) st[k * nm + m] = o[k];
+        for (int k = 0; k < NS; ++k) st[k] = o[k];
         if (mean_out)
-          for (int k = 0; k < NO; ++k) acc[k] += o[k];
+          for (int k = 0; k < NO; ++k) out[(t * NO + k) * nb + b] += o[k] * inv_nm;
         else
           for (int k = 0; k < NO; ++k) out[((t * NO + k) * nb + b) * nm + m] = o[k];
       }
-      if (mean_out)
-        for (int k = 0; k < NO; ++k) out[(t * NO + k) * nb + b] = acc[k] * inv_nm;
+      for (int k = 0; k < NS; ++k) state_final[k * nb * nm + off] = st[k];
     }
-    for (int k = 0; k < NS; ++k)
-      for (int64_t m = 0; m < nm; ++m) state_final[(k * nb + b) * nm + m] = st[k * nm + m];
   }
 }
 
@@ -292,36 +301,42 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const 
   const S inv_nm = S(1) / S(nm);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
-    std::vector<S> carry(NS * nm);  // adjoint of the state leaving the current step
-    for (int k = 0; k < NS; ++k)
-      for (int64_t m = 0; m < nm; ++m) carry[k * nm + m] = g_final ? g_final[(k * nb + b) * nm + m] : S(0);
-    S p[NP] = {0};
-    S go[NO], gs[NS], gp[NP];
-    Step<S> s;
-    for (int64_t t = nt - 1; t >= 0; --t) {
-      const S Pt = P[t * nb + b], Tt = T[t * nb + b], PETt = PET[t * nb + b];
-      S gPt = 0, gTt = 0, gPETt = 0;
-      for (int64_t m = 0; m < nm; ++m) {
-        for (int i = 0; i < npar; ++i) p[i] = par[i][t * pstride[i] + b * nm + m];
-        const S* sv = saved + (t * NSAVE * nb + b) * nm + m;
-        const int64_t ks = nb * nm;
-        const S pre[2] = {sv[NS * ks], sv[(NS + 1) * ks]};
-        const S sm = sv[2 * ks];
-        step_fwd<S>(Pt, Tt, PETt, sv[0], sv[ks], sm, sv[3 * ks], sv[4 * ks], p, gamma != 0, s, pre);
+    for (int64_t m = 0; m < nm; ++m) {
+      const int64_t off = b * nm + m;
+      S p[NP] = {0};
+      for (int i = 0; i < npar; ++i) p[i] = par[i][off];
+      S carry[NS];  // adjoint of the state leaving the current day
+      for (int k = 0; k < NS; ++k) carry[k] = g_final ? g_final[k * nb * nm + off] : S(0);
+      S gstatic[NP] = {0};  // static-parameter adjoints, summed over time, written once
+      S go[NO], gs[NS], gp[NP];
+      Step<S> s;
+      const S* tape = saved + off * nt * NSAVE;
+      for (int64_t t = nt - 1; t >= 0; --t) {
+        load_params(par, pstride, npar, t, off, p);
+        const S* sv = tape + t * NSAVE;
+        const S pre[2] = {sv[NS], sv[NS + 1]};
+        step_fwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], sv[0], sv[1], sv[2], sv[3], sv[4], p,
+                    gamma != 0, s, pre);
         for (int k = 0; k < NO; ++k)
           go[k] = mean_out ? g_out[(t * NO + k) * nb + b] * inv_nm : g_out[((t * NO + k) * nb + b) * nm + m];
-        for (int k = 0; k < NS; ++k) go[k] += carry[k * nm + m];
+        for (int k = 0; k < NS; ++k) go[k] += carry[k];
         for (int i = 0; i < NP; ++i) gp[i] = 0;
-        step_bwd<S>(Pt, Tt, PETt, sm, p, gamma != 0, s, go, gs, gp, gPt, gTt, gPETt);
-        for (int k = 0; k < NS; ++k) carry[k * nm + m] = gs[k];
-        for (int i = 0; i < npar; ++i) gpar[i][t * pstride[i] + b * nm + m] += gp[i];
+        S gPt = 0, gTt = 0, gPETt = 0;
+        step_bwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], sv[2], p, gamma != 0, s, go, gs, gp,
+                    gPt, gTt, gPETt);
+        gP[t * nb + b] += gPt;
+        gT[t * nb + b] += gTt;
+        gPET[t * nb + b] += gPETt;
+        for (int k = 0; k < NS; ++k) carry[k] = gs[k];
+        for (int i = 0; i < npar; ++i) {
+          if (pstride[i]) gpar[i][t * pstride[i] + off] += gp[i];
+          else gstatic[i] += gp[i];
+        }
       }
-      gP[t * nb + b] += gPt;
-      gT[t * nb + b] += gTt;
-      gPET[t * nb + b] += gPETt;
+      for (int i = 0; i < npar; ++i)
+        if (!pstride[i]) gpar[i][off] += gstatic[i];
+      for (int k = 0; k < NS; ++k) g_state0[k * nb * nm + off] = carry[k];
     }
-    for (int k = 0; k < NS; ++k)
-      for (int64_t m = 0; m < nm; ++m) g_state0[(k * nb + b) * nm + m] = carry[k * nm + m];
   }
 }
 
