@@ -39,7 +39,7 @@ def _parse_basins(value: Optional[str]):
 
 @app.command()
 def train(
-    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~8 min on 2 cores) or camels432"),
+    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~7 min on 2 cores) or camels432"),
     config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML RunConfig"),
     data_root: Optional[Path] = typer.Option(None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)"),
     basins: Optional[str] = typer.Option(None, help="a count n (spread over CONUS), 'all', or comma-separated gauge ids"),
