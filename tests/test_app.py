@@ -132,8 +132,20 @@ def test_panel_serve_renders_page_without_errors(served_app):
     served_app.assert_clean_log()
 
 
+def test_hydrolens_serve_command_serves_the_app(trained_run, tmp_path):
+    """`hydrolens serve --port P --out STORE` (execs `panel serve explorer/app.py`) serves the page."""
+    command = [sys.executable, "-m", "core.cli", "serve", "--port", "{port}", "--address", "127.0.0.1",
+               "--out", str(trained_run.path.parent)]
+    with serve_app(trained_run.path.parent, tmp_path / "cli_serve.log", command=command) as served:
+        status, body = get(served.url)
+        assert status == 200
+        assert "<title>HydroLens</title>" in body
+        time.sleep(1.0)
+        served.assert_clean_log()
+
+
 def test_serve_function_serves_the_app(trained_run, tmp_path):
-    """`explorer.server.serve` (what `hydrolens serve` calls) serves the same page at /."""
+    """`explorer.server.serve` (programmatic use, `pn.serve`) serves the same page at /."""
     code = (
         "import os; from explorer.server import serve; "
         "serve(port={port}, runs_root=os.environ['HYDROLENS_RUNS'])"
