@@ -113,3 +113,16 @@ def test_auto_engine_uses_fused_on_cpu_and_reports_bad_engine():
     assert HBV(nmul=2).engine == "auto"
     with pytest.raises(ValueError, match="engine"):
         HBV(nmul=2, engine="gpu-magic")
+
+
+def test_fused_no_grad_forward_equals_reference():
+    """Without gradients the kernel skips pow() where its value cannot matter (dry days, zero PET,
+    full soil); outputs must still equal the reference."""
+    forcing, params, state = branch_case(nt=500, dynamic=("BETA", "GAMMA"))
+    forcing[300:330, :, 2] = 0.0  # zero-PET days (Oudin PET is 0 below -5 °C)
+    with torch.no_grad():
+        ref = HBV(nmul=4, use_gamma=True, engine="reference")(forcing, params, state)
+        fus = HBV(nmul=4, use_gamma=True, engine="fused")(forcing, params, state)
+    assert (ref.outputs["RAIN"] + ref.outputs["TOSOIL"] == 0).any()  # dry days present
+    for name in OUTPUT_NAMES:
+        torch.testing.assert_close(fus.outputs[name], ref.outputs[name], rtol=1e-12, atol=1e-12, msg=name)

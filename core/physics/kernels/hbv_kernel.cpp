@@ -53,8 +53,10 @@ inline void min_bwd(S a, S b, S g, S& ga, S& gb) {
 }
 
 template <typename S>
+// lazy (no tape, no gradient): skip pow() where its value is multiplied by an exact zero (no water
+// entering the soil, zero PET) or is exactly 1 (full soil); the outputs are bit-identical.
 inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p, bool gamma, Step<S>& s,
-                     const S* pre = nullptr) {
+                     const S* pre = nullptr, bool lazy = false) {
   const S tt = p[TT], cfmax = p[CFMAX], fc = p[FC];
   // snow routine
   s.r = (T >= tt) ? S(1) : S(0);
@@ -79,8 +81,10 @@ inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p
   // soil routine
   s.x = sm / fc;
   s.xc = clamp_lohi(s.x, S(POW_FLOOR), S(1));
-  s.wet = pre ? pre[0] : std::pow(s.xc, p[BETA]);
   s.infil = s.rain + s.tosoil;
+  if (pre) s.wet = pre[0];
+  else if (lazy && (s.infil == S(0) || s.xc == S(1))) s.wet = s.xc == S(1) ? S(1) : S(0);
+  else s.wet = std::pow(s.xc, p[BETA]);
   s.rech = s.infil * s.wet;
   s.sm1 = sm + s.infil - s.rech;
   s.ex_pre = s.sm1 - fc;
@@ -89,7 +93,10 @@ inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p
   s.denom = p[LP] * fc;
   s.y = s.sm2 / s.denom;
   s.yc = clamp_lohi(s.y, S(POW_FLOOR), S(1));
-  s.eta = gamma ? (pre ? pre[1] : std::pow(s.yc, p[GAMMA])) : s.yc;
+  if (!gamma) s.eta = s.yc;
+  else if (pre) s.eta = pre[1];
+  else if (lazy && (PET == S(0) || s.yc == S(1))) s.eta = s.yc == S(1) ? S(1) : S(0);
+  else s.eta = std::pow(s.yc, p[GAMMA]);
   s.etp = PET * s.eta;
   s.et = min2(s.etp, s.sm2);
   s.sm3 = s.sm2 - s.et;
@@ -258,9 +265,8 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S
   const S inv_nm = S(1) / S(nm);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
-    if (mean_out)
-      for (int64_t t = 0; t < nt; ++t)
-        for (int k = 0; k < NO; ++k) out[(t * NO + k) * nb + b] = S(0);
+    // component sums of this basin, contiguous in time; written to the strided output once
+    std::vector<S> acc(mean_out ? nt * NO : 0, S(0));
     for (int64_t m = 0; m < nm; ++m) {
       const int64_t off = b * nm + m;
       S p[NP] = {0};
@@ -273,7 +279,7 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S
       for (int64_t t = 0; t < nt; ++t) {
         load_params(par, pstride, npar, t, off, p);
         step_fwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], st[0], st[1], st[2], st[3], st[4], p,
-                    gamma != 0, s);
+                    gamma != 0, s, nullptr, tape == nullptr);
         if (tape) {
           S* sv = tape + t * NSAVE;
           for (int k = 0; k < NS; ++k) sv[k] = st[k];
@@ -283,12 +289,15 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S
         outputs_of(s, o);
         for (int k = 0; k < NS; ++k) st[k] = o[k];
         if (mean_out)
-          for (int k = 0; k < NO; ++k) out[(t * NO + k) * nb + b] += o[k] * inv_nm;
+          for (int k = 0; k < NO; ++k) acc[t * NO + k] += o[k];
         else
           for (int k = 0; k < NO; ++k) out[((t * NO + k) * nb + b) * nm + m] = o[k];
       }
       for (int k = 0; k < NS; ++k) state_final[k * nb * nm + off] = st[k];
     }
+    if (mean_out)
+      for (int64_t t = 0; t < nt; ++t)
+        for (int k = 0; k < NO; ++k) out[(t * NO + k) * nb + b] = acc[t * NO + k] * inv_nm;
   }
 }
 
@@ -301,6 +310,11 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const 
   const S inv_nm = S(1) / S(nm);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
+    // this basin's output adjoints (already divided by nm), contiguous in time, gathered once
+    std::vector<S> gmean(mean_out ? nt * NO : 0);
+    if (mean_out)
+      for (int64_t t = 0; t < nt; ++t)
+        for (int k = 0; k < NO; ++k) gmean[t * NO + k] = g_out[(t * NO + k) * nb + b] * inv_nm;
     for (int64_t m = 0; m < nm; ++m) {
       const int64_t off = b * nm + m;
       S p[NP] = {0};
@@ -318,7 +332,7 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const 
         step_fwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], sv[0], sv[1], sv[2], sv[3], sv[4], p,
                     gamma != 0, s, pre);
         for (int k = 0; k < NO; ++k)
-          go[k] = mean_out ? g_out[(t * NO + k) * nb + b] * inv_nm : g_out[((t * NO + k) * nb + b) * nm + m];
+          go[k] = mean_out ? gmean[t * NO + k] : g_out[((t * NO + k) * nb + b) * nm + m];
         for (int k = 0; k < NS; ++k) go[k] += carry[k];
         for (int i = 0; i < NP; ++i) gp[i] = 0;
         S gPt = 0, gTt = 0, gPETt = 0;
