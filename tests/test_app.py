@@ -132,16 +132,21 @@ def test_panel_serve_renders_page_without_errors(served_app):
     served_app.assert_clean_log()
 
 
+def assert_serves_page(served) -> None:
+    """The page answers 200 with the HydroLens title and the server log stays clean."""
+    status, body = get(served.url)
+    assert status == 200
+    assert "<title>HydroLens</title>" in body
+    time.sleep(1.0)  # let the session finish logging
+    served.assert_clean_log()
+
+
 def test_hydrolens_serve_command_serves_the_app(trained_run, tmp_path):
     """`hydrolens serve --port P --out STORE` (execs `panel serve explorer/app.py`) serves the page."""
     command = [sys.executable, "-m", "core.cli", "serve", "--port", "{port}", "--address", "127.0.0.1",
                "--out", str(trained_run.path.parent)]
     with serve_app(trained_run.path.parent, tmp_path / "cli_serve.log", command=command) as served:
-        status, body = get(served.url)
-        assert status == 200
-        assert "<title>HydroLens</title>" in body
-        time.sleep(1.0)
-        served.assert_clean_log()
+        assert_serves_page(served)
 
 
 def test_serve_function_serves_the_app(trained_run, tmp_path):
@@ -152,11 +157,7 @@ def test_serve_function_serves_the_app(trained_run, tmp_path):
     )
     with serve_app(trained_run.path.parent, tmp_path / "serve.log",
                    command=[sys.executable, "-c", code], path="/") as served:
-        status, body = get(served.url)
-        assert status == 200
-        assert "<title>HydroLens</title>" in body
-        time.sleep(1.0)
-        served.assert_clean_log()
+        assert_serves_page(served)
 
 
 # -- in-process ----------------------------------------------------------------------------------
