@@ -110,3 +110,26 @@ def test_sigterm_keeps_checkpoint_and_resume_continues(tmp_path, data_root):
     assert st["epoch"] == done + 1
     log = RunStore(store).get(run.run_id).train_log()
     assert list(log["epoch"]) == list(range(1, done + 2))
+
+
+def test_train_on_raw_camels_us_files(tmp_path, data_root):
+    """The raw CAMELS-US layout (Daymet forcing, Hargreaves PET, USGS cfs -> mm/d) trains end to end,
+    with gauge ids written unquoted in YAML (leading zeros kept)."""
+    cfg = tmp_path / "raw.yaml"
+    cfg.write_text(
+        "data:\n  source: camels_us/daymet\n  basins: [01022500, 01547700, 02064000, 03015500]\n"
+        "  train_start: 2000-01-01\n  train_end: 2001-12-31\n  test_start: 2002-01-01\n"
+        "  test_end: 2002-12-31\n"
+        "model: {variant: delta_n, nmul: 2, hidden: 8}\n"
+        "train: {epochs: 1, batch_size: 4, iters_per_epoch: 3, warmup: 120, rho: 180, optimizer: adam}\n")
+    proc = run_cli("train", "--config", str(cfg), "--out", str(tmp_path / "runs"), "--data-root",
+                   str(data_root), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    from core.runs import RunStore
+
+    run = RunStore(tmp_path / "runs").latest()
+    m = run.metrics()
+    assert sorted(m.index) == ["01022500", "01547700", "02064000", "03015500"]
+    assert np.isfinite(m["NSE"]).all()
+    with run.outputs() as ds:
+        assert str(ds.time.values[0])[:10] == "2002-01-01" and ds.sizes["time"] == 365

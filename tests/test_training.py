@@ -113,3 +113,21 @@ def test_dead_training_process_shows_as_interrupted(tmp_path):
     assert run.info().state == "interrupted"
     run.update_status(state="training", pid=__import__("os").getpid())
     assert run.info().state == "training"  # this process is alive
+
+
+def test_yaml_gauge_ids_keep_their_leading_zeros(tmp_path):
+    """Unquoted 01022500 is octal in YAML 1.1; the config loader keeps it as the gauge id."""
+    p = tmp_path / "cfg.yaml"
+    p.write_text("data:\n  basins: [01022500, 02064000, 09447800, 11532500, '01547700']\n")
+    cfg = RunConfig.from_yaml(p)
+    assert cfg.data.basins == ["01022500", "02064000", "09447800", "11532500", "01547700"]
+    p.write_text("data:\n  basins: 50\ntrain:\n  epochs: 010\n")
+    cfg = RunConfig.from_yaml(p)
+    assert cfg.data.basins == 50
+
+
+def test_pet_auto_resolves_per_source():
+    assert RunConfig.from_dict({}).data.pet_method() == "oudin"  # Caravan ERA5-Land PET is biased
+    raw = RunConfig.from_dict({"data": {"source": "camels_us"}})
+    assert raw.data.source == "camels_us/daymet" and raw.data.pet_method() == "source"  # Hargreaves
+    assert RunConfig.from_dict({"data": {"pet": "source"}}).data.pet_method() == "source"

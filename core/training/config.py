@@ -18,6 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..models.registry import VARIANTS
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that keeps digit strings with a leading zero as text: YAML 1.1 would read the
+    gauge id 01022500 as the octal integer 271680."""
+
+
+def _int_or_gauge_id(loader, node):
+    text = loader.construct_scalar(node)
+    if len(text) > 1 and text.startswith("0") and text.isdigit():
+        return text
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _int_or_gauge_id)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -27,9 +42,16 @@ class DataConfig(_Strict):
 
     root: str | None = Field(None, description="data root; None: $HYDROLENS_DATA_ROOT or ../shared/data")
     source: str = Field("caravan", description="caravan or camels_us/<daymet|maurer|maurer_extended|nldas>")
-    pet: Literal["source", "oudin"] = Field(
-        "oudin", description="PET fed to the model: the source's own, or Oudin (2005) from T and latitude "
-        "(default: Caravan's ERA5-Land PET is ~5x CAMELS pet_mean; see core.datasets.pet)")
+    pet: Literal["auto", "source", "oudin"] = Field(
+        "auto", description="PET fed to the model: the source's own (Hargreaves for raw CAMELS-US), "
+        "or Oudin (2005) from T and latitude; auto = oudin for caravan (its ERA5-Land PET is ~5x "
+        "CAMELS pet_mean, see core.datasets.pet), source otherwise")
+
+    def pet_method(self) -> str:
+        """The PET method ``auto`` resolves to for this source."""
+        if self.pet != "auto":
+            return self.pet
+        return "oudin" if self.source == "caravan" else "source"
     basins: list[str] | int | None = Field(
         None, description="gauge ids, a count n (n basins spread over CONUS), or None for all")
     train_start: dt.date = dt.date(1981, 10, 1)
@@ -45,6 +67,13 @@ class DataConfig(_Strict):
         v = "camels_us/daymet" if v == "camels_us" else v
         if v not in SOURCES:
             raise ValueError(f"unknown source {v!r}; known: {', '.join(SOURCES)}")
+        return v
+
+    @field_validator("basins", mode="before")
+    @classmethod
+    def _basin_ids_as_text(cls, v):
+        if isinstance(v, list):  # unquoted ids in YAML (11532500) arrive as integers
+            return [str(b) if isinstance(b, int) and not isinstance(b, bool) else b for b in v]
         return v
 
     @field_validator("basins")
@@ -125,7 +154,7 @@ class RunConfig(_Strict):
         """
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         return cls.from_dict(raw, source=str(path))

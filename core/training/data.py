@@ -65,7 +65,7 @@ def load_for_config(cfg: RunConfig, start=None, end=None, basins=None) -> xr.Dat
         source=d.source,
         start=str(start or d.train_start),
         end=str(end or d.test_end),
-        pet=d.pet,
+        pet=d.pet_method(),
     )
 
 
