@@ -26,17 +26,6 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def _parse_basins(value: Optional[str]):
-    if value is None:
-        return None
-    v = value.strip()
-    if v.isdigit() and len(v) < 8:
-        return int(v)
-    if v.lower() == "all":
-        return None
-    return [b.strip() for b in v.replace(" ", ",").split(",") if b.strip()]
-
-
 @app.command()
 def train(
     preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~7 min on 2 cores) or camels432"),
@@ -53,6 +42,7 @@ def train(
     progress: bool = typer.Option(True, help="show progress bars"),
 ):
     """Train a δ model (default preset: demo) and, by default, evaluate it."""
+    from .datasets.loader import parse_basins
     from .evaluation import evaluate_run
     from .training import ConfigError, RunConfig, Trainer, preset_config
 
@@ -67,7 +57,7 @@ def train(
             if data_root:
                 upd["data"]["root"] = str(data_root)
             if basins is not None:
-                upd["data"]["basins"] = _parse_basins(basins)
+                upd["data"]["basins"] = parse_basins(basins)
             if epochs:
                 upd["train"]["epochs"] = epochs
             if variant:

@@ -17,7 +17,8 @@ import xarray as xr
 
 from ..physics import FLUX_DESCRIPTIONS, OUTPUT_NAMES, OUTPUT_UNITS, STATE_DESCRIPTIONS
 from ..runs import Run, atomic_write, write_text_atomic
-from ..training.data import Prepared, load_for_config, prepare
+from ..datasets.schema import BASIN_COORDS
+from ..training.data import Prepared, as_tensor, load_for_config, prepare
 from ..training.trainer import load_model, select_device
 from .metrics import METRICS
 
@@ -46,8 +47,8 @@ def simulate(model, data: Prepared, start, device: torch.device | None = None,
     blocks: dict[str, list[np.ndarray]] = {n: [] for n in SAVED_OUTPUTS}
     for b0 in range(0, nb, chunk):
         sl = slice(b0, min(nb, b0 + chunk))
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-        out = model(t(data.x_dyn[:, sl]), t(data.x_static[sl]), t(data.forcing[:, sl]), warmup=i0)
+        out = model(as_tensor(data.x_dyn[:, sl], device), as_tensor(data.x_static[sl], device),
+                    as_tensor(data.forcing[:, sl], device), warmup=i0)
         for n in SAVED_OUTPUTS:
             blocks[n].append(out.outputs[n].float().cpu().numpy())
     time = data.time[i0:]
@@ -77,7 +78,7 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
     df["ET_mean"] = sim["ET"].mean("time").values
     if "baseflow_index" in meta:
         df["BFI_camels"] = meta["baseflow_index"].values
-    for c in ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02"):
+    for c in BASIN_COORDS:
         if c in meta.coords or c in meta:
             df[c] = meta[c].values
     return df
@@ -105,7 +106,7 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto") -
         sim = sim.sel(time=slice(str(cfg.data.test_start), str(cfg.data.test_end)))
         obs = ds["Q"].sel(time=sim.time)
         sim["Q_obs"] = obs.astype("float32").assign_attrs(units="mm d-1", long_name="observed streamflow (USGS)")
-        for c in ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02"):
+        for c in BASIN_COORDS:
             if c in ds.coords:
                 sim = sim.assign_coords({c: ds[c]})
         sim.attrs.update(run_id=run.run_id, variant=cfg.model.variant,

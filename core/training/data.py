@@ -17,6 +17,13 @@ from .config import RunConfig
 DYNAMIC_INPUTS: tuple[str, ...] = FORCING_NAMES  # P, T, PET feed both g_A and the HBV
 
 
+def as_tensor(a: np.ndarray, device) -> "torch.Tensor":
+    """A numpy array (or a slice of one) as a tensor on ``device``, without a copy on CPU."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+
 def static_attribute_names(ds: xr.Dataset) -> list[str]:
     """Names of the static learner inputs recorded by the reader in ``ds.attrs``."""
     names = ds.attrs["static_attributes"]

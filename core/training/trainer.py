@@ -26,7 +26,8 @@ from ..datasets.sampler import WindowSampler
 from ..models import DeltaModel, get_variant
 from ..runs import Run, atomic_write
 from .config import RunConfig
-from .data import DYNAMIC_INPUTS, Prepared, fit_normalizer, load_for_config, prepare, save_normalizer
+from .data import (DYNAMIC_INPUTS, Prepared, as_tensor, fit_normalizer, load_for_config, prepare,
+                   save_normalizer)
 from .losses import rmse_comb_loss
 
 
@@ -162,9 +163,8 @@ class Trainer:
     def _batch(self):
         s, d, dev = self.sampler, self.data, self.device
         b, st = s.sample()
-        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
-        return (as_t(s.gather(d.x_dyn, b, st)), as_t(d.x_static[b]), as_t(s.gather(d.forcing, b, st)),
-                as_t(s.gather(d.q_obs, b, st)[s.warmup:]))
+        return (as_tensor(s.gather(d.x_dyn, b, st), dev), as_tensor(d.x_static[b], dev),
+                as_tensor(s.gather(d.forcing, b, st), dev), as_tensor(s.gather(d.q_obs, b, st)[s.warmup:], dev))
 
     def step(self) -> float:
         """One optimisation step on a fresh mini-batch; returns the loss."""
