@@ -196,6 +196,8 @@ def main() -> None:
     sr = bench_step("reference", max(3, a.reps // 2))
     print(f"2. full dPL training step (LSTM 256 + HBV + loss + Adadelta): fused {sf:.3f} s | "
           f"reference {sr:.3f} s")
+    s64 = bench_step("fused", a.reps, hidden=64)
+    print(f"2b. the same step at LSTM hidden 64 (fused): {s64:.3f} s")
     times = {nt: bench_hbv("fused", nt, 0, a.reps) for nt in (365, 730, 1460)}
     print("3. HBV fwd+bwd, gradient over the whole window, fused: " +
           ", ".join(f"{nt} d {t:.3f} s" for nt, t in times.items()) +

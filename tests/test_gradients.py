@@ -82,3 +82,17 @@ def test_hbv_and_routing_gradcheck():
         return route(q, gamma_unit_hydrograph(ra * 2.9, rb * 6.5))
 
     assert torch.autograd.gradcheck(f, (forcing, ra, rb, *raws), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_parameters_from_computes_only_used_outputs_exactly():
+    """Static units on the last day and dynamic units on the window equal the full output layer."""
+    model, x_dyn, x_static, *_ = tiny_case(dynamic=("BETA", "GAMMA"))
+    model.eval()
+    params = model.parameters_from(x_dyn, x_static, dynamic_from=20)
+    full = torch.sigmoid(model.learner(model.learner_inputs(x_dyn, x_static)))  # [time, basin, ny]
+    nm, nh = model.nmul, model.n_hbv
+    for i, spec in enumerate(model.backbone.parameter_specs):
+        raw = full[:, :, i * nm:(i + 1) * nm]
+        expect = spec.scale(raw[20:] if spec.name in ("BETA", "GAMMA") else raw[-1:])
+        torch.testing.assert_close(params[spec.name], expect, rtol=1e-12, atol=1e-12)
+    assert params["BETA"].shape == (40, 3, nm) and params["FC"].shape == (1, 3, nm)

@@ -26,7 +26,8 @@ class DeltaOutput:
 
     Attributes:
         outputs: name -> [time, basin]: every HBV state/flux plus ``Q_sim`` (routed, mm/d).
-        params: name -> physical parameters; HBV ones [1 or time, basin, nmul], routing [basin].
+        params: name -> physical parameters; HBV ones [1, basin, nmul] (static) or
+            [time - warmup, basin, nmul] (dynamic, the target window), routing [basin].
         final_state: name -> [basin, nmul], to continue the run.
     """
 
@@ -69,22 +70,41 @@ class DeltaModel(nn.Module):
         nt = x_dyn.shape[0]
         return torch.cat([x_dyn, x_static.unsqueeze(0).expand(nt, -1, -1)], dim=-1)
 
-    def parameters_from(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> dict[str, torch.Tensor]:
+    def parameters_from(self, x_dyn: torch.Tensor, x_static: torch.Tensor,
+                        dynamic_from: int = 0) -> dict[str, torch.Tensor]:
         """Physical parameters from the learner.
 
+        Static parameters (and routing) come from the learner's output on the last day; dynamic
+        ones from its output on days ``dynamic_from..time-1``. Only the output units that are
+        used are computed: the output layer runs on one day for the static units and on the
+        window for the dynamic units, so no [time, basin, 13·nmul+2] tensor is built or
+        back-propagated.
+
+        Args:
+            x_dyn: [time, basin, n_dynamic]; x_static: [basin, n_static].
+            dynamic_from: first day whose dynamic parameters are needed (the warm-up uses the
+                static value of a dynamic parameter, Feng et al. 2022).
+
         Returns:
-            name -> tensor; HBV parameters: static [1, basin, nmul], dynamic [time, basin, nmul];
-            routing (route_a, route_b): [basin].
+            name -> tensor; HBV parameters: static [1, basin, nmul], dynamic
+            [time - dynamic_from, basin, nmul]; routing (route_a, route_b): [basin].
         """
-        raw = torch.sigmoid(self.learner(self.learner_inputs(x_dyn, x_static)))
-        nt, nb = raw.shape[:2]
-        hbv_raw = raw[..., : self.n_hbv * self.nmul].reshape(nt, nb, self.n_hbv, self.nmul)
+        h = self.learner.features(self.learner_inputs(x_dyn, x_static))
+        nb, nm, nh = h.shape[1], self.nmul, self.n_hbv
+        last = torch.sigmoid(self.learner.head(h[-1]))                     # [basin, ny]
+        hbv_last = last[:, : nh * nm].reshape(nb, nh, nm).unsqueeze(0)     # [1, basin, n_hbv, nmul]
+        specs = self.backbone.parameter_specs
+        dyn_idx = [i for i, s in enumerate(specs) if s.name in self.dynamic]
+        dyn = {}
+        if dyn_idx:
+            rows = torch.tensor([i * nm + k for i in dyn_idx for k in range(nm)], device=h.device)
+            raw = torch.sigmoid(self.learner.head(h[dynamic_from:], rows))
+            dyn = dict(zip(dyn_idx, raw.reshape(raw.shape[0], nb, len(dyn_idx), nm).unbind(2)))
         out = {}
-        for i, s in enumerate(self.backbone.parameter_specs):
-            r = hbv_raw[:, :, i] if s.name in self.dynamic else hbv_raw[-1:, :, i]
-            out[s.name] = s.scale(r)
+        for i, (s, r) in enumerate(zip(specs, hbv_last.unbind(2))):
+            out[s.name] = s.scale(dyn.get(i, r))
         for j, s in enumerate(ROUTING_PARAMETERS):
-            out[s.name] = s.scale(raw[-1, :, self.n_hbv * self.nmul + j])
+            out[s.name] = s.scale(last[:, nh * nm + j])
         return out
 
     def forward(self, x_dyn: torch.Tensor, x_static: torch.Tensor, forcing: torch.Tensor,
@@ -104,9 +124,9 @@ class DeltaModel(nn.Module):
         nt = forcing.shape[0]
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
-        params = self.parameters_from(x_dyn, x_static)
+        params = self.parameters_from(x_dyn, x_static, dynamic_from=warmup)
         hbv_names = self.backbone.parameter_names
-        static = {n: (params[n][-1:] if n in self.dynamic else params[n]) for n in hbv_names}
+        static = {n: params[n][-1:] for n in hbv_names}
         q_before = None
         if warmup > 0:
             with torch.no_grad():
@@ -115,7 +135,7 @@ class DeltaModel(nn.Module):
             tail = warm.outputs["Q_unrouted"][-(UH_LENGTH - 1):]
             if tail.shape[0] == UH_LENGTH - 1:
                 q_before = tail
-        window = {n: (params[n][warmup:] if n in self.dynamic else params[n]) for n in hbv_names}
+        window = {n: params[n] for n in hbv_names}
         res = self.backbone(forcing[warmup:], window, state)
         uh = gamma_unit_hydrograph(params["route_a"], params["route_b"])
         outputs = dict(res.outputs)

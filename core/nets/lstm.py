@@ -25,7 +25,21 @@ class LSTMNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.linear_out = nn.Linear(hidden, ny)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """LSTM hidden states before dropout: [time, basin, nx] -> [time, basin, H]."""
+        h, _ = self.lstm(torch.relu(self.linear_in(x)))
+        return h
+
+    def head(self, h: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Dropout + output layer on hidden states ``h`` [..., H] -> [..., ny or len(rows)].
+
+        ``rows`` selects output units (indices into ny), so a caller that needs a few outputs on
+        many days, and the rest on one day, computes (and back-propagates) only those.
+        """
+        h = self.dropout(h)
+        if rows is None:
+            return self.linear_out(h)
+        return nn.functional.linear(h, self.linear_out.weight[rows], self.linear_out.bias[rows])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.linear_in(x))
-        h, _ = self.lstm(h)
-        return self.linear_out(self.dropout(h))
+        return self.head(self.features(x))
