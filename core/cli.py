@@ -28,13 +28,15 @@ def _fail(msg: str) -> None:
 
 @app.command()
 def train(
-    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~7 min on 2 cores) or camels432"),
+    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~7 min on 2 cores), "
+                                          "bench432 (docs/benchmark.md settings) or paper432 (Feng et al. 2022)"),
     config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML RunConfig"),
     data_root: Optional[Path] = typer.Option(None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)"),
     basins: Optional[str] = typer.Option(None, help="a count n (spread over CONUS), 'all', or comma-separated gauge ids"),
     epochs: Optional[int] = typer.Option(None, min=1, help="override the number of epochs"),
     variant: Optional[str] = typer.Option(None, help="override the δ variant (delta1, delta_n, ...)"),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda"),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)"),
     name: Optional[str] = typer.Option(None, help="run name (suffix of the run id)"),
     out: Optional[Path] = typer.Option(None, help=OUT_HELP),
     evaluate: bool = typer.Option(True, help="evaluate on the test period after training"),
@@ -64,12 +66,16 @@ def train(
                 upd["model"]["variant"] = variant
             if device:
                 upd["train"]["device"] = device
+            if threads:
+                upd["train"]["threads"] = threads
             if name:
                 upd["name"] = name
             cfg = RunConfig.from_dict(upd, source="command line")
             run = store.create(cfg.name or cfg.preset or cfg.model.variant)
         if epochs and resume:
             cfg.train.epochs = epochs
+        if threads and resume:
+            cfg.train.threads = threads
         t0 = time.perf_counter()
         typer.echo(f"run {run.run_id} -> {run.path}")
         try:
@@ -111,6 +117,69 @@ def evaluate(
     typer.echo(f"{len(m)} basins evaluated in {time.perf_counter() - t0:.1f} s")
     typer.echo(f"median NSE {m['NSE'].median():.3f}")
     typer.echo(f"median KGE {m['KGE'].median():.3f}")
+
+
+@app.command()
+def predict(
+    run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),
+    data_root: Optional[Path] = typer.Option(None, help="data root to read (Caravan or CAMELS-US layout; default: the run's)"),
+    basins: Optional[str] = typer.Option(None, help="gauge ids (comma-separated), a count, or 'all' (default: all of the root)"),
+    start: Optional[str] = typer.Option(None, help="first output day YYYY-MM-DD (default: the run's test start)"),
+    end: Optional[str] = typer.Option(None, help="last output day (default: the run's test end)"),
+    warmup_days: int = typer.Option(365, min=0, help="days before START that spin up the states"),
+    name: Optional[str] = typer.Option(None, help="output folder name under RUN/predictions/"),
+    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+):
+    """Run a trained model on any basins and period (unseen ones too); writes outputs and metrics."""
+    from .datasets.loader import parse_basins
+    from .evaluation import predict_run
+
+    try:
+        t0 = time.perf_counter()
+        pred = predict_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None,
+                           basins=parse_basins(basins), start=start, end=end,
+                           warmup_days=warmup_days, device=device, name=name)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"{pred.n_basins} basins simulated in {time.perf_counter() - t0:.1f} s -> {pred.path}")
+    if pred.metrics is not None:
+        typer.echo(f"median NSE {pred.metrics['NSE'].median():.3f}  KGE {pred.metrics['KGE'].median():.3f} "
+                   f"({int((pred.metrics['n_obs'] > 0).sum())} basins with streamflow)")
+    else:
+        typer.echo("no streamflow in the data for this period: outputs only")
+
+
+@app.command()
+def benchmark(
+    preset: str = typer.Option("bench432", help="preset every model is trained with (bench432, paper432, ...)"),
+    variants: str = typer.Option(",".join(("delta1", "delta_n", "delta_n_beta", "delta_n_gamma",
+                                           "delta_n_gamma_beta", "delta_n_nnr", "lstm")),
+                                 help="comma-separated variants (δ family and/or lstm)"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="train every run to this many epochs (resumes shorter runs)"),
+    jobs: int = typer.Option(1, min=1, help="trainings at a time"),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads per training"),
+    data_root: Optional[Path] = typer.Option(None, help="data root"),
+    modis: Optional[Path] = typer.Option(None, help="basin-level MOD16A2 8-day ET table (CSV basin,date,ET or netCDF)"),
+    curve_every: int = typer.Option(2, min=1, help="evaluate every N-th epoch checkpoint for the learning curve"),
+    doc: Optional[Path] = typer.Option(None, help="also write the report here (e.g. docs/benchmark.md)"),
+    train: bool = typer.Option(True, help="train missing/short runs (--no-train: only report)"),
+    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+):
+    """Train (or reuse) a run per variant and write the Table-2-like report, NSE CDF and learning curves."""
+    from .evaluation.benchmark import run_benchmark
+
+    command = "hydrolens benchmark " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "hydrolens benchmark"
+    try:
+        table = run_benchmark(_store(out), preset, [v.strip() for v in variants.split(",") if v.strip()],
+                              epochs=epochs, jobs=jobs, threads=threads,
+                              data_root=str(data_root) if data_root else None,
+                              modis_path=str(modis) if modis else None, curve_every=curve_every,
+                              doc=doc, command=command, train=train, log=typer.echo)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+        _fail(str(e))
+    cols = ["model", "median_NSE", "median_KGE", "BFI_r", "ET_r_P_minus_Q", "steps"]
+    typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 @app.command()
@@ -171,7 +240,7 @@ def up(
     if store.latest("done") is None:
         typer.echo(f"no finished run in {store.root}: training the demo preset first")
         train(preset="demo", config=None, data_root=data_root, basins=None, epochs=None, variant=None,
-              device=None, name=None, out=store.root, evaluate=True, resume=None, progress=True)
+              device=None, threads=None, name=None, out=store.root, evaluate=True, resume=None, progress=True)
     serve(port=port, address=address, out=store.root, show=False)
 
 

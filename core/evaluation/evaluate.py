@@ -31,14 +31,15 @@ def simulate(model, data: Prepared, start, device: torch.device | None = None,
     """Run ``model`` over all of ``data`` and return the days from ``start`` on.
 
     Args:
-        model: a DeltaModel.
+        model: a DeltaModel or the StreamflowLSTM (which returns Q_sim only).
         data: prepared arrays (time axis from the first spin-up day to the last output day).
         start: first day to return; every day before it spins up the states (no output kept).
         device: where to compute (default: CPU).
         chunk: basins per forward pass (bounds memory: the LSTM holds [time, chunk, hidden]).
 
     Returns:
-        Dataset (basin, time) with every HBV state and flux and Q_sim, float32, CF units.
+        Dataset (basin, time) with Q_sim and, for δ models, every HBV state and flux; float32,
+        CF units.
     """
     device = device or torch.device("cpu")
     model.eval()
@@ -50,10 +51,11 @@ def simulate(model, data: Prepared, start, device: torch.device | None = None,
         out = model(as_tensor(data.x_dyn[:, sl], device), as_tensor(data.x_static[sl], device),
                     as_tensor(data.forcing[:, sl], device), warmup=i0)
         for n in SAVED_OUTPUTS:
-            blocks[n].append(out.outputs[n].float().cpu().numpy())
+            if n in out.outputs:
+                blocks[n].append(out.outputs[n].float().cpu().numpy())
     time = data.time[i0:]
     ds = xr.Dataset(coords={"basin": data.basins, "time": time})
-    for n in SAVED_OUTPUTS:
+    for n in (n for n in SAVED_OUTPUTS if blocks[n]):
         desc = {**STATE_DESCRIPTIONS, **FLUX_DESCRIPTIONS}.get(n, n)
         units = OUTPUT_UNITS.get(n, "mm d-1")
         ds[n] = (("basin", "time"), np.concatenate(blocks[n], axis=1).T, {"units": units, "long_name": desc})
@@ -65,7 +67,7 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
 
     Columns: NSE, KGE, RMSE, PCC (streamflow, mm/d), BFI_sim = ΣQ2/ΣQ_unrouted (Feng et al.
     2022), BFI_camels (CAMELS baseflow_index, when present), ET_mean (mm/d), n_obs, and the gauge
-    name and location.
+    name and location. BFI_sim and ET_mean are NaN for a model without those outputs (LSTM).
     """
     q_sim = sim["Q_sim"].transpose("time", "basin").values
     q_obs = obs.transpose("time", "basin").values
@@ -73,9 +75,11 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
     for name, fn in METRICS.items():
         df[name] = fn(q_sim, q_obs)
     df["n_obs"] = np.isfinite(q_obs).sum(0)
+    nan = np.full(len(df), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        df["BFI_sim"] = sim["Q2"].sum("time").values / sim["Q_unrouted"].sum("time").values
-    df["ET_mean"] = sim["ET"].mean("time").values
+        df["BFI_sim"] = (sim["Q2"].sum("time").values / sim["Q_unrouted"].sum("time").values
+                         if "Q2" in sim else nan)
+    df["ET_mean"] = sim["ET"].mean("time").values if "ET" in sim else nan
     if "baseflow_index" in meta:
         df["BFI_camels"] = meta["baseflow_index"].values
     for c in BASIN_COORDS:
@@ -84,8 +88,46 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
     return df
 
 
-def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto") -> pd.DataFrame:
+def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.device,
+                   chunk: int = 64) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Simulate ``ds`` (states spun up on every day before ``start``) and score ``start..end``.
+
+    Args:
+        model, cfg, norm: as returned by ``load_model``.
+        ds: a loaded dataset (``load_dataset``) covering the spin-up days and ``start..end``.
+        start, end: the scored period (dates or ISO strings).
+
+    Returns:
+        (sim, metrics): outputs over ``start..end`` with ``Q_obs`` and the gauge coordinates,
+        and the per-basin table of ``basin_metrics``.
+
+    Raises:
+        ValueError: the dataset lacks a learner input (names it) or has NaN forcing.
+    """
+    missing = [n for n in norm.static if n not in ds]
+    if missing:
+        raise ValueError(f"the data lack the static attributes {missing} that this model was "
+                         "trained with (the learner needs every one of them)")
+    data = prepare(ds, norm)
+    sim = simulate(model, data, start, device, chunk)
+    sim = sim.sel(time=slice(str(start), str(end)))
+    obs = ds["Q"].sel(time=sim.time)
+    sim["Q_obs"] = obs.astype("float32").assign_attrs(units="mm d-1", long_name="observed streamflow (USGS)")
+    for c in BASIN_COORDS:
+        if c in ds.coords:
+            sim = sim.assign_coords({c: ds[c]})
+    sim.attrs.update(variant=cfg.model.variant, period=f"{str(start)[:10]}..{str(end)[:10]}")
+    return sim, basin_metrics(sim, obs, ds)
+
+
+def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
+                 checkpoint: str = "last.pt", write: bool = True) -> pd.DataFrame:
     """Evaluate a trained run on its test period; writes outputs.nc and metrics.csv atomically.
+
+    Args:
+        checkpoint: which checkpoint (``last.pt`` or ``epoch_NNN.pt``).
+        write: write outputs.nc / metrics.csv and the status (False: only return the table, as
+            the benchmark's learning curve does for earlier epochs).
 
     Returns:
         the per-basin metrics table (index basin).
@@ -94,24 +136,20 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto") -
         FileNotFoundError: the run has no checkpoint (names it) or data are missing.
     """
     dev = select_device(device)
-    model, cfg, norm = load_model(run, device=dev)
+    model, cfg, norm = load_model(run, checkpoint=checkpoint, device=dev)
     if data_root:
         cfg.data.root = str(data_root)
+    if not write:
+        ds = load_for_config(cfg)
+        return evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end, dev,
+                              cfg.train.eval_basin_chunk)[1]
     run.update_status(state="evaluating", message="evaluating on the test period", pid=os.getpid(),
                       host=socket.gethostname())
     try:
         ds = load_for_config(cfg)
-        data = prepare(ds, norm)
-        sim = simulate(model, data, cfg.data.test_start, dev, cfg.train.eval_basin_chunk)
-        sim = sim.sel(time=slice(str(cfg.data.test_start), str(cfg.data.test_end)))
-        obs = ds["Q"].sel(time=sim.time)
-        sim["Q_obs"] = obs.astype("float32").assign_attrs(units="mm d-1", long_name="observed streamflow (USGS)")
-        for c in BASIN_COORDS:
-            if c in ds.coords:
-                sim = sim.assign_coords({c: ds[c]})
-        sim.attrs.update(run_id=run.run_id, variant=cfg.model.variant,
-                         test_period=f"{cfg.data.test_start}..{cfg.data.test_end}")
-        metrics = basin_metrics(sim, obs, ds)
+        sim, metrics = evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end,
+                                      dev, cfg.train.eval_basin_chunk)
+        sim.attrs.update(run_id=run.run_id, test_period=f"{cfg.data.test_start}..{cfg.data.test_end}")
         atomic_write(run.outputs_path, lambda p: sim.to_netcdf(p))
         write_text_atomic(run.metrics_path, metrics.to_csv())
     except BaseException as e:

@@ -1,6 +1,7 @@
-"""Model compositions (δ models) and the variant registry."""
+"""Model compositions (δ models, the LSTM baseline) and the variant registry."""
 
 from .delta import DeltaModel, DeltaOutput
+from .lstm_baseline import StreamflowLSTM
 from .registry import VARIANTS, Variant, get_variant
 
-__all__ = ["VARIANTS", "DeltaModel", "DeltaOutput", "Variant", "get_variant"]
+__all__ = ["VARIANTS", "DeltaModel", "DeltaOutput", "StreamflowLSTM", "Variant", "get_variant"]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..nets import LSTMNet
-from ..physics import HBV, ROUTING_PARAMETERS, UH_LENGTH, gamma_unit_hydrograph, route
+from ..physics import HBV, ROUTING_PARAMETERS, UH_LENGTH, RechargeNet, gamma_unit_hydrograph, route
 
 
 @dataclass
@@ -47,13 +47,17 @@ class DeltaModel(nn.Module):
         use_gamma: include the ET-shape exponent γ.
         hidden, dropout: learner size.
         engine: HBV implementation ("auto", "fused", "reference"; see core.physics.HBV).
+        nn_recharge: δn(NN_r): the recharge equation is replaced by ``RechargeNet`` (trained
+            with the learner; runs the reference HBV loop).
     """
 
     def __init__(self, n_dynamic: int, n_static: int, nmul: int = 16,
                  dynamic: tuple[str, ...] = (), use_gamma: bool = False,
-                 hidden: int = 256, dropout: float = 0.5, engine: str = "auto"):
+                 hidden: int = 256, dropout: float = 0.5, engine: str = "auto",
+                 nn_recharge: bool = False):
         super().__init__()
-        self.backbone = HBV(nmul=nmul, use_gamma=use_gamma or "GAMMA" in dynamic, engine=engine)
+        self.backbone = HBV(nmul=nmul, use_gamma=use_gamma or "GAMMA" in dynamic, engine=engine,
+                            recharge_net=RechargeNet() if nn_recharge else None)
         specs = self.backbone.parameter_specs
         bad = [d for d in dynamic if d not in {s.name for s in specs if s.dynamic_capable}]
         if bad:

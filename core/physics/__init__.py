@@ -1,6 +1,6 @@
 """Process models ("backbones"): the parameter spec, HBV and routing."""
 
-from .hbv import FORCING_NAMES, HBV, OUTPUT_NAMES, HBVResult, hbv_step
+from .hbv import FORCING_NAMES, HBV, OUTPUT_NAMES, HBVResult, RechargeNet, hbv_step
 from .routing import UH_LENGTH, gamma_unit_hydrograph, route
 from .spec import (ALL_PARAMETERS, FLUX_DESCRIPTIONS, GAMMA, HBV_FLUXES, HBV_PARAMETERS,
                    HBV_STATES, OUTPUT_UNITS, ROUTING_PARAMETERS, STATE_DESCRIPTIONS, ParamSpec,
@@ -9,6 +9,6 @@ from .spec import (ALL_PARAMETERS, FLUX_DESCRIPTIONS, GAMMA, HBV_FLUXES, HBV_PAR
 __all__ = [
     "ALL_PARAMETERS", "FLUX_DESCRIPTIONS", "FORCING_NAMES", "GAMMA", "HBV", "HBVResult",
     "HBV_FLUXES", "HBV_PARAMETERS", "HBV_STATES", "OUTPUT_NAMES", "OUTPUT_UNITS",
-    "ROUTING_PARAMETERS", "STATE_DESCRIPTIONS", "UH_LENGTH", "ParamSpec", "gamma_unit_hydrograph",
+    "ROUTING_PARAMETERS", "RechargeNet", "STATE_DESCRIPTIONS", "UH_LENGTH", "ParamSpec", "gamma_unit_hydrograph",
     "hbv_step", "route", "spec",
 ]

@@ -48,12 +48,56 @@ class HBVResult:
     components: dict[str, torch.Tensor] | None = None
 
 
+class RechargeNet(torch.nn.Module):
+    """NN_r of δn(NN_r): a small network for the effective rainfall (recharge) of the soil routine.
+
+    Replaces RECHARGE = (RAIN + TOSOIL)·min((SM/FC)^BETA, 1) (Feng et al. 2022, sec. 2.2, the
+    δn(NN_r) variant) by
+
+        P_eff = (Pr + Isnow) · σ(MLP(FC, BETA, SM, SM/FC, Pr + Isnow)),
+
+    so 0 ≤ P_eff ≤ Pr + Isnow for any weights: the soil keeps the rest and mass is conserved
+    exactly. Inputs are scaled to O(1) with the spec bounds (FC/1000 mm, BETA/6, SM/1000 mm,
+    SM/FC, log1p(Pr + Isnow)/log(101)). It is trained end to end with the learner.
+
+    Args:
+        hidden: width of the two hidden layers (tanh).
+
+    Shapes: ``forward(fc, beta, sm, infil)``, each [basin, nmul] (mm or 1) -> [basin, nmul] mm/d.
+    """
+
+    N_INPUTS = 5
+
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(self.N_INPUTS, hidden), torch.nn.Tanh(),
+            torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
+            torch.nn.Linear(hidden, 1),
+        )
+        fc_max = next(s.upper for s in HBV_PARAMETERS if s.name == "FC")
+        beta_max = next(s.upper for s in HBV_PARAMETERS if s.name == "BETA")
+        self.register_buffer("_scale", torch.tensor([1 / fc_max, 1 / beta_max, 1 / fc_max]),
+                             persistent=False)
+
+    def forward(self, fc: torch.Tensor, beta: torch.Tensor, sm: torch.Tensor,
+                infil: torch.Tensor) -> torch.Tensor:
+        sc = self._scale.to(fc.dtype)
+        fc_b = torch.broadcast_to(fc, sm.shape)
+        feats = torch.stack([fc_b * sc[0], torch.broadcast_to(beta, sm.shape) * sc[1], sm * sc[2],
+                             sm / fc_b, torch.log1p(torch.broadcast_to(infil, sm.shape)) / 4.61512],
+                            dim=-1)
+        frac = torch.sigmoid(self.net(feats).squeeze(-1))
+        return infil * frac
+
+
 def hbv_step(
     P: torch.Tensor,
     T: torch.Tensor,
     PET: torch.Tensor,
     state: tuple[torch.Tensor, ...],
     p: Mapping[str, torch.Tensor],
+    recharge_net: "RechargeNet | None" = None,
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """One day of HBV for all basins and components.
 
@@ -64,6 +108,8 @@ def hbv_step(
         state: (SNOWPACK, MELTWATER, SM, SUZ, SLZ), each [basin, nmul] (mm).
         p: parameters in physical units, each [basin, nmul]; keys of ``HBV_PARAMETERS`` and,
             optionally, ``GAMMA``.
+        recharge_net: δn(NN_r): compute RECHARGE with this network instead of the soil-wetness
+            power law (see ``RechargeNet``); None: the standard HBV.
 
     Returns:
         (new_state, fluxes): new_state as ``state``; fluxes in ``HBV_FLUXES`` order, each
@@ -96,9 +142,11 @@ def hbv_step(
     meltwater = meltwater - tosoil
 
     # soil routine
-    wetness = torch.clamp(sm / fc, min=_POW_FLOOR, max=1.0) ** p["BETA"]
     infil = rain + tosoil
-    recharge = infil * wetness
+    if recharge_net is None:
+        recharge = infil * torch.clamp(sm / fc, min=_POW_FLOOR, max=1.0) ** p["BETA"]
+    else:
+        recharge = recharge_net(fc, p["BETA"], sm, infil)
     sm = sm + infil - recharge
     excess = torch.clamp(sm - fc, min=0.0)
     sm = sm - excess
@@ -136,6 +184,9 @@ class HBV(torch.nn.Module):
         engine: ``"auto"`` (the fused kernel of ``core.physics.fused`` for CPU tensors when it
             builds, else the reference), ``"fused"`` (require it) or ``"reference"`` (the
             autograd loop over ``hbv_step`` below). Both compute the same model.
+        recharge_net: a ``RechargeNet`` for δn(NN_r) (its weights become parameters of this
+            module); the fused kernel has no network inside its loop, so this model always runs
+            the reference loop (``engine="fused"`` raises ValueError).
 
     Contract (see DESIGN.md): ``forward(forcing [time, basin, 3], params name -> [time or 1,
     basin, nmul], state=None)`` -> ``HBVResult``. Static parameters have a leading dimension of 1,
@@ -145,12 +196,16 @@ class HBV(torch.nn.Module):
     ENGINES = ("auto", "fused", "reference")
 
     def __init__(self, nmul: int = 16, use_gamma: bool = False, init_storage: float = 0.001,
-                 engine: str = "auto"):
+                 engine: str = "auto", recharge_net: RechargeNet | None = None):
         super().__init__()
         if nmul < 1:
             raise ValueError(f"nmul must be ≥ 1, got {nmul}")
         if engine not in self.ENGINES:
             raise ValueError(f"engine must be one of {self.ENGINES}, got {engine!r}")
+        if recharge_net is not None and engine == "fused":
+            raise ValueError("engine 'fused' cannot run a recharge network (δn(NN_r)); use 'auto' "
+                             "or 'reference'")
+        self.recharge_net = recharge_net
         self.nmul = nmul
         self.use_gamma = use_gamma
         self.init_storage = init_storage
@@ -159,7 +214,7 @@ class HBV(torch.nn.Module):
     def _use_fused(self, device: torch.device) -> bool:
         from .fused import fused_available, load_kernel
 
-        if self.engine == "reference":
+        if self.engine == "reference" or self.recharge_net is not None:
             return False
         if self.engine == "fused":
             if device.type != "cpu":
@@ -244,7 +299,7 @@ class HBV(torch.nn.Module):
         rows = []
         for t in range(nt):
             p_t = static_p if not dynamic else {**static_p, **{n: per_step[n][t] for n in dynamic}}
-            st, fl = hbv_step(P[t], T[t], PET[t], st, p_t)
+            st, fl = hbv_step(P[t], T[t], PET[t], st, p_t, self.recharge_net)
             block = torch.stack((*st, *fl))  # [n_out, basin, nmul]
             rows.append(block if return_components else block.mean(-1))
         series = torch.stack(rows)  # [time, n_out, basin(, nmul)]

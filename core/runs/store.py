@@ -61,6 +61,7 @@ class RunInfo:
     epochs: int
     median_nse: float | None
     median_kge: float | None
+    name: str | None = None
 
 
 def _process_gone(status: dict) -> bool:
@@ -200,6 +201,7 @@ class Run:
             epochs=int(cfg.get("train", {}).get("epochs", st.get("epochs", 0))),
             median_nse=None if med_nse is None else float(med_nse),
             median_kge=None if med_kge is None else float(med_kge),
+            name=cfg.get("name"),
         )
 
     # writing -----------------------------------------------------------------------------

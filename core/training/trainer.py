@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..datasets.normalize import Normalizer
 from ..datasets.sampler import WindowSampler
-from ..models import DeltaModel, get_variant
+from ..models import DeltaModel, StreamflowLSTM, get_variant
 from ..runs import Run, atomic_write
 from .config import RunConfig
 from .data import (DYNAMIC_INPUTS, Prepared, as_tensor, fit_normalizer, load_for_config, prepare,
@@ -44,9 +44,11 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def build_model(cfg: RunConfig, n_dynamic: int, n_static: int) -> DeltaModel:
-    """The DeltaModel described by ``cfg.model``."""
+def build_model(cfg: RunConfig, n_dynamic: int, n_static: int) -> DeltaModel | StreamflowLSTM:
+    """The model described by ``cfg.model``: a DeltaModel, or the StreamflowLSTM baseline."""
     v = get_variant(cfg.model.variant)
+    if v.family == "lstm":
+        return StreamflowLSTM(n_dynamic, n_static, hidden=cfg.model.hidden, dropout=cfg.model.dropout)
     return DeltaModel(
         n_dynamic=n_dynamic,
         n_static=n_static,
@@ -56,6 +58,7 @@ def build_model(cfg: RunConfig, n_dynamic: int, n_static: int) -> DeltaModel:
         hidden=cfg.model.hidden,
         dropout=cfg.model.dropout,
         engine=cfg.model.engine,
+        nn_recharge=v.nn_recharge,
     )
 
 
@@ -119,7 +122,10 @@ class Trainer:
         cfg.data.basins = list(data.basins)
         run.write_config(cfg.to_dict())
         seed_everything(t.seed)
-        self.model = build_model(cfg, len(DYNAMIC_INPUTS), data.x_static.shape[1]).to(self.device)
+        self.model = build_model(cfg, len(DYNAMIC_INPUTS), data.x_static.shape[1])
+        if isinstance(self.model, StreamflowLSTM):
+            self.model.fit_target(data.q_obs)  # restored from the checkpoint on resume
+        self.model = self.model.to(self.device)
         lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
         opt_cls = torch.optim.Adadelta if t.optimizer == "adadelta" else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=lr)

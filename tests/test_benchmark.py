@@ -1,0 +1,151 @@
+"""`hydrolens benchmark` and `hydrolens predict`: scores by hand, MODIS compositing, the whole
+command on real data (train, reuse, resume), prediction on unseen basins and periods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import yaml
+
+from core.evaluation.benchmark import (modis_composites, modis_scores, pearson, read_modis,
+                                       target_checks, BenchmarkRow, water_balance_et)
+from core.runs import RunStore
+from tests.conftest import needs_data, run_cli
+
+
+def _et(values: dict[str, np.ndarray], start: str) -> xr.DataArray:
+    n = len(next(iter(values.values())))
+    time = pd.date_range(start, periods=n, freq="D")
+    return xr.DataArray(np.stack(list(values.values())), dims=("basin", "time"),
+                        coords={"basin": list(values), "time": time})
+
+
+def test_modis_composites_by_hand():
+    # 2000-12-20 .. 2001-01-20: composite 2000-12-18 is cut at the start and 2001-01-17 at the
+    # end (dropped); 2000-12-26 is the leap year's last composite (6 days)
+    n = 32
+    et = _et({"A": np.ones(n), "B": np.arange(n, dtype=float)}, "2000-12-20")
+    c = modis_composites(et).set_index(["basin", "date"])["ET"]
+    assert list(c.loc["A"].index.strftime("%Y-%m-%d")) == ["2000-12-26", "2001-01-01", "2001-01-09"]
+    assert list(c.loc["A"].values) == [6.0, 8.0, 8.0]
+    # B: day index 6..11 for 12-26..12-31, 12..19 for 01-01..01-08, 20..27 for 01-09..01-16
+    assert list(c.loc["B"].values) == [sum(range(6, 12)), sum(range(12, 20)), sum(range(20, 28))]
+
+
+def test_modis_scores_and_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    days = 3 * 365
+    et = {f"0{i}000000": 1 + i * 0.3 + np.sin(np.arange(days) / 58.0) + 0.1 * rng.random(days)
+          for i in range(1, 5)}
+    out = xr.Dataset({"ET": _et(et, "2001-01-01")})
+    sim = modis_composites(out["ET"])
+    sim["ET"] = sim["ET"] * 0.8 + rng.normal(0, 0.05, len(sim))
+    sim["date"] = sim["date"].dt.strftime("%Y-%m-%d")
+    sim.to_csv(tmp_path / "modis.csv", index=False)
+    modis = read_modis(tmp_path / "modis.csv")
+    assert modis["basin"].str.len().eq(8).all()
+    temporal, spatial = modis_scores(out, modis)
+    assert temporal > 0.99 and spatial > 0.99
+    pd.DataFrame({"basin": ["1"], "time": ["2001-01-01"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="missing \\['ET', 'date'\\]"):
+        read_modis(tmp_path / "bad.csv")
+    with pytest.raises(FileNotFoundError):
+        read_modis(tmp_path / "none.csv")
+
+
+def test_water_balance_and_pearson_by_hand():
+    t = pd.date_range("2001-01-01", periods=4)
+    ds = xr.Dataset({
+        "RAIN": (("basin", "time"), [[2.0, 2, 0, 0], [1, 1, 1, 1]]),
+        "SNOW": (("basin", "time"), [[0.0, 0, 2, 0], [0, 0, 0, 0]]),
+        "Q_obs": (("basin", "time"), [[1.0, np.nan, 0, 0], [0.5, 0.5, 0.5, 0.5]]),
+    }, coords={"basin": ["a", "b"], "time": t})
+    np.testing.assert_allclose(water_balance_et(ds).values, [1.5 - 1 / 3, 0.5])
+    assert pearson([1, 2, 3, np.nan], [2, 4, 6, 1]) == pytest.approx(1.0)
+    assert np.isnan(pearson([1, 2], [1, 2]))
+
+
+def test_target_checks_report_gaps():
+    def row(v, nse, bfi=0.7):
+        return BenchmarkRow(v, v, nse, 0.0, bfi, 0.0, 10, 1, 1, 0.0)
+    checks = {d: (ok, val) for d, ok, val in target_checks(
+        [row("delta1", 0.50), row("delta_n", 0.55), row("delta_n_gamma_beta", 0.56, 0.65), row("lstm", 0.60)])}
+    assert checks["ordering δ1 < δn ≤ δn(γᵗ,βᵗ)"][0] is True
+    assert checks["δn(γᵗ,βᵗ) − δ1 ≥ 0.05 median NSE"] == (True, "+0.060")
+    assert checks["δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM"][0] is False
+    assert checks["BFI spatial r ≥ 0.6 for δn(γᵗ,βᵗ)"][0] is True
+
+
+@needs_data
+@pytest.mark.data
+def test_benchmark_command_trains_reuses_and_resumes(tmp_path, data_root):
+    cfg = {
+        "data": {"root": str(data_root), "basins": ["01022500", "02064000", "06431500", "12025000"]},
+        "model": {"hidden": 8, "dropout": 0.0},
+        "train": {"epochs": 2, "iters_per_epoch": 2, "batch_size": 4, "rho": 60, "warmup": 30,
+                  "optimizer": "adam", "lr": 0.01, "threads": 1},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    store = tmp_path / "runs"
+    args = ["benchmark", "--preset", str(tmp_path / "tiny.yaml"), "--variants", "delta1,lstm",
+            "--out", str(store), "--curve-every", "1", "--jobs", "2", "--doc", str(tmp_path / "doc" / "b.md")]
+    p = run_cli(*args, timeout=900)
+    assert p.returncode == 0, p.stdout + p.stderr
+    table = pd.read_csv(store / "benchmarks" / "tiny" / "table.csv")
+    assert list(table["variant"]) == ["delta1", "lstm"]
+    d1, lstm = table.iloc[0], table.iloc[1]
+    assert np.isfinite(d1["median_NSE"]) and np.isfinite(d1["BFI_r"]) and np.isfinite(d1["ET_r_P_minus_Q"])
+    assert np.isnan(lstm["BFI_r"]) and np.isfinite(lstm["median_NSE"])
+    assert d1["steps"] == 4 and d1["basins"] == 4
+    for f in ("nse_cdf.png", "learning_curve.png", "report.md", "table.md"):
+        assert (store / "benchmarks" / "tiny" / f).stat().st_size > 200, f
+    curve = pd.read_csv(store / "benchmarks" / "tiny" / "learning_curve_delta1.csv")
+    assert list(curve["epoch"]) == [1, 2] and curve["test_median_nse"].notna().all()
+    # the last checkpoint's curve point is the run's own evaluation
+    runs = {r.name: r for r in RunStore(store).list()}
+    assert curve["test_median_nse"].iloc[-1] == pytest.approx(runs["tiny-delta1"].median_nse, abs=1e-6)
+    doc = (tmp_path / "doc" / "b.md").read_text()
+    assert "| δ1 |" in doc and "| LSTM |" in doc and "img/tiny_nse_cdf.png" in doc
+    assert (tmp_path / "doc" / "img" / "tiny_nse_cdf.png").exists()
+
+    # report only: reuses the runs, trains nothing
+    ids = sorted(r.run_id for r in RunStore(store).list())
+    p = run_cli("benchmark", "--preset", str(tmp_path / "tiny.yaml"), "--variants", "delta1,lstm",
+                "--out", str(store), "--no-train")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert sorted(r.run_id for r in RunStore(store).list()) == ids
+    # more epochs: the same runs are resumed
+    p = run_cli(*args[:5], "--out", str(store), "--epochs", "3", "--curve-every", "1", timeout=900)
+    assert p.returncode == 0, p.stdout + p.stderr
+    infos = RunStore(store).list()
+    assert sorted(r.run_id for r in infos) == ids and all(r.epochs_done == 3 for r in infos)
+    # unknown variant: a clear error
+    p = run_cli("benchmark", "--preset", "bench432", "--variants", "delta9", "--out", str(store))
+    assert p.returncode == 2 and "unknown variants ['delta9']" in p.stderr
+
+
+@needs_data
+@pytest.mark.data
+def test_predict_unseen_basin_and_period(trained_run, data_root):
+    trained = set(trained_run.config()["data"]["basins"])
+    unseen = next(b for b in ("01022500", "02064000", "06431500", "12025000", "09447800") if b not in trained)
+    store = trained_run.path.parent
+    p = run_cli("predict", trained_run.run_id, "--out", str(store), "--data-root", str(data_root),
+                "--basins", unseen, "--start", "2005-01-01", "--end", "2006-12-31", "--name", "unseen")
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = trained_run.path / "predictions" / "unseen"
+    sim = xr.open_dataset(out / "outputs.nc")
+    try:
+        assert list(sim.basin.values) == [unseen]
+        assert str(sim.time.values[0])[:10] == "2005-01-01" and sim.sizes["time"] == 730
+        assert np.isfinite(sim["Q_sim"]).all() and (sim["Q_sim"] >= 0).all()
+    finally:
+        sim.close()
+    m = pd.read_csv(out / "metrics.csv", dtype={"basin": str})
+    assert m["n_obs"].iloc[0] > 600 and np.isfinite(m["NSE"].iloc[0])
+    assert "median NSE" in p.stdout
+    p = run_cli("predict", trained_run.run_id, "--out", str(store), "--data-root", str(data_root),
+                "--basins", "99999999")
+    assert p.returncode == 2 and "99999999" in p.stderr
