@@ -27,10 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import core  # noqa: E402,F401  (before torch: sets THP_MEM_ALLOC_ENABLE, see core/__init__.py)
+import torch  # noqa: E402
 
 from core.models import DeltaModel  # noqa: E402
 from core.physics import HBV, ROUTING_PARAMETERS, gamma_unit_hydrograph, route  # noqa: E402

@@ -34,11 +34,14 @@ def weighted_loss(res, weights):
         (res.final_state[s] ** 2).sum() for s in HBV_STATES)
 
 
-@pytest.mark.parametrize("use_gamma,dynamic", [(False, ()), (True, ("BETA",)), (True, ("BETA", "GAMMA"))])
-def test_fused_matches_reference_outputs_and_gradients(use_gamma, dynamic):
-    forcing, params, state = branch_case(use_gamma=use_gamma, dynamic=dynamic)
-    ref_m = HBV(nmul=4, use_gamma=use_gamma, engine="reference")
-    fus_m = HBV(nmul=4, use_gamma=use_gamma, engine="fused")
+@pytest.mark.parametrize("use_gamma,dynamic,nmul", [
+    (False, (), 4), (True, ("BETA",), 4), (True, ("BETA", "GAMMA"), 4),
+    # the kernel runs components in SIMD lanes (4 doubles): 6 = one full and one partial group
+    (True, ("BETA", "GAMMA"), 6), (False, ("BETA",), 1)])
+def test_fused_matches_reference_outputs_and_gradients(use_gamma, dynamic, nmul):
+    forcing, params, state = branch_case(use_gamma=use_gamma, dynamic=dynamic, nmul=nmul)
+    ref_m = HBV(nmul=nmul, use_gamma=use_gamma, engine="reference")
+    fus_m = HBV(nmul=nmul, use_gamma=use_gamma, engine="fused")
     leaves = [forcing.requires_grad_()] + [v.requires_grad_() for v in params.values()] + \
              [v.requires_grad_() for v in state.values()]
     ref = ref_m(forcing, params, state)
@@ -86,13 +89,25 @@ def test_fused_components_and_warm_state():
     torch.testing.assert_close(second.outputs["Q_unrouted"], full.outputs["Q_unrouted"][70:])
 
 
-def test_fused_float32_close_to_float64():
-    forcing, params, state = branch_case(nt=365, dynamic=("BETA",))
-    m = HBV(nmul=4, use_gamma=True, engine="fused")
-    r64 = m(forcing, params, state)
-    r32 = m(forcing.float(), {k: v.float() for k, v in params.items()}, {k: v.float() for k, v in state.items()})
-    q64, q32 = r64.outputs["Q_unrouted"], r32.outputs["Q_unrouted"].double()
-    assert ((q32 - q64).abs().max() / q64.abs().max()) < 1e-4
+@pytest.mark.parametrize("nmul", [4, 16, 11])
+def test_fused_float32_close_to_float64(nmul):
+    """float32 runs 8 components per vector (16 = two full groups, 11 = a full and a partial one);
+    outputs and gradients stay close to the float64 reference."""
+    forcing, params, state = branch_case(nt=365, dynamic=("BETA",), nmul=nmul)
+    r64 = HBV(nmul=nmul, use_gamma=True, engine="reference")(forcing, params, state, return_components=True)
+    p32 = {k: v.float().requires_grad_() for k, v in params.items()}
+    r32 = HBV(nmul=nmul, use_gamma=True, engine="fused")(
+        forcing.float(), p32, {k: v.float() for k, v in state.items()}, return_components=True)
+    for name in ("Q_unrouted", "ET", "SM", "SNOWPACK"):
+        a, b = r64.components[name], r32.components[name].double()
+        assert ((b - a).abs().max() / a.abs().max()) < 1e-4, name
+    p64 = {k: v.clone().requires_grad_() for k, v in params.items()}
+    q64 = HBV(nmul=nmul, use_gamma=True, engine="reference")(forcing, p64, state).outputs["Q_unrouted"]
+    q64.sum().backward()
+    r32.outputs["Q_unrouted"].sum().backward()
+    for k in params:
+        g64, g32 = p64[k].grad, p32[k].grad.double()
+        assert ((g32 - g64).abs().max() / g64.abs().max().clamp(min=1e-12)) < 1e-3, k
 
 
 def test_fused_gradcheck():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -49,28 +50,52 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("HYDROLENS_CACHE", Path.home() / ".cache" / "hydrolens")) / "kernels"
 
 
+BASE_FLAGS = ["-O3", "-std=c++17", "-fopenmp", "-shared", "-fPIC", "-fno-math-errno"]
+# tried in order: this CPU's vector ISA with glibc's vector exp/log (libmvec), this CPU's ISA
+# alone (exp/log lane by lane), the baseline ISA
+FLAG_SETS = (["-march=native", "-DHBV_MVEC", "-lmvec"], ["-march=native"], [])
+
+
+def _cpu_signature() -> str:
+    """What -march=native depends on, so a cache shared between machines never mixes them."""
+    sig = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "model name", "Features")):
+                sig += line
+    except OSError:
+        sig += platform.processor()
+    return sig
+
+
 def _build() -> Path:
     src = SOURCE.read_bytes()
-    flags = ["-O3", "-std=c++17", "-fopenmp", "-shared", "-fPIC", "-fno-math-errno"]
-    key = hashlib.sha256(src + " ".join(flags).encode()).hexdigest()[:16]
-    lib_path = _cache_dir() / f"hbv_{key}.so"
-    if lib_path.exists():
-        return lib_path
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
-    if not cxx:
-        raise KernelUnavailable("no C++ compiler found (install g++, or set CXX)")
-    lib_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib_path.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([cxx, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise KernelUnavailable(f"compiling {SOURCE.name} failed:\n{proc.stderr[-2000:]}")
-        os.replace(tmp, lib_path)  # atomic: concurrent builders race harmlessly
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return lib_path
+    errors = []
+    for extra in FLAG_SETS:
+        flags = [*BASE_FLAGS, *extra]
+        key = hashlib.sha256(src + " ".join(flags).encode() + _cpu_signature().encode()).hexdigest()[:16]
+        lib_path = _cache_dir() / f"hbv_{key}.so"
+        if lib_path.exists():
+            return lib_path
+        if not cxx:
+            raise KernelUnavailable("no C++ compiler found (install g++, or set CXX)")
+        lib_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib_path.parent)
+        os.close(fd)
+        try:
+            compile_flags = [f for f in flags if not f.startswith("-l")]
+            libs = [f for f in flags if f.startswith("-l")]  # after the source, for the linker
+            proc = subprocess.run([cxx, *compile_flags, str(SOURCE), "-o", tmp, *libs],
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                os.replace(tmp, lib_path)  # atomic: concurrent builders race harmlessly
+                return lib_path
+            errors.append(f"{' '.join(extra) or 'baseline'}: {proc.stderr[-800:]}")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise KernelUnavailable(f"compiling {SOURCE.name} failed:\n" + "\n".join(errors))
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -82,6 +107,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         bwd = getattr(lib, f"hbv_backward_{suffix}")
         bwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, vp, vp, i32, vp, vp, vp, vp, vp, vp, i32]
         bwd.restype = None
+    lib.hbv_lanes_f32.restype = ctypes.c_int
+    lib.hbv_lanes_f64.restype = ctypes.c_int
     lib.hbv_param_names.restype = ctypes.c_char_p
     lib.hbv_output_names.restype = ctypes.c_char_p
     # the kernel hard-codes orders: check them against the one spec
@@ -137,8 +164,9 @@ class FusedHBVFunction(torch.autograd.Function):
 
     forward(forcing [time, basin, 3], state0 [5, basin, nmul], mean_out: bool, *params) with
     params in ``HBV_PARAMETERS`` (+ GAMMA) order, each [1 or time, basin, nmul], returns
-    (outputs [time, 18, basin] if mean_out else [time, 18, basin, nmul], final state
-    [5, basin, nmul]). Outputs are ordered as ``HBV_STATES + HBV_FLUXES``.
+    (outputs [18, basin, time] if mean_out else [18, basin, nmul, time], final state
+    [5, basin, nmul]). Outputs are ordered as ``HBV_STATES + HBV_FLUXES``; time is innermost so
+    that every basin streams through contiguous memory (callers take ``.movedim(-1, 0)`` views).
     """
 
     @staticmethod
@@ -149,14 +177,17 @@ class FusedHBVFunction(torch.autograd.Function):
         dtype = forcing.dtype
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"fused HBV supports float32/float64, got {dtype}")
-        P, T, PET = (forcing[..., i].contiguous() for i in range(3))
+        P, T, PET = (forcing[..., i].t().contiguous() for i in range(3))  # [basin, time]
         state0 = state0.contiguous()
         params = [p.to(dtype).contiguous() for p in params]
         strides = (ctypes.c_int64 * len(params))(*[0 if p.shape[0] == 1 else nb * nm for p in params])
-        out = torch.empty((nt, N_OUT, nb) if mean_out else (nt, N_OUT, nb, nm), dtype=dtype)
+        out = torch.empty((N_OUT, nb, nt) if mean_out else (N_OUT, nb, nm, nt), dtype=dtype)
         final = torch.empty_like(state0)
         need_grad = any(ctx.needs_input_grad)
-        saved = torch.empty((nb, nm, nt, N_SAVED), dtype=dtype) if need_grad else None
+        lanes = lib.hbv_lanes_f64() if dtype == torch.float64 else lib.hbv_lanes_f32()
+        groups = -(-nm // lanes)
+        # the tape: [basin, lane group, time, 7, lanes]
+        saved = torch.empty((nb, groups, nt, N_SAVED, lanes), dtype=dtype) if need_grad else None
         gamma = int(len(params) == len(HBV_PARAMETERS) + 1)
         fn = lib.hbv_forward_f64 if dtype == torch.float64 else lib.hbv_forward_f32
         par_ptrs = _ptr_array(params)
@@ -167,16 +198,17 @@ class FusedHBVFunction(torch.autograd.Function):
             ctx.save_for_backward(P, T, PET, saved, *params)
             ctx.mean_out = bool(mean_out)
             ctx.gamma = gamma
+            ctx.dims = (nt, nb, nm)
         return out, final
 
     @staticmethod
     def backward(ctx, g_out, g_final):
         lib = load_kernel()
         P, T, PET, saved, *params = ctx.saved_tensors
-        nb, nm, nt, _ = saved.shape
+        nt, nb, nm = ctx.dims
         dtype = P.dtype
         g_out = (g_out if g_out is not None else
-                 torch.zeros((nt, N_OUT, nb) if ctx.mean_out else (nt, N_OUT, nb, nm), dtype=dtype))
+                 torch.zeros((N_OUT, nb, nt) if ctx.mean_out else (N_OUT, nb, nm, nt), dtype=dtype))
         g_out = g_out.contiguous()
         g_final = g_final.contiguous() if g_final is not None else None
         gP, gT, gPET = (torch.zeros_like(P) for _ in range(3))
@@ -189,6 +221,6 @@ class FusedHBVFunction(torch.autograd.Function):
            ctypes.cast(strides, ctypes.c_void_p), ctx.gamma, _ptr(saved), _ptr(g_out), int(ctx.mean_out),
            _ptr(g_final) if g_final is not None else None, _ptr(gP), _ptr(gT), _ptr(gPET),
            ctypes.cast(gpar_ptrs, ctypes.c_void_p), _ptr(g_state0), torch.get_num_threads())
-        g_forcing = torch.stack([gP, gT, gPET], dim=-1) if ctx.needs_input_grad[0] else None
+        g_forcing = torch.stack([gP.t(), gT.t(), gPET.t()], dim=-1) if ctx.needs_input_grad[0] else None
         return (g_forcing, g_state0 if ctx.needs_input_grad[1] else None, None,
                 *[g if need else None for g, need in zip(gpar, ctx.needs_input_grad[3:])])

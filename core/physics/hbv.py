@@ -318,7 +318,7 @@ class HBV(torch.nn.Module):
         state0 = torch.stack([state[s].to(forcing.dtype) for s in HBV_STATES])
         plist = [params[n] for n in self.parameter_names]
         series, final = FusedHBVFunction.apply(forcing, state0, not return_components, *plist)
-        named = {n: series[:, i] for i, n in enumerate(OUTPUT_NAMES)}
+        named = {n: series[i].movedim(-1, 0) for i, n in enumerate(OUTPUT_NAMES)}
         if return_components:
             comps, outputs = named, {n: v.mean(-1) for n, v in named.items()}
         else:

@@ -10,18 +10,113 @@
 // Parameter and output orders are exported (hbv_param_names / hbv_output_names) and checked by
 // core/physics/fused.py against core/physics/spec.py, so both implementations read one spec.
 //
-// Layouts (all C-contiguous): forcing P, T, PET [nt, nb]; each parameter [nt or 1, nb, nm]
-// (time stride given per parameter, 0 for static); states [5, nb, nm];
-// outputs [nt, 18, nb] (component mean) or [nt, 18, nb, nm]; saved (the tape) [nb, nm, nt, 7]: the 5 states
-// entering each day plus the two power-law efficiencies wet = xc^BETA and eta = yc^GAMMA, so the
-// backward pass recomputes the day without any pow().
+// Layouts (all C-contiguous), time innermost wherever a basin streams through time, so each
+// basin reads and writes contiguous memory: forcing P, T, PET [nb, nt] (and their adjoints); each
+// parameter [nt or 1, nb, nm] (time stride given per parameter, 0 for static); states [5, nb, nm];
+// outputs [18, nb, nt] (component mean) or [18, nb, nm, nt]; saved (the tape)
+// [nb, ng, nt, 7, W] with ng = ceil(nm / W) lane groups: the 5 states entering each day plus the
+// two power-law efficiencies wet = xc^BETA and eta = yc^GAMMA, so the backward pass recomputes the
+// day without any pow().
+//
+// SIMD: the components of a basin run in the lanes of a vector (GCC vector extensions; W = 8
+// floats or 4 doubles in 32 bytes), so every step is one chain of vector operations for W
+// components; thresholds become lane selects (a < b ? x : y on vectors). pow(x, e) is
+// exp(e·log x) with x in [1e-6, 1]; with -DHBV_MVEC the vector exp/log of glibc's libmvec
+// (AVX2, <= 4 ulp) are used, otherwise std::exp/std::log lane by lane. The lanes of a last,
+// partial group repeat the group's first component and are never stored.
 // Parallel over basins (OpenMP), so gradient accumulation needs no atomics.
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
+#if defined(HBV_MVEC) && !defined(__AVX2__)
+#undef HBV_MVEC  // libmvec's 32-byte variants need AVX2
+#endif
+#if defined(HBV_MVEC)
+#include <immintrin.h>
+extern "C" {
+__m256 _ZGVdN8v_expf(__m256);
+__m256 _ZGVdN8v_logf(__m256);
+__m256d _ZGVdN4v_exp(__m256d);
+__m256d _ZGVdN4v_log(__m256d);
+}
+#endif
+
 namespace {
+
+typedef float vf __attribute__((vector_size(32)));
+typedef double vd __attribute__((vector_size(32)));
+
+template <typename E> struct Lanes;
+template <> struct Lanes<float> { using V = vf; static constexpr int W = 8; };
+template <> struct Lanes<double> { using V = vd; static constexpr int W = 4; };
+template <typename V> struct Elem;
+template <> struct Elem<vf> { using E = float; static constexpr int W = 8; };
+template <> struct Elem<vd> { using E = double; static constexpr int W = 4; };
+
+template <typename V> inline V K(double c) { return V{} + typename Elem<V>::E(c); }
+
+template <typename V> inline bool any_nonzero(V x) {
+  for (int i = 0; i < Elem<V>::W; ++i)
+    if (x[i] != 0) return true;
+  return false;
+}
+template <typename V, typename M> inline bool all_true(M m) {
+  for (int i = 0; i < Elem<V>::W; ++i)
+    if (!m[i]) return false;
+  return true;
+}
+
+inline vf vlog(vf x) {
+#if defined(HBV_MVEC)
+  return (vf)_ZGVdN8v_logf((__m256)x);
+#else
+  vf r; for (int i = 0; i < 8; ++i) r[i] = std::log(x[i]); return r;
+#endif
+}
+inline vf vexp(vf x) {
+#if defined(HBV_MVEC)
+  return (vf)_ZGVdN8v_expf((__m256)x);
+#else
+  vf r; for (int i = 0; i < 8; ++i) r[i] = std::exp(x[i]); return r;
+#endif
+}
+inline vd vlog(vd x) {
+#if defined(HBV_MVEC)
+  return (vd)_ZGVdN4v_log((__m256d)x);
+#else
+  vd r; for (int i = 0; i < 4; ++i) r[i] = std::log(x[i]); return r;
+#endif
+}
+inline vd vexp(vd x) {
+#if defined(HBV_MVEC)
+  return (vd)_ZGVdN4v_exp((__m256d)x);
+#else
+  vd r; for (int i = 0; i < 4; ++i) r[i] = std::exp(x[i]); return r;
+#endif
+}
+// x^e for x in [POW_FLOOR, 1]: exp(e·log x); exactly 1 at x = 1
+template <typename V> inline V vpow(V x, V e) { return vexp(e * vlog(x)); }
+
+// load lanes [0, n) of a group from p (stride 1); lanes >= n repeat lane 0
+template <typename V> inline V load(const typename Elem<V>::E* p, int n) {
+  constexpr int W = Elem<V>::W;
+  V v;
+  if (n == W) { std::memcpy(&v, p, sizeof(V)); return v; }
+  for (int i = 0; i < W; ++i) v[i] = p[i < n ? i : 0];
+  return v;
+}
+template <typename V> inline void store(typename Elem<V>::E* p, V v, int n) {
+  if (n == Elem<V>::W) { std::memcpy(p, &v, sizeof(V)); return; }
+  for (int i = 0; i < n; ++i) p[i] = v[i];
+}
+template <typename V> inline typename Elem<V>::E hsum(V v, int n) {
+  typename Elem<V>::E s = 0;
+  for (int i = 0; i < n; ++i) s += v[i];
+  return s;
+}
 
 constexpr int NP = 13;   // parameters incl. GAMMA
 constexpr int NS = 5;    // states
@@ -45,58 +140,60 @@ inline S clamp_lohi(S x, S lo, S hi) { return x < lo ? lo : (x > hi ? hi : x); }
 template <typename S>
 inline S min2(S a, S b) { return b < a ? b : a; }
 
+// torch.minimum backward: to the smaller argument, half each on ties (and NaN)
 template <typename S>
 inline void min_bwd(S a, S b, S g, S& ga, S& gb) {
-  if (a < b) ga += g;
-  else if (a > b) gb += g;
-  else { ga += g * S(0.5); gb += g * S(0.5); }
+  const S half = g * K<S>(0.5), zero = K<S>(0);
+  ga += (a < b) ? g : ((a > b) ? zero : half);
+  gb += (a > b) ? g : ((a < b) ? zero : half);
 }
 
+// lazy (no tape, no gradient): skip pow() when, in every lane, its value is multiplied by an exact
+// zero (no water entering the soil, zero PET) or is exactly 1 (full soil): bit-identical outputs.
 template <typename S>
-// lazy (no tape, no gradient): skip pow() where its value is multiplied by an exact zero (no water
-// entering the soil, zero PET) or is exactly 1 (full soil); the outputs are bit-identical.
 inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p, bool gamma, Step<S>& s,
                      const S* pre = nullptr, bool lazy = false) {
   const S tt = p[TT], cfmax = p[CFMAX], fc = p[FC];
+  const S one = K<S>(1), zero = K<S>(0);
   // snow routine
-  s.r = (T >= tt) ? S(1) : S(0);
+  s.r = (T >= tt) ? one : zero;
   s.rain = P * s.r;
   s.snow = P - s.rain;
   s.sp1 = sp + s.snow;
   s.dT = T - tt;
   s.mp = cfmax * s.dT;
-  s.mc = clamp_lo(s.mp, S(0));
+  s.mc = clamp_lo(s.mp, zero);
   s.melt = min2(s.mc, s.sp1);
   s.mw1 = mw + s.melt;
   s.sp2 = s.sp1 - s.melt;
   s.cc = p[CFR] * cfmax;
   s.rp = s.cc * (tt - T);
-  s.rc = clamp_lo(s.rp, S(0));
+  s.rc = clamp_lo(s.rp, zero);
   s.refr = min2(s.rc, s.mw1);
   s.sp3 = s.sp2 + s.refr;
   s.mw2 = s.mw1 - s.refr;
   s.ts_pre = s.mw2 - p[CWH] * s.sp3;
-  s.tosoil = clamp_lo(s.ts_pre, S(0));
+  s.tosoil = clamp_lo(s.ts_pre, zero);
   s.mw3 = s.mw2 - s.tosoil;
   // soil routine
   s.x = sm / fc;
-  s.xc = clamp_lohi(s.x, S(POW_FLOOR), S(1));
+  s.xc = clamp_lohi(s.x, K<S>(POW_FLOOR), one);
   s.infil = s.rain + s.tosoil;
   if (pre) s.wet = pre[0];
-  else if (lazy && (s.infil == S(0) || s.xc == S(1))) s.wet = s.xc == S(1) ? S(1) : S(0);
-  else s.wet = std::pow(s.xc, p[BETA]);
+  else if (lazy && all_true<S>((s.infil == zero) | (s.xc == one))) s.wet = (s.xc == one) ? one : zero;
+  else s.wet = vpow(s.xc, p[BETA]);
   s.rech = s.infil * s.wet;
   s.sm1 = sm + s.infil - s.rech;
   s.ex_pre = s.sm1 - fc;
-  s.excess = clamp_lo(s.ex_pre, S(0));
+  s.excess = clamp_lo(s.ex_pre, zero);
   s.sm2 = s.sm1 - s.excess;
   s.denom = p[LP] * fc;
   s.y = s.sm2 / s.denom;
-  s.yc = clamp_lohi(s.y, S(POW_FLOOR), S(1));
+  s.yc = clamp_lohi(s.y, K<S>(POW_FLOOR), one);
   if (!gamma) s.eta = s.yc;
   else if (pre) s.eta = pre[1];
-  else if (lazy && (PET == S(0) || s.yc == S(1))) s.eta = s.yc == S(1) ? S(1) : S(0);
-  else s.eta = std::pow(s.yc, p[GAMMA]);
+  else if (lazy && all_true<S>((PET == zero) | (s.yc == one))) s.eta = (s.yc == one) ? one : zero;
+  else s.eta = vpow(s.yc, p[GAMMA]);
   s.etp = PET * s.eta;
   s.et = min2(s.etp, s.sm2);
   s.sm3 = s.sm2 - s.et;
@@ -105,7 +202,7 @@ inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p
   s.perc = min2(s.suz1, p[PERC]);
   s.suz2 = s.suz1 - s.perc;
   s.q0_pre = s.suz2 - p[UZL];
-  s.q0m = clamp_lo(s.q0_pre, S(0));
+  s.q0m = clamp_lo(s.q0_pre, zero);
   s.q0 = p[K0] * s.q0m;
   s.suz3 = s.suz2 - s.q0;
   s.q1 = p[K1] * s.suz3;
@@ -131,6 +228,7 @@ template <typename S>
 inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S>& s, const S* go,
                      S* gs, S* gp, S& gP, S& gT, S& gPET) {
   const S fc = p[FC], cfmax = p[CFMAX];
+  const S zero = K<S>(0), floor_ = K<S>(POW_FLOOR), one = K<S>(1);
   S g_sp3 = go[0], g_mw3 = go[1], g_sm3 = go[2], g_suz4 = go[3], g_slz2 = go[4];
   S g_rain = go[5], g_snow = go[6], g_melt = go[7], g_refr = go[8], g_tosoil = go[9];
   S g_rech = go[10], g_excess = go[11], g_et = go[12], g_perc = go[13];
@@ -154,7 +252,7 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   S g_suz2 = g_suz3;
   g_q0 -= g_suz3;
   gp[K0] += g_q0 * s.q0m;
-  const S g_q0pre = (s.q0_pre >= S(0)) ? g_q0 * p[K0] : S(0);
+  const S g_q0pre = (s.q0_pre >= zero) ? g_q0 * p[K0] : zero;
   g_suz2 += g_q0pre;
   gp[UZL] -= g_q0pre;
   // suz2 = suz1 - perc ; perc = min(suz1, PERC)
@@ -168,19 +266,19 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   // sm3 = sm2 - et ; et = min(etp, sm2) ; etp = PET * eta
   S g_sm2 = g_sm3;
   g_et -= g_sm3;
-  S g_etp = 0;
+  S g_etp = zero;
   min_bwd(s.etp, s.sm2, g_et, g_etp, g_sm2);
   gPET += g_etp * s.eta;
   const S g_eta = g_etp * PET;
   S g_yc;
   if (gamma) {
     g_yc = g_eta * p[GAMMA] * (s.eta / s.yc);  // yc^(γ-1) = eta / yc, yc ≥ floor > 0
-    if (g_eta != S(0)) gp[GAMMA] += g_eta * s.eta * std::log(s.yc);  // skip log on dry/zero-PET days
+    if (any_nonzero(g_eta)) gp[GAMMA] += g_eta * s.eta * vlog(s.yc);  // skip log on dry/zero-PET days
   } else {
     g_yc = g_eta;
   }
   // yc = clamp(y, floor, 1) ; y = sm2 / denom ; denom = LP * FC
-  const S g_y = (s.y >= S(POW_FLOOR) && s.y <= S(1)) ? g_yc : S(0);
+  const S g_y = ((s.y >= floor_) & (s.y <= one)) ? g_yc : zero;
   g_sm2 += g_y / s.denom;
   const S g_denom = -g_y * s.sm2 / (s.denom * s.denom);
   gp[LP] += g_denom * fc;
@@ -188,7 +286,7 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   // sm2 = sm1 - excess ; excess = clamp(ex_pre, 0) ; ex_pre = sm1 - FC
   S g_sm1 = g_sm2;
   g_excess -= g_sm2;
-  const S g_expre = (s.ex_pre >= S(0)) ? g_excess : S(0);
+  const S g_expre = (s.ex_pre >= zero) ? g_excess : zero;
   g_sm1 += g_expre;
   gp[FC] -= g_expre;
   // sm1 = sm + infil - rech ; rech = infil * wet ; wet = xc ^ BETA
@@ -198,9 +296,9 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   g_infil += g_rech * s.wet;
   const S g_wet = g_rech * s.infil;
   const S g_xc = g_wet * p[BETA] * (s.wet / s.xc);  // xc^(β-1) = wet / xc, xc ≥ floor > 0
-  if (g_wet != S(0)) gp[BETA] += g_wet * s.wet * std::log(s.xc);  // skip log when no water enters
+  if (any_nonzero(g_wet)) gp[BETA] += g_wet * s.wet * vlog(s.xc);  // skip log when no water enters
   // xc = clamp(x, floor, 1) ; x = sm / FC
-  const S g_x = (s.x >= S(POW_FLOOR) && s.x <= S(1)) ? g_xc : S(0);
+  const S g_x = ((s.x >= floor_) & (s.x <= one)) ? g_xc : zero;
   g_sm += g_x / fc;
   gp[FC] -= g_x * sm / (fc * fc);
   // infil = rain + tosoil
@@ -209,7 +307,7 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   // mw3 = mw2 - tosoil ; tosoil = clamp(ts_pre, 0) ; ts_pre = mw2 - CWH * sp3
   S g_mw2 = g_mw3;
   g_tosoil -= g_mw3;
-  const S g_tspre = (s.ts_pre >= S(0)) ? g_tosoil : S(0);
+  const S g_tspre = (s.ts_pre >= zero) ? g_tosoil : zero;
   g_mw2 += g_tspre;
   gp[CWH] -= g_tspre * s.sp3;
   g_sp3 -= g_tspre * p[CWH];
@@ -218,9 +316,9 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   g_refr -= g_mw2;
   const S g_sp2 = g_sp3;
   g_refr += g_sp3;
-  S g_rc = 0;
+  S g_rc = zero;
   min_bwd(s.rc, s.mw1, g_refr, g_rc, g_mw1);
-  const S g_rp = (s.rp >= S(0)) ? g_rc : S(0);
+  const S g_rp = (s.rp >= zero) ? g_rc : zero;
   // rp = cc * (TT - T) ; cc = CFR * CFMAX
   const S g_cc = g_rp * (p[TT] - T);
   const S g_d = g_rp * s.cc;
@@ -233,9 +331,9 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   g_melt -= g_sp2;
   const S g_mw = g_mw1;
   g_melt += g_mw1;
-  S g_mc = 0;
+  S g_mc = zero;
   min_bwd(s.mc, s.sp1, g_melt, g_mc, g_sp1);
-  const S g_mp = (s.mp >= S(0)) ? g_mc : S(0);
+  const S g_mp = (s.mp >= zero) ? g_mc : zero;
   gp[CFMAX] += g_mp * s.dT;
   gT += g_mp * cfmax;
   gp[TT] -= g_mp * cfmax;
@@ -248,108 +346,152 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   gs[0] = g_sp; gs[1] = g_mw; gs[2] = g_sm; gs[3] = g_suz; gs[4] = g_slz;
 }
 
-// Loop order: basins in parallel; each component runs through time on its own, its static
-// parameters held in registers (time stride 0) and its tape contiguous in time.
-template <typename S>
-inline void load_params(const S* const* par, const int64_t* pstride, int npar, int64_t t, int64_t off,
-                        S* p) {
-  for (int i = 0; i < npar; ++i)
-    if (pstride[i]) p[i] = par[i][t * pstride[i] + off];
-}
-
-template <typename S>
-void forward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S* PET,
-             const S* const* par, const int64_t* pstride, int gamma, const S* state0, S* out,
-             int mean_out, S* state_final, S* saved, int nthreads) {
+// Loop order: basins in parallel; within a basin, time outside and the lane groups of W
+// components inside, so the groups' independent dependency chains overlap in the CPU and the
+// component mean of a day is one vector sum and one horizontal sum. Static parameters stay in
+// registers/L1 (time stride 0); each group's tape is contiguous in time.
+template <typename E>
+void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E* PET,
+             const E* const* par, const int64_t* pstride, int gamma, const E* state0, E* out,
+             int mean_out, E* state_final, E* saved, int nthreads) {
+  using V = typename Lanes<E>::V;
+  constexpr int W = Lanes<E>::W;
   const int npar = gamma ? NP : NP - 1;
-  const S inv_nm = S(1) / S(nm);
+  const int64_t ng = (nm + W - 1) / W;
+  const int last_n = (int)(nm - (ng - 1) * W);
+  const E inv_nm = E(1) / E(nm);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
-    // component sums of this basin, contiguous in time; written to the strided output once
-    std::vector<S> acc(mean_out ? nt * NO : 0, S(0));
-    for (int64_t m = 0; m < nm; ++m) {
-      const int64_t off = b * nm + m;
-      S p[NP] = {0};
-      for (int i = 0; i < npar; ++i) p[i] = par[i][off];  // static ones stay for all t
-      S st[NS];
-      for (int k = 0; k < NS; ++k) st[k] = state0[k * nb * nm + off];
-      S o[NO];
-      Step<S> s;
-      S* tape = saved ? saved + off * nt * NSAVE : nullptr;
-      for (int64_t t = 0; t < nt; ++t) {
-        load_params(par, pstride, npar, t, off, p);
-        step_fwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], st[0], st[1], st[2], st[3], st[4], p,
-                    gamma != 0, s, nullptr, tape == nullptr);
-        if (tape) {
-          S* sv = tape + t * NSAVE;
-          for (int k = 0; k < NS; ++k) sv[k] = st[k];
-          sv[NS] = s.wet;
-          sv[NS + 1] = s.eta;
+    std::vector<V> pv(ng * NP, V{}), st(ng * NS);
+    V last_mask = K<V>(0);
+    for (int i = 0; i < last_n; ++i) last_mask[i] = 1;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int n = g == ng - 1 ? last_n : W;
+      const int64_t off = b * nm + g * W;
+      for (int i = 0; i < npar; ++i) pv[g * NP + i] = load<V>(par[i] + off, n);  // static ones stay
+      for (int k = 0; k < NS; ++k) st[g * NS + k] = load<V>(state0 + k * nb * nm + off, n);
+    }
+    E* tape_b = saved ? saved + b * ng * nt * NSAVE * W : nullptr;
+    V o[NO], osum[NO];
+    Step<V> s;
+    for (int64_t t = 0; t < nt; ++t) {
+      const V Pv = K<V>(P[b * nt + t]), Tv = K<V>(T[b * nt + t]), PETv = K<V>(PET[b * nt + t]);
+      for (int k = 0; k < NO; ++k) osum[k] = K<V>(0);
+      for (int64_t g = 0; g < ng; ++g) {
+        const int n = g == ng - 1 ? last_n : W;
+        const int64_t off = b * nm + g * W;
+        V* p = &pv[g * NP];
+        V* sg = &st[g * NS];
+        for (int i = 0; i < npar; ++i)
+          if (pstride[i]) p[i] = load<V>(par[i] + t * pstride[i] + off, n);
+        step_fwd<V>(Pv, Tv, PETv, sg[0], sg[1], sg[2], sg[3], sg[4], p, gamma != 0, s, nullptr,
+                    tape_b == nullptr);
+        if (tape_b) {
+          E* sv = tape_b + (g * nt + t) * NSAVE * W;
+          for (int k = 0; k < NS; ++k) std::memcpy(sv + k * W, &sg[k], sizeof(V));
+          std::memcpy(sv + NS * W, &s.wet, sizeof(V));
+          std::memcpy(sv + (NS + 1) * W, &s.eta, sizeof(V));
         }
         outputs_of(s, o);
-        for (int k = 0; k < NS; ++k) st[k] = o[k];
-        if (mean_out)
-          for (int k = 0; k < NO; ++k) acc[t * NO + k] += o[k];
-        else
-          for (int k = 0; k < NO; ++k) out[((t * NO + k) * nb + b) * nm + m] = o[k];
+        for (int k = 0; k < NS; ++k) sg[k] = o[k];
+        if (mean_out) {
+          if (n == W)
+            for (int k = 0; k < NO; ++k) osum[k] += o[k];
+          else
+            for (int k = 0; k < NO; ++k) osum[k] += o[k] * last_mask;
+        } else {
+          for (int k = 0; k < NO; ++k)
+            for (int i = 0; i < n; ++i) out[((k * nb + b) * nm + g * W + i) * nt + t] = o[k][i];
+        }
       }
-      for (int k = 0; k < NS; ++k) state_final[k * nb * nm + off] = st[k];
+      if (mean_out)
+        for (int k = 0; k < NO; ++k) out[(k * nb + b) * nt + t] = hsum(osum[k], W) * inv_nm;
     }
-    if (mean_out)
-      for (int64_t t = 0; t < nt; ++t)
-        for (int k = 0; k < NO; ++k) out[(t * NO + k) * nb + b] = acc[t * NO + k] * inv_nm;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int n = g == ng - 1 ? last_n : W;
+      for (int k = 0; k < NS; ++k) store<V>(state_final + k * nb * nm + b * nm + g * W, st[g * NS + k], n);
+    }
   }
 }
 
-template <typename S>
-void backward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S* PET,
-              const S* const* par, const int64_t* pstride, int gamma, const S* saved, const S* g_out,
-              int mean_out, const S* g_final, S* gP, S* gT, S* gPET, S* const* gpar, S* g_state0,
+template <typename E>
+void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E* PET,
+              const E* const* par, const int64_t* pstride, int gamma, const E* saved, const E* g_out,
+              int mean_out, const E* g_final, E* gP, E* gT, E* gPET, E* const* gpar, E* g_state0,
               int nthreads) {
+  using V = typename Lanes<E>::V;
+  constexpr int W = Lanes<E>::W;
   const int npar = gamma ? NP : NP - 1;
-  const S inv_nm = S(1) / S(nm);
+  const int64_t ng = (nm + W - 1) / W;
+  const int last_n = (int)(nm - (ng - 1) * W);
+  const E inv_nm = E(1) / E(nm);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
-    // this basin's output adjoints (already divided by nm), contiguous in time, gathered once
-    std::vector<S> gmean(mean_out ? nt * NO : 0);
-    if (mean_out)
-      for (int64_t t = 0; t < nt; ++t)
-        for (int k = 0; k < NO; ++k) gmean[t * NO + k] = g_out[(t * NO + k) * nb + b] * inv_nm;
-    for (int64_t m = 0; m < nm; ++m) {
-      const int64_t off = b * nm + m;
-      S p[NP] = {0};
-      for (int i = 0; i < npar; ++i) p[i] = par[i][off];
-      S carry[NS];  // adjoint of the state leaving the current day
-      for (int k = 0; k < NS; ++k) carry[k] = g_final ? g_final[k * nb * nm + off] : S(0);
-      S gstatic[NP] = {0};  // static-parameter adjoints, summed over time, written once
-      S go[NO], gs[NS], gp[NP];
-      Step<S> s;
-      const S* tape = saved + off * nt * NSAVE;
-      for (int64_t t = nt - 1; t >= 0; --t) {
-        load_params(par, pstride, npar, t, off, p);
-        const S* sv = tape + t * NSAVE;
-        const S pre[2] = {sv[NS], sv[NS + 1]};
-        step_fwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], sv[0], sv[1], sv[2], sv[3], sv[4], p,
-                    gamma != 0, s, pre);
-        for (int k = 0; k < NO; ++k)
-          go[k] = mean_out ? gmean[t * NO + k] : g_out[((t * NO + k) * nb + b) * nm + m];
-        for (int k = 0; k < NS; ++k) go[k] += carry[k];
-        for (int i = 0; i < NP; ++i) gp[i] = 0;
-        S gPt = 0, gTt = 0, gPETt = 0;
-        step_bwd<S>(P[t * nb + b], T[t * nb + b], PET[t * nb + b], sv[2], p, gamma != 0, s, go, gs, gp,
-                    gPt, gTt, gPETt);
-        gP[t * nb + b] += gPt;
-        gT[t * nb + b] += gTt;
-        gPET[t * nb + b] += gPETt;
-        for (int k = 0; k < NS; ++k) carry[k] = gs[k];
+    std::vector<V> pv(ng * NP, V{}), carry(ng * NS), gstatic(ng * NP, V{});
+    V last_mask = K<V>(0);
+    for (int i = 0; i < last_n; ++i) last_mask[i] = 1;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int n = g == ng - 1 ? last_n : W;
+      const int64_t off = b * nm + g * W;
+      for (int i = 0; i < npar; ++i) pv[g * NP + i] = load<V>(par[i] + off, n);
+      // adjoint of the state leaving the current day
+      for (int k = 0; k < NS; ++k)
+        carry[g * NS + k] = g_final ? load<V>(g_final + k * nb * nm + off, n) : K<V>(0);
+    }
+    const E* tape_b = saved + b * ng * nt * NSAVE * W;
+    V go[NO], gs[NS], gp[NP], gmean[NO];
+    Step<V> s;
+    for (int64_t t = nt - 1; t >= 0; --t) {
+      const V Pv = K<V>(P[b * nt + t]), Tv = K<V>(T[b * nt + t]), PETv = K<V>(PET[b * nt + t]);
+      if (mean_out)
+        for (int k = 0; k < NO; ++k) gmean[k] = K<V>(g_out[(k * nb + b) * nt + t] * inv_nm);
+      V gPs = K<V>(0), gTs = K<V>(0), gPETs = K<V>(0);
+      for (int64_t g = 0; g < ng; ++g) {
+        const int n = g == ng - 1 ? last_n : W;
+        const int64_t off = b * nm + g * W;
+        V* p = &pv[g * NP];
+        for (int i = 0; i < npar; ++i)
+          if (pstride[i]) p[i] = load<V>(par[i] + t * pstride[i] + off, n);
+        V sv[NSAVE];
+        std::memcpy(sv, tape_b + (g * nt + t) * NSAVE * W, sizeof(sv));
+        const V pre[2] = {sv[NS], sv[NS + 1]};
+        step_fwd<V>(Pv, Tv, PETv, sv[0], sv[1], sv[2], sv[3], sv[4], p, gamma != 0, s, pre);
+        if (mean_out)
+          for (int k = 0; k < NO; ++k) go[k] = gmean[k];
+        else
+          for (int k = 0; k < NO; ++k) {
+            const E* src = g_out + ((k * nb + b) * nm + g * W) * nt + t;
+            for (int i = 0; i < W; ++i) go[k][i] = src[(i < n ? i : 0) * nt];
+          }
+        for (int k = 0; k < NS; ++k) go[k] += carry[g * NS + k];
+        for (int i = 0; i < NP; ++i) gp[i] = K<V>(0);
+        V gPt = K<V>(0), gTt = K<V>(0), gPETt = K<V>(0);
+        step_bwd<V>(Pv, Tv, PETv, sv[2], p, gamma != 0, s, go, gs, gp, gPt, gTt, gPETt);
+        if (n == W) {
+          gPs += gPt; gTs += gTt; gPETs += gPETt;
+        } else {
+          gPs += gPt * last_mask; gTs += gTt * last_mask; gPETs += gPETt * last_mask;
+        }
+        for (int k = 0; k < NS; ++k) carry[g * NS + k] = gs[k];
         for (int i = 0; i < npar; ++i) {
-          if (pstride[i]) gpar[i][t * pstride[i] + off] += gp[i];
-          else gstatic[i] += gp[i];
+          if (pstride[i]) {
+            E* dst = gpar[i] + t * pstride[i] + off;
+            store<V>(dst, load<V>(dst, n) + gp[i], n);
+          } else {
+            gstatic[g * NP + i] += gp[i];
+          }
         }
       }
+      gP[b * nt + t] += hsum(gPs, W);
+      gT[b * nt + t] += hsum(gTs, W);
+      gPET[b * nt + t] += hsum(gPETs, W);
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      const int n = g == ng - 1 ? last_n : W;
+      const int64_t off = b * nm + g * W;
       for (int i = 0; i < npar; ++i)
-        if (!pstride[i]) gpar[i][off] += gstatic[i];
-      for (int k = 0; k < NS; ++k) g_state0[k * nb * nm + off] = carry[k];
+        if (!pstride[i]) store<V>(gpar[i] + off, load<V>(gpar[i] + off, n) + gstatic[g * NP + i], n);
+      for (int k = 0; k < NS; ++k) store<V>(g_state0 + k * nb * nm + off, carry[g * NS + k], n);
     }
   }
 }
@@ -358,6 +500,8 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const 
 
 extern "C" {
 
+int hbv_lanes_f32() { return Lanes<float>::W; }
+int hbv_lanes_f64() { return Lanes<double>::W; }
 const char* hbv_param_names() { return "BETA,FC,K0,K1,K2,LP,PERC,UZL,TT,CFMAX,CFR,CWH,GAMMA"; }
 const char* hbv_output_names() {
   return "SNOWPACK,MELTWATER,SM,SUZ,SLZ,RAIN,SNOW,MELT,REFREEZE,TOSOIL,RECHARGE,EXCESS,ET,PERC,Q0,Q1,Q2,Q_unrouted";
