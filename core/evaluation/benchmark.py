@@ -279,6 +279,9 @@ def learning_curve(run: Run, every: int = 2, data_root: str | None = None, log=p
     cached = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["epoch", "test_median_nse"])
     known = dict(zip(cached["epoch"].astype(int), cached["test_median_nse"]))
     ck = {int(p.stem.split("_")[1]): p.name for p in sorted(run.checkpoint_dir.glob("epoch_*.pt"))}
+    status = run.status()
+    if ck and run.has_evaluation() and status.get("median_nse") is not None:
+        known.setdefault(int(status.get("epoch", 0)), float(status["median_nse"]))  # last.pt's own
     if ck:
         last = max(ck)
         wanted = [e for e in ck if e % every == 0 or e == 1 or e == last]
