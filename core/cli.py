@@ -163,6 +163,7 @@ def benchmark(
     modis: Optional[Path] = typer.Option(None, help="basin-level MOD16A2 8-day ET table (CSV basin,date,ET or netCDF)"),
     curve_every: int = typer.Option(2, min=1, help="evaluate every N-th epoch checkpoint for the learning curve"),
     doc: Optional[Path] = typer.Option(None, help="also write the report here (e.g. docs/benchmark.md)"),
+    notes: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="markdown inserted as the report's Discussion"),
     train: bool = typer.Option(True, help="train missing/short runs (--no-train: only report)"),
     out: Optional[Path] = typer.Option(None, help=OUT_HELP),
 ):
@@ -175,7 +176,7 @@ def benchmark(
                               epochs=epochs, jobs=jobs, threads=threads,
                               data_root=str(data_root) if data_root else None,
                               modis_path=str(modis) if modis else None, curve_every=curve_every,
-                              doc=doc, command=command, train=train, log=typer.echo)
+                              doc=doc, command=command, train=train, notes=notes, log=typer.echo)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
         _fail(str(e))
     cols = ["model", "median_NSE", "median_KGE", "BFI_r", "ET_r_P_minus_Q", "steps"]

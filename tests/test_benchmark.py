@@ -76,6 +76,9 @@ def test_target_checks_report_gaps():
     assert checks["δn(γᵗ,βᵗ) − δ1 ≥ 0.05 median NSE"] == (True, "+0.060")
     assert checks["δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM"][0] is False
     assert checks["BFI spatial r ≥ 0.6 for δn(γᵗ,βᵗ)"][0] is True
+    # an under-trained LSTM far below the δ model is not "within 0.03" either
+    checks = {d: ok for d, ok, _ in target_checks([row("delta_n_gamma_beta", 0.56), row("lstm", 0.50)])}
+    assert checks["δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM"] is False
 
 
 @needs_data

@@ -399,7 +399,7 @@ def target_checks(rows: list[BenchmarkRow]) -> list[tuple[str, bool | None, str]
         out.append(("δn(γᵗ,βᵗ) − δ1 ≥ 0.05 median NSE", gap >= 0.05, f"{gap:+.3f}"))
     if have("delta_n_gamma_beta", "lstm"):
         gap = nse["lstm"] - nse["delta_n_gamma_beta"]
-        out.append(("δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM", gap <= 0.03,
+        out.append(("δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM", abs(gap) <= 0.03,
                     f"LSTM − δn(γᵗ,βᵗ) = {gap:+.3f}"))
     if "delta_n_gamma_beta" in r:
         b = r["delta_n_gamma_beta"].bfi_r
@@ -410,7 +410,8 @@ def target_checks(rows: list[BenchmarkRow]) -> list[tuple[str, bool | None, str]
 def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int | None = None,
                   jobs: int = 1, threads: int | None = None, data_root: str | None = None,
                   modis_path: str | None = None, curve_every: int = 2, doc: Path | None = None,
-                  command: str = "", train: bool = True, log=print) -> pd.DataFrame:
+                  command: str = "", train: bool = True, notes: str | Path | None = None,
+                  log=print) -> pd.DataFrame:
     """Train/reuse, score, plot and report. ``preset`` is a preset name or a YAML config file
     (its stem names the runs). Writes, atomically, under ``<store>/benchmarks/<preset>/``:
     table.csv, table.md, nse_cdf.png, learning_curve.png, learning_curve_<variant>.csv and
@@ -450,7 +451,8 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int
     title = f"{label}: {rows[0].n_basins} basins, test {cfg['data']['test_start']}..{cfg['data']['test_end']}"
     nse_cdf_figure({v: runs[v].metrics()["NSE"] for v in variants}, out / "nse_cdf.png", title)
     learning_curve_figure(curves, int(iters), out / "learning_curve.png")
-    report = _report(label, rows, curves, runs, cfg, md_table, command, "")
+    note_text = Path(notes).read_text(encoding="utf-8") if notes else ""
+    report = _report(label, rows, curves, runs, cfg, md_table, command, "", note_text)
     write_text_atomic(out / "report.md", report)
     if doc is not None:
         doc = Path(doc)
@@ -461,12 +463,13 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int
             from ..runs import atomic_write
 
             atomic_write(img / f"{label}_{f}", lambda p, d=data: Path(p).write_bytes(d))
-        write_text_atomic(doc, _report(label, rows, curves, runs, cfg, md_table, command, f"img/{label}_"))
+        write_text_atomic(doc, _report(label, rows, curves, runs, cfg, md_table, command,
+                                       f"img/{label}_", note_text))
     log(f"benchmark written to {out}" + (f" and {doc}" if doc else ""))
     return table
 
 
-def _report(preset, rows, curves, runs, cfg, md_table, command, img_prefix) -> str:
+def _report(preset, rows, curves, runs, cfg, md_table, command, img_prefix, notes="") -> str:
     from ..training.config import RunConfig
 
     t, m, d = cfg["train"], cfg["model"], cfg["data"]
@@ -510,6 +513,8 @@ def _report(preset, rows, curves, runs, cfg, md_table, command, img_prefix) -> s
     ]
     for desc, ok, val in target_checks(rows):
         lines.append(f"| {desc} | {val} | {'yes' if ok else 'no'} |")
+    if notes:
+        lines += ["", "## Discussion", "", notes.strip()]
     lines += [
         "",
         "## Learning curves",
