@@ -371,7 +371,7 @@ def markdown_table(rows: list[BenchmarkRow], with_modis: bool) -> str:
     head = ["model", "median NSE", "median KGE", "BFI r", "ET r (P − Q)"]
     if with_modis:
         head += ["MODIS ET r (temporal, median)", "MODIS ET r (spatial)"]
-    head += ["paper median NSE", "basins", "steps", "train h"]
+    head += ["paper median NSE", "basins", "steps", "train h (wall)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.label, _f(r.median_nse), _f(r.median_kge), _f(r.bfi_r), _f(r.et_r)]
