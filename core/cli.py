@@ -28,7 +28,7 @@ def _fail(msg: str) -> None:
 
 @app.command()
 def train(
-    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~7 min on 2 cores), "
+    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~3 min on 2 cores), "
                                           "bench432 (docs/benchmark.md settings) or paper432 (Feng et al. 2022)"),
     config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML RunConfig"),
     data_root: Optional[Path] = typer.Option(None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)"),
