@@ -131,3 +131,19 @@ def test_pet_auto_resolves_per_source():
     raw = RunConfig.from_dict({"data": {"source": "camels_us"}})
     assert raw.data.source == "camels_us/daymet" and raw.data.pet_method() == "source"  # Hargreaves
     assert RunConfig.from_dict({"data": {"pet": "source"}}).data.pet_method() == "source"
+
+
+def test_memory_settings_apply_and_can_be_switched_off(monkeypatch):
+    """core sets huge pages for large tensors and glibc heap reuse (core/_runtime.py); the
+    opt-out leaves the C allocator alone."""
+    import os
+    import sys
+
+    import core  # noqa: F401
+    from core._runtime import configure_memory
+
+    assert os.environ.get("THP_MEM_ALLOC_ENABLE") in ("0", "1")
+    if sys.platform.startswith("linux"):
+        assert configure_memory() is True
+    monkeypatch.setenv("HYDROLENS_DEFAULT_MALLOC", "1")
+    assert configure_memory() is False
