@@ -74,9 +74,8 @@ def hbv_fwd_bwd(model: HBV, forcing, raw, rr, warmup: int):
 
 def timeit(fn, reps: int, sync=None, warmup: int = 3) -> float:
     """Median of ``reps`` timed calls after ``warmup`` untimed ones: steady state, as in a
-    training loop. The first calls build the kernel, and until glibc's dynamic mmap threshold
-    has grown to the sizes in use, every large buffer is mmapped and page-faulted afresh: the
-    HBV fwd+bwd took 0.060-0.072 s over its first ~8 calls and 0.037 s after."""
+    training loop (the first calls build the kernel and size the allocator's pools; without the
+    memory settings of core/_runtime.py the first ~8 HBV calls were up to 2x slower)."""
     for _ in range(warmup):
         fn()
     ts = []
