@@ -153,9 +153,8 @@ def predict(
 @app.command()
 def benchmark(
     preset: str = typer.Option("bench432", help="preset every model is trained with (bench432, paper432, ...)"),
-    variants: str = typer.Option(",".join(("delta1", "delta_n", "delta_n_beta", "delta_n_gamma",
-                                           "delta_n_gamma_beta", "delta_n_nnr", "lstm")),
-                                 help="comma-separated variants (δ family and/or lstm)"),
+    variants: Optional[str] = typer.Option(None, help="comma-separated variants (δ family and/or lstm); "
+                                           "default: all of them, delta1 .. delta_n_nnr, lstm"),
     epochs: Optional[int] = typer.Option(None, min=1, help="train every run to this many epochs (resumes shorter runs)"),
     jobs: int = typer.Option(1, min=1, help="trainings at a time"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads per training"),
@@ -172,7 +171,8 @@ def benchmark(
 
     command = "hydrolens benchmark " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "hydrolens benchmark"
     try:
-        table = run_benchmark(_store(out), preset, [v.strip() for v in variants.split(",") if v.strip()],
+        names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
+        table = run_benchmark(_store(out), preset, names,
                               epochs=epochs, jobs=jobs, threads=threads,
                               data_root=str(data_root) if data_root else None,
                               modis_path=str(modis) if modis else None, curve_every=curve_every,

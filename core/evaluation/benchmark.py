@@ -29,10 +29,8 @@ import pandas as pd
 import xarray as xr
 
 from ..models import VARIANTS
-from ..runs import Run, RunStore, write_text_atomic
+from ..runs import Run, RunStore, atomic_write, write_text_atomic
 
-PAPER_ORDER: tuple[str, ...] = ("delta1", "delta_n", "delta_n_beta", "delta_n_gamma",
-                                "delta_n_gamma_beta", "delta_n_nnr", "lstm")
 # Feng et al. (2022) Table 2, median NSE on 671 CAMELS basins (Daymet forcing), for reference
 PAPER_MEDIAN_NSE = {"delta1": 0.640, "delta_n": 0.714, "delta_n_beta": 0.729, "delta_n_gamma": 0.716,
                     "delta_n_gamma_beta": 0.732, "delta_n_nnr": 0.723, "lstm": 0.748}
@@ -76,8 +74,8 @@ def _train_command(store: RunStore, preset: str, variant: str, epochs: int | Non
     return cmd
 
 
-def _needs_training(store: RunStore, preset: str, variant: str, epochs: int | None) -> bool:
-    run = find_run(store, run_name(preset_label(preset), variant))
+def _needs_training(store: RunStore, label: str, variant: str, epochs: int | None) -> bool:
+    run = find_run(store, run_name(label, variant))
     if run is None:
         return True
     info = run.info()
@@ -85,9 +83,9 @@ def _needs_training(store: RunStore, preset: str, variant: str, epochs: int | No
     return not (info.state == "done" and info.epochs_done >= target and run.has_evaluation())
 
 
-def _busy(store: RunStore, preset: str, variant: str) -> bool:
+def _busy(store: RunStore, label: str, variant: str) -> bool:
     """A live process (another command) is training or evaluating this run now."""
-    run = find_run(store, run_name(preset_label(preset), variant))
+    run = find_run(store, run_name(label, variant))
     return run is not None and run.info().state in ("training", "evaluating")
 
 
@@ -102,26 +100,27 @@ def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int |
         RuntimeError: a training subprocess failed (names the variant and its exit code; its
             run can be resumed by running the benchmark again).
     """
-    todo = [v for v in variants if _needs_training(store, preset, v, epochs)]
+    label = preset_label(preset)
+    todo = [v for v in variants if _needs_training(store, label, v, epochs)]
     running: dict[str, subprocess.Popen] = {}
     waiting: list[str] = []
     failures = []
     while todo or running or waiting:
         for v in list(waiting):
-            if not _busy(store, preset, v):
+            if not _busy(store, label, v):
                 waiting.remove(v)
-                if _needs_training(store, preset, v, epochs):
+                if _needs_training(store, label, v, epochs):
                     todo.insert(0, v)
         while todo and len(running) < jobs:
             v = todo.pop(0)
-            if _busy(store, preset, v):
+            if _busy(store, label, v):
                 log(f"{v}: being trained by another process; waiting for it")
                 waiting.append(v)
                 continue
             cmd = _train_command(store, preset, v, epochs, threads, data_root)
             log(f"{v}: {' '.join(cmd[1:])}")
             store.root.mkdir(parents=True, exist_ok=True)
-            logf = open(store.root / f".benchmark-{preset_label(preset)}-{v}.log", "ab")
+            logf = open(_log_path(store, label, v), "ab")
             running[v] = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
         for v, p in list(running.items()):
@@ -130,20 +129,37 @@ def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int |
                 del running[v]
                 log(f"{v}: training finished (exit {rc})")
                 if rc != 0:
-                    failures.append(f"{v} (exit {rc}; log "
-                                    f"{store.root / f'.benchmark-{preset_label(preset)}-{v}.log'})")
+                    failures.append(f"{v} (exit {rc}; log {_log_path(store, label, v)})")
         if running or waiting:
             time.sleep(poll)
     if failures:
         raise RuntimeError("training failed for " + ", ".join(failures) +
                            "; run the benchmark again to resume")
+    return evaluated_runs(store, label, variants)
+
+
+def _log_path(store: RunStore, label: str, variant: str) -> Path:
+    return store.root / f".benchmark-{label}-{variant}.log"
+
+
+def evaluated_runs(store: RunStore, label: str, variants: list[str], hint: str = "") -> dict[str, Run]:
+    """variant -> its evaluated run ``<label>-<variant>``.
+
+    Raises:
+        RuntimeError: a variant has no evaluated run (names it; ``hint`` is appended).
+    """
     runs = {}
     for v in variants:
-        run = find_run(store, run_name(preset_label(preset), v))
+        run = find_run(store, run_name(label, v))
         if run is None or not run.has_evaluation():
-            raise RuntimeError(f"no evaluated run {run_name(preset_label(preset), v)!r} in {store.root}")
+            raise RuntimeError(f"no evaluated run {run_name(label, v)!r} in {store.root}{hint}")
         runs[v] = run
     return runs
+
+
+def _iters_per_epoch(run: Run) -> int:
+    """Iterations per epoch of a run (recorded by the trainer; else the configured value)."""
+    return int(run.status().get("iters_per_epoch") or run.config()["train"].get("iters_per_epoch") or 0)
 
 
 # ------------------------------------------------------------------------------ scores
@@ -244,9 +260,8 @@ class BenchmarkRow:
 def score_run(variant: str, run: Run, modis: pd.DataFrame | None = None) -> BenchmarkRow:
     """One table row from a run's metrics.csv, outputs.nc, config and training log."""
     m = run.metrics()
-    cfg = run.config()
     log = run.train_log()
-    iters = run.status().get("iters_per_epoch") or cfg["train"].get("iters_per_epoch") or 0
+    iters = _iters_per_epoch(run)
     bfi_r = pearson(m["BFI_sim"], m["BFI_camels"]) if "BFI_camels" in m else float("nan")
     et_r = mt = ms = float("nan")
     if m["ET_mean"].notna().any():
@@ -407,13 +422,13 @@ def target_checks(rows: list[BenchmarkRow]) -> list[tuple[str, bool | None, str]
     return out
 
 
-def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int | None = None,
+def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = None, epochs: int | None = None,
                   jobs: int = 1, threads: int | None = None, data_root: str | None = None,
                   modis_path: str | None = None, curve_every: int = 2, doc: Path | None = None,
                   command: str = "", train: bool = True, notes: str | Path | None = None,
                   log=print) -> pd.DataFrame:
     """Train/reuse, score, plot and report. ``preset`` is a preset name or a YAML config file
-    (its stem names the runs). Writes, atomically, under ``<store>/benchmarks/<preset>/``:
+    (its stem names the runs); ``variants`` None means every registered one. Writes, atomically, under ``<store>/benchmarks/<preset>/``:
     table.csv, table.md, nse_cdf.png, learning_curve.png, learning_curve_<variant>.csv and
     report.md; with ``doc``, also the report at that path and its figures beside it in img/.
 
@@ -421,6 +436,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int
         ValueError: unknown variant (lists the known ones).
         RuntimeError: a run is missing (with ``train=False``) or its training failed.
     """
+    variants = list(variants or VARIANTS)
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise ValueError(f"unknown variants {bad}; known: {', '.join(VARIANTS)}")
@@ -428,13 +444,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int
     if train:
         runs = ensure_runs(store, preset, variants, epochs, jobs, threads, data_root, log)
     else:
-        runs = {}
-        for v in variants:
-            run = find_run(store, run_name(label, v))
-            if run is None or not run.has_evaluation():
-                raise RuntimeError(f"no evaluated run {run_name(label, v)!r} in {store.root}; "
-                                   "run without --no-train to train it")
-            runs[v] = run
+        runs = evaluated_runs(store, label, variants, "; run without --no-train to train it")
     modis = read_modis(modis_path) if modis_path else None
     rows = [score_run(v, runs[v], modis) for v in variants]
     curves = {v: learning_curve(runs[v], curve_every, data_root, log) for v in variants}
@@ -447,7 +457,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int
     for v, c in curves.items():
         write_text_atomic(out / f"learning_curve_{v}.csv", c.to_csv(index=False))
     cfg = runs[variants[0]].config()
-    iters = runs[variants[0]].status().get("iters_per_epoch") or cfg["train"].get("iters_per_epoch") or 1
+    iters = _iters_per_epoch(runs[variants[0]]) or 1
     title = f"{label}: {rows[0].n_basins} basins, test {cfg['data']['test_start']}..{cfg['data']['test_end']}"
     nse_cdf_figure({v: runs[v].metrics()["NSE"] for v in variants}, out / "nse_cdf.png", title)
     learning_curve_figure(curves, int(iters), out / "learning_curve.png")
@@ -460,8 +470,6 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str], epochs: int
         img.mkdir(parents=True, exist_ok=True)
         for f in ("nse_cdf.png", "learning_curve.png"):
             data = (out / f).read_bytes()
-            from ..runs import atomic_write
-
             atomic_write(img / f"{label}_{f}", lambda p, d=data: Path(p).write_bytes(d))
         write_text_atomic(doc, _report(label, rows, curves, runs, cfg, md_table, command,
                                        f"img/{label}_", note_text))

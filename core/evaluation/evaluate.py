@@ -139,16 +139,17 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
     model, cfg, norm = load_model(run, checkpoint=checkpoint, device=dev)
     if data_root:
         cfg.data.root = str(data_root)
+
+    def test_period():
+        return evaluate_model(model, cfg, norm, load_for_config(cfg), cfg.data.test_start,
+                              cfg.data.test_end, dev, cfg.train.eval_basin_chunk)
+
     if not write:
-        ds = load_for_config(cfg)
-        return evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end, dev,
-                              cfg.train.eval_basin_chunk)[1]
+        return test_period()[1]
     run.update_status(state="evaluating", message="evaluating on the test period", pid=os.getpid(),
                       host=socket.gethostname())
     try:
-        ds = load_for_config(cfg)
-        sim, metrics = evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end,
-                                      dev, cfg.train.eval_basin_chunk)
+        sim, metrics = test_period()
         sim.attrs.update(run_id=run.run_id, test_period=f"{cfg.data.test_start}..{cfg.data.test_end}")
         atomic_write(run.outputs_path, lambda p: sim.to_netcdf(p))
         write_text_atomic(run.metrics_path, metrics.to_csv())

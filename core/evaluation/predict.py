@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from ..datasets.loader import load_dataset
 from ..runs import Run, atomic_write, write_text_atomic
@@ -76,8 +75,7 @@ def predict_run(run: Run, data_root: str | None = None, basins=None, start=None,
     first = pd.Timestamp(ds.time.values[0])
     if first > start:
         raise ValueError(f"the data start on {first.date()}, after the requested start {start.date()}")
-    with torch.no_grad():
-        sim, metrics = evaluate_model(model, cfg, norm, ds, start, end, dev, cfg.train.eval_basin_chunk)
+    sim, metrics = evaluate_model(model, cfg, norm, ds, start, end, dev, cfg.train.eval_basin_chunk)
     sim.attrs.update(run_id=run.run_id, spin_up_from=str(first.date()))
     label = name or f"{start.date()}_{end.date()}_{sim.sizes['basin']}basins"
     out = run.path / "predictions" / re.sub(r"[^A-Za-z0-9_.-]+", "-", label)

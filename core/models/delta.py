@@ -16,7 +16,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..nets import LSTMNet
+from ..nets import LSTMNet, with_static
 from ..physics import HBV, ROUTING_PARAMETERS, UH_LENGTH, RechargeNet, gamma_unit_hydrograph, route
 
 
@@ -71,8 +71,7 @@ class DeltaModel(nn.Module):
 
     def learner_inputs(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
         """[time, basin, n_dynamic] ⊕ [basin, n_static] → [time, basin, n_dynamic + n_static]."""
-        nt = x_dyn.shape[0]
-        return torch.cat([x_dyn, x_static.unsqueeze(0).expand(nt, -1, -1)], dim=-1)
+        return with_static(x_dyn, x_static)
 
     def parameters_from(self, x_dyn: torch.Tensor, x_static: torch.Tensor,
                         dynamic_from: int = 0) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nets import LSTMNet
+from ..nets import LSTMNet, with_static
 from .delta import DeltaOutput
 
 
@@ -62,10 +62,6 @@ class StreamflowLSTM(nn.Module):
         self.q_mean.fill_(float(z.mean()))
         self.q_std.fill_(float(max(z.std(), 1e-6)))
 
-    def learner_inputs(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
-        nt = x_dyn.shape[0]
-        return torch.cat([x_dyn, x_static.unsqueeze(0).expand(nt, -1, -1)], dim=-1)
-
     def forward(self, x_dyn: torch.Tensor, x_static: torch.Tensor, forcing: torch.Tensor | None = None,
                 warmup: int = 0, state: Mapping[str, torch.Tensor] | None = None) -> DeltaOutput:
         """Q over days ``warmup..time-1``; ``forcing`` and ``state`` are accepted for the common
@@ -73,7 +69,7 @@ class StreamflowLSTM(nn.Module):
         nt = x_dyn.shape[0]
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
-        h = self.learner.features(self.learner_inputs(x_dyn, x_static))
+        h = self.learner.features(with_static(x_dyn, x_static))
         z = self.learner.head(h[warmup:]).squeeze(-1)                      # [time - warmup, basin]
         root = torch.clamp(torch.pow(10.0, z * self.q_std + self.q_mean) - 0.1, min=0.0)
         return DeltaOutput(outputs={"Q_sim": root * root}, params={}, final_state={})

@@ -1,5 +1,5 @@
 """Parameter learners and plain networks."""
 
-from .lstm import LSTMNet
+from .lstm import LSTMNet, with_static
 
-__all__ = ["LSTMNet"]
+__all__ = ["LSTMNet", "with_static"]

@@ -6,6 +6,13 @@ import torch
 from torch import nn
 
 
+def with_static(x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
+    """Learner input: [time, basin, n_dynamic] ⊕ [basin, n_static] (repeated over time) →
+    [time, basin, n_dynamic + n_static]."""
+    nt = x_dyn.shape[0]
+    return torch.cat([x_dyn, x_static.unsqueeze(0).expand(nt, -1, -1)], dim=-1)
+
+
 class LSTMNet(nn.Module):
     """Linear(nx→H) + ReLU → LSTM(H) → dropout → Linear(H→ny), as the MHPI CudnnLstmModel.
 

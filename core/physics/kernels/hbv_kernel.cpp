@@ -69,34 +69,21 @@ template <typename V, typename M> inline bool all_true(M m) {
   return true;
 }
 
-inline vf vlog(vf x) {
 #if defined(HBV_MVEC)
-  return (vf)_ZGVdN8v_logf((__m256)x);
+inline vf vlog(vf x) { return (vf)_ZGVdN8v_logf((__m256)x); }
+inline vf vexp(vf x) { return (vf)_ZGVdN8v_expf((__m256)x); }
+inline vd vlog(vd x) { return (vd)_ZGVdN4v_log((__m256d)x); }
+inline vd vexp(vd x) { return (vd)_ZGVdN4v_exp((__m256d)x); }
 #else
-  vf r; for (int i = 0; i < 8; ++i) r[i] = std::log(x[i]); return r;
-#endif
+template <typename V> inline V vlog(V x) {
+  for (int i = 0; i < Elem<V>::W; ++i) x[i] = std::log(x[i]);
+  return x;
 }
-inline vf vexp(vf x) {
-#if defined(HBV_MVEC)
-  return (vf)_ZGVdN8v_expf((__m256)x);
-#else
-  vf r; for (int i = 0; i < 8; ++i) r[i] = std::exp(x[i]); return r;
-#endif
+template <typename V> inline V vexp(V x) {
+  for (int i = 0; i < Elem<V>::W; ++i) x[i] = std::exp(x[i]);
+  return x;
 }
-inline vd vlog(vd x) {
-#if defined(HBV_MVEC)
-  return (vd)_ZGVdN4v_log((__m256d)x);
-#else
-  vd r; for (int i = 0; i < 4; ++i) r[i] = std::log(x[i]); return r;
 #endif
-}
-inline vd vexp(vd x) {
-#if defined(HBV_MVEC)
-  return (vd)_ZGVdN4v_exp((__m256d)x);
-#else
-  vd r; for (int i = 0; i < 4; ++i) r[i] = std::exp(x[i]); return r;
-#endif
-}
 // x^e for x in [POW_FLOOR, 1]: exp(e·log x); exactly 1 at x = 1
 template <typename V> inline V vpow(V x, V e) { return vexp(e * vlog(x)); }
 
