@@ -147,3 +147,28 @@ def test_memory_settings_apply_and_can_be_switched_off(monkeypatch):
         assert configure_memory() is True
     monkeypatch.setenv("HYDROLENS_DEFAULT_MALLOC", "1")
     assert configure_memory() is False
+
+
+def test_sigterm_during_epoch_bookkeeping_waits_for_it_to_finish():
+    """A SIGTERM inside the deferred block (checkpoint + log + status) is acted on after it."""
+    import os
+    import signal
+
+    from core.training.trainer import _terminate_raises
+
+    written = []
+    with pytest.raises(SystemExit) as exc:
+        with _terminate_raises() as guard:
+            with guard.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                written.append("checkpoint")
+                written.append("status")
+            written.append("never")
+    assert written == ["checkpoint", "status"]
+    assert exc.value.code == 128 + signal.SIGTERM
+    # outside the block the handler raises at once, and the old handler is back afterwards
+    with pytest.raises(SystemExit):
+        with _terminate_raises():
+            os.kill(os.getpid(), signal.SIGTERM)
+            written.append("never")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -190,7 +190,8 @@ class Trainer:
         A SIGTERM (or Ctrl-C) stops training cleanly: status.json says ``failed`` with the reason
         and ``hydrolens train --resume RUN`` continues from the last finished epoch.
         """
-        with _terminate_raises():
+        with _terminate_raises() as guard:
+            self._guard = guard
             return self._fit()
 
     def _fit(self) -> Run:
@@ -216,10 +217,13 @@ class Trainer:
                         run.update_status(iteration=it + 1, loss=float(np.mean(losses)))
                 secs = time.perf_counter() - t0
                 loss = float(np.mean(losses))
-                self._checkpoint(epoch)
-                run.append_train_log({"epoch": epoch, "loss": loss, "seconds": round(secs, 2)})
-                run.update_status(epoch=epoch, loss=loss, iteration=self.iters,
-                                  message=f"epoch {epoch}/{t.epochs} loss {loss:.4f} ({secs:.0f} s)")
+                # checkpoints, log and status of one epoch land together: a SIGTERM arriving
+                # here is acted on once all three are written
+                with self._guard.deferred():
+                    self._checkpoint(epoch)
+                    run.append_train_log({"epoch": epoch, "loss": loss, "seconds": round(secs, 2)})
+                    run.update_status(epoch=epoch, loss=loss, iteration=self.iters,
+                                      message=f"epoch {epoch}/{t.epochs} loss {loss:.4f} ({secs:.0f} s)")
                 if self.progress:
                     tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}  {secs:.1f} s")
         except BaseException as e:
@@ -230,18 +234,45 @@ class Trainer:
         return run
 
 
-@contextlib.contextmanager
-def _terminate_raises():
-    """Turn SIGTERM into SystemExit while training (main thread only), so status is written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _TerminateGuard:
+    """Turns SIGTERM into SystemExit, except inside :meth:`deferred`, where it is held back
+    until the block ends (so an epoch's checkpoint, log line and status are never split)."""
 
-    def handler(signum, frame):
+    def __init__(self, active: bool):
+        self.active = active
+        self._depth = 0
+        self._pending: int | None = None
+
+    def handler(self, signum, frame):
+        if self._depth:
+            self._pending = signum
+            return
         raise SystemExit(128 + signum)
 
-    old = signal.signal(signal.SIGTERM, handler)
+    @contextlib.contextmanager
+    def deferred(self):
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if self._depth == 0 and self._pending is not None:
+            signum, self._pending = self._pending, None
+            raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _terminate_raises():
+    """Turn SIGTERM into SystemExit while training (main thread only), so status is written.
+
+    Yields a :class:`_TerminateGuard`; outside the main thread it never raises (signals are
+    delivered to the main thread only)."""
+    guard = _TerminateGuard(threading.current_thread() is threading.main_thread())
+    if not guard.active:
+        yield guard
+        return
+    old = signal.signal(signal.SIGTERM, guard.handler)
     try:
-        yield
+        yield guard
     finally:
         signal.signal(signal.SIGTERM, old)
