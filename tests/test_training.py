@@ -156,6 +156,7 @@ def test_sigterm_during_epoch_bookkeeping_waits_for_it_to_finish():
 
     from core.training.trainer import _terminate_raises
 
+    before = signal.getsignal(signal.SIGTERM)
     written = []
     with pytest.raises(SystemExit) as exc:
         with _terminate_raises() as guard:
@@ -171,4 +172,4 @@ def test_sigterm_during_epoch_bookkeeping_waits_for_it_to_finish():
         with _terminate_raises():
             os.kill(os.getpid(), signal.SIGTERM)
             written.append("never")
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -95,8 +95,9 @@ def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int |
     """Train (or resume, or reuse) the run of every variant; at most ``jobs`` at a time.
 
     A run already being trained by another live process is waited for, not started twice.
-    δn(NN_r) trains on the reference HBV (≈ 3× the wall time of the other variants in docs/benchmark.md), so it is
-    started first: with ``jobs`` > 1 the others fill the remaining slots around it.
+    δn(NN_r) trains on the reference HBV (≈ 3× the wall time of the other variants in
+    docs/benchmark.md), so it is started first: with ``jobs`` > 1 the others fill the remaining
+    slots around it.
 
     Raises:
         RuntimeError: a training subprocess failed (names the variant and its exit code; its
