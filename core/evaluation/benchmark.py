@@ -432,9 +432,10 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = Non
                   command: str = "", train: bool = True, notes: str | Path | None = None,
                   log=print) -> pd.DataFrame:
     """Train/reuse, score, plot and report. ``preset`` is a preset name or a YAML config file
-    (its stem names the runs); ``variants`` None means every registered one. Writes, atomically, under ``<store>/benchmarks/<preset>/``:
-    table.csv, table.md, nse_cdf.png, learning_curve.png, learning_curve_<variant>.csv and
-    report.md; with ``doc``, also the report at that path and its figures beside it in img/.
+    (its stem names the runs); ``variants`` None means every registered one. Writes,
+    atomically, under ``<store>/benchmarks/<preset>/``: table.csv, table.md, nse_cdf.png,
+    learning_curve.png, learning_curve_<variant>.csv and report.md; with ``doc``, also the report
+    at that path and its figures beside it in img/.
 
     Raises:
         ValueError: unknown variant (lists the known ones).

@@ -191,10 +191,9 @@ class Trainer:
         and ``hydrolens train --resume RUN`` continues from the last finished epoch.
         """
         with _terminate_raises() as guard:
-            self._guard = guard
-            return self._fit()
+            return self._fit(guard)
 
-    def _fit(self) -> Run:
+    def _fit(self, guard: _TerminateGuard) -> Run:
         t = self.cfg.train
         run = self.run
         run.update_status(state="training", epoch=self.start_epoch, epochs=t.epochs,
@@ -219,7 +218,7 @@ class Trainer:
                 loss = float(np.mean(losses))
                 # checkpoints, log and status of one epoch land together: a SIGTERM arriving
                 # here is acted on once all three are written
-                with self._guard.deferred():
+                with guard.deferred():
                     self._checkpoint(epoch)
                     run.append_train_log({"epoch": epoch, "loss": loss, "seconds": round(secs, 2)})
                     run.update_status(epoch=epoch, loss=loss, iteration=self.iters,
