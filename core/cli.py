@@ -1,18 +1,38 @@
-"""`hydrolens` command line: thin wrappers over core.training, core.evaluation and core.runs."""
+"""`hydrolens` command line: thin wrappers over core.training, core.evaluation and core.runs.
+
+Every command runs inside :func:`_guarded`: a problem with the input (a file, a config value, a
+name, a busy run) ends with ``error: <message naming the file or field>`` and exit code 2, an
+unexpected failure with ``internal error: ...`` and exit code 1, Ctrl-C with exit code 130; no
+Python traceback is printed unless ``hydrolens --debug ...`` (or ``HYDROLENS_DEBUG=1``) is given.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.exceptions import Abort, Exit, TyperException
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="HydroLens: train and explore differentiable hydrological models (δ models).")
 
 OUT_HELP = "run store folder (default: $HYDROLENS_RUNS or ./runs)"
+_DEBUG = {"on": os.environ.get("HYDROLENS_DEBUG", "") not in ("", "0")}
+
+#: Exceptions that mean "the input is wrong" (a file, a value, a name, a busy run): exit 2.
+_USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, FloatingPointError, EOFError)
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="show Python tracebacks of errors")):
+    """HydroLens: train and explore differentiable hydrological models (δ models)."""
+    if debug:
+        _DEBUG["on"] = True
 
 
 def _store(out: Optional[Path]):
@@ -21,12 +41,51 @@ def _store(out: Optional[Path]):
     return RunStore(out)
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str, code: int = 2) -> None:
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
-@app.command()
+def _message(e: BaseException) -> str:
+    if isinstance(e, KeyError) and type(e).__str__ is KeyError.__str__ and e.args:
+        return str(e.args[0])
+    text = str(e).strip()
+    return text or type(e).__name__
+
+
+def _guarded(command):
+    """Run a command; turn every exception into a one-paragraph message (see module docstring)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (Exit, Abort, TyperException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            if _DEBUG["on"]:
+                raise
+            _fail("interrupted", code=130)
+        except _USER_ERRORS as e:
+            if _DEBUG["on"]:
+                raise
+            _fail(_message(e))
+        except Exception as e:  # noqa: BLE001 - a bug: say so, without a traceback
+            if _DEBUG["on"]:
+                raise
+            _fail(f"internal error: {type(e).__name__}: {_message(e)} (a bug in HydroLens; "
+                  "rerun with `hydrolens --debug ...` for the traceback)", code=1)
+    return wrapper
+
+
+def _command(*args, **kwargs):
+    """``app.command`` for a guarded command."""
+    def register(fn):
+        app.command(*args, **kwargs)(_guarded(fn))
+        return fn
+    return register
+
+
+@_command()
 def train(
     preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~3 min on 2 cores), "
                                           "bench432 (docs/benchmark.md settings) or paper432 (Feng et al. 2022)"),
@@ -46,38 +105,39 @@ def train(
     """Train a δ model (default preset: demo) and, by default, evaluate it."""
     from .datasets.loader import parse_basins
     from .evaluation import evaluate_run
-    from .training import ConfigError, RunConfig, Trainer, preset_config
+    from .training import RunConfig, Trainer, preset_config
 
     store = _store(out)
-    try:
-        if resume:
-            run = store.get(resume)
-            cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
-        else:
-            cfg = RunConfig.from_yaml(config) if config else preset_config(preset or "demo")
-            upd = cfg.to_dict()
-            if data_root:
-                upd["data"]["root"] = str(data_root)
-            if basins is not None:
-                upd["data"]["basins"] = parse_basins(basins)
-            if epochs:
-                upd["train"]["epochs"] = epochs
-            if variant:
-                upd["model"]["variant"] = variant
-            if device:
-                upd["train"]["device"] = device
-            if threads:
-                upd["train"]["threads"] = threads
-            if name:
-                upd["name"] = name
-            cfg = RunConfig.from_dict(upd, source="command line")
-            run = store.create(cfg.name or cfg.preset or cfg.model.variant)
-        if epochs and resume:
-            cfg.train.epochs = epochs
-        if threads and resume:
-            cfg.train.threads = threads
-        t0 = time.perf_counter()
-        typer.echo(f"run {run.run_id} -> {run.path}")
+    if resume:
+        run = store.get(resume)
+        cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
+    else:
+        cfg = RunConfig.from_yaml(config) if config else preset_config(preset or "demo")
+        upd = cfg.to_dict()
+        if data_root:
+            upd["data"]["root"] = str(data_root)
+        if basins is not None:
+            upd["data"]["basins"] = parse_basins(basins)
+        if epochs:
+            upd["train"]["epochs"] = epochs
+        if variant:
+            upd["model"]["variant"] = variant
+        if device:
+            upd["train"]["device"] = device
+        if threads:
+            upd["train"]["threads"] = threads
+        if name:
+            upd["name"] = name
+        cfg = RunConfig.from_dict(upd, source="command line")
+        run = store.create(cfg.name or cfg.preset or cfg.model.variant)
+    if epochs and resume:
+        cfg.train.epochs = epochs
+    if threads and resume:
+        cfg.train.threads = threads
+    t0 = time.perf_counter()
+    typer.echo(f"run {run.run_id} -> {run.path}")
+    # the run is ours until this command ends: a second train/evaluate of it gets "busy"
+    with run.lock("training"):
         try:
             trainer = Trainer(cfg, run, progress=progress)
         except BaseException:
@@ -86,6 +146,9 @@ def train(
 
                 shutil.rmtree(run.path, ignore_errors=True)
             raise
+        if trainer.resumed_from is not None:
+            notes = "".join(f"\n  skipped {n}" for n in trainer.resume_notes)
+            typer.echo(f"resuming after epoch {trainer.start_epoch} from {trainer.resumed_from.name}{notes}")
         typer.echo(f"{len(trainer.data.basins)} basins, {cfg.model.variant}, device {trainer.device}, "
                    f"{trainer.iters} iterations/epoch, epochs {trainer.start_epoch + 1}..{cfg.train.epochs}")
         trainer.fit()
@@ -94,12 +157,10 @@ def train(
             m = evaluate_run(run, device=cfg.train.device)
             typer.echo(f"test median NSE {m['NSE'].median():.3f}  KGE {m['KGE'].median():.3f} "
                        f"({len(m)} basins)")
-        typer.echo(f"total {time.perf_counter() - t0:.1f} s; run id {run.run_id}")
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e))
+    typer.echo(f"total {time.perf_counter() - t0:.1f} s; run id {run.run_id}")
 
 
-@app.command()
+@_command()
 def evaluate(
     run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),
     data_root: Optional[Path] = typer.Option(None, help="data root override"),
@@ -109,17 +170,14 @@ def evaluate(
     """Evaluate a trained run on its test period (states warmed up on the training period)."""
     from .evaluation import evaluate_run
 
-    try:
-        t0 = time.perf_counter()
-        m = evaluate_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None, device=device)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e))
+    t0 = time.perf_counter()
+    m = evaluate_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None, device=device)
     typer.echo(f"{len(m)} basins evaluated in {time.perf_counter() - t0:.1f} s")
     typer.echo(f"median NSE {m['NSE'].median():.3f}")
     typer.echo(f"median KGE {m['KGE'].median():.3f}")
 
 
-@app.command()
+@_command()
 def predict(
     run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),
     data_root: Optional[Path] = typer.Option(None, help="data root to read (Caravan or CAMELS-US layout; default: the run's)"),
@@ -135,13 +193,10 @@ def predict(
     from .datasets.loader import parse_basins
     from .evaluation import predict_run
 
-    try:
-        t0 = time.perf_counter()
-        pred = predict_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None,
-                           basins=parse_basins(basins), start=start, end=end,
-                           warmup_days=warmup_days, device=device, name=name)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e))
+    t0 = time.perf_counter()
+    pred = predict_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None,
+                       basins=parse_basins(basins), start=start, end=end,
+                       warmup_days=warmup_days, device=device, name=name)
     typer.echo(f"{pred.n_basins} basins simulated in {time.perf_counter() - t0:.1f} s -> {pred.path}")
     if pred.metrics is not None:
         typer.echo(f"median NSE {pred.metrics['NSE'].median():.3f}  KGE {pred.metrics['KGE'].median():.3f} "
@@ -150,7 +205,7 @@ def predict(
         typer.echo("no streamflow in the data for this period: outputs only")
 
 
-@app.command()
+@_command()
 def benchmark(
     preset: str = typer.Option("bench432", help="preset every model is trained with (bench432, paper432, ...)"),
     variants: Optional[str] = typer.Option(None, help="comma-separated variants (δ family and/or lstm); "
@@ -170,22 +225,19 @@ def benchmark(
     from .evaluation.benchmark import run_benchmark
 
     command = "hydrolens benchmark " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "hydrolens benchmark"
-    try:
-        names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
-        table = run_benchmark(_store(out), preset, names,
-                              epochs=epochs, jobs=jobs, threads=threads,
-                              data_root=str(data_root) if data_root else None,
-                              modis_path=str(modis) if modis else None, curve_every=curve_every,
-                              doc=doc, command=command, train=train, notes=notes, log=typer.echo)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
-        _fail(str(e))
+    names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
+    table = run_benchmark(_store(out), preset, names,
+                          epochs=epochs, jobs=jobs, threads=threads,
+                          data_root=str(data_root) if data_root else None,
+                          modis_path=str(modis) if modis else None, curve_every=curve_every,
+                          doc=doc, command=command, train=train, notes=notes, log=typer.echo)
     cols = ["model", "median_NSE", "median_KGE", "BFI_r", "ET_r_P_minus_Q", "steps"]
     typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
-@app.command()
+@_command()
 def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
-    """List the runs of the store, newest first."""
+    """List the runs of the store, newest first; unreadable runs are listed as corrupt with the reason."""
     store = _store(out)
     infos = store.list()
     if not infos:
@@ -197,9 +249,14 @@ def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
         f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         typer.echo(fmt.format(r.run_id, r.state, r.variant, r.n_basins, f"{r.epochs_done}/{r.epochs}",
                               f(r.median_nse), f(r.median_kge)))
+    corrupt = [r for r in infos if r.problem]
+    if corrupt:
+        typer.echo(f"\n{len(corrupt)} run(s) cannot be read:")
+        for r in corrupt:
+            typer.echo(f"  {r.run_id}: {r.problem}")
 
 
-@app.command()
+@_command()
 def serve(
     port: int = typer.Option(5006, help="port"),
     address: str = typer.Option("127.0.0.1", help="address to bind"),
@@ -229,7 +286,7 @@ def serve(
     os.execve(sys.executable, cmd, env)
 
 
-@app.command()
+@_command()
 def up(
     port: int = typer.Option(5006, help="port"),
     address: str = typer.Option("127.0.0.1", help="address to bind"),

@@ -668,6 +668,9 @@ def load_camels_us(root: str | Path, basins: Iterable[str | int] | None = None,
     sources["Q"] = (f"{NEWMAN2015}: usgs_streamflow/<huc_02>/<id>_streamflow_qc.txt, ft3/s "
                     f"converted with area_gages2")
     ds = dynamic_dataset(ids, time, arrays, sources, f"camels_us/{forcing}", Path(root).resolve())
+    # the days every forcing file covers (streamflow may have gaps; they are allowed)
+    ds.attrs["data_period"] = (f"{max(f.index[0] for f in frames).date()}.."
+                               f"{min(f.index[-1] for f in frames).date()}")
     ds = attach_camels_attributes(ds, root)
     ds["header_latitude"] = ("basin", np.array([f.attrs["latitude"] for f in frames], np.float64),
                              {"units": "degrees_north",

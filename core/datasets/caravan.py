@@ -294,6 +294,10 @@ def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, st
                    f"{cv} ({_CARAVAN_ORIGIN[hl]})" for hl, cv in CARAVAN_VARIABLES.items()}
     ds = dynamic_dataset(ids, time, arrays, sources, "caravan", Path(root).resolve())
     ds["PET"].attrs["comment"] = PET_COMMENT
+    spans = [(d[0], d[-1]) for d, _ in per_file if len(d)]
+    if spans:  # the days every file covers (forcing and streamflow share Caravan's date axis)
+        ds.attrs["data_period"] = (f"{pd.Timestamp(max(a for a, _ in spans)).date()}.."
+                                   f"{pd.Timestamp(min(b for _, b in spans)).date()}")
     if attributes:
         from .camels_us import attach_camels_attributes
 

@@ -24,16 +24,20 @@ import xarray as xr
 
 from .camels_us import (
     FORCING_SOURCES,
+    forcing_path,
     list_camels_us_basins,
     load_camels_us,
     read_camels_attributes,
+    streamflow_path,
 )
-from .caravan import caravan_timeseries_dir, list_caravan_basins, load_caravan
+from .caravan import CARAVAN_VARIABLES, TIMESERIES_SUBDIR, caravan_timeseries_dir, list_caravan_basins, load_caravan
+from .checks import check_climatology, check_daily_ranges
 from .paths import resolve_data_root
 from .pet import PET_METHODS, apply_pet
 from .schema import BasinNotFoundError, pad_gauge_ids
 
-__all__ = ["SOURCES", "available_basins", "load_dataset", "parse_basins", "select_basins"]
+__all__ = ["SOURCES", "available_basins", "load_dataset", "parse_basins", "select_basins",
+           "source_file"]
 
 SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCING_SOURCES)
 """Valid ``source`` values of :func:`load_dataset` (``"camels_us"`` alone means daymet)."""
@@ -131,7 +135,8 @@ def select_basins(basins: int | str | Iterable[str | int] | None, available: Seq
 
 def load_dataset(root: str | Path | None = None,
                  basins: int | str | Iterable[str | int] | None = None,
-                 source: str = "caravan", start=None, end=None, pet: str = "source") -> xr.Dataset:
+                 source: str = "caravan", start=None, end=None, pet: str = "source",
+                 check: bool = True) -> xr.Dataset:
     """Load a HydroLens dataset (one entry point for every source).
 
     Args:
@@ -145,6 +150,8 @@ def load_dataset(root: str | Path | None = None,
         start, end: inclusive dates (str/datetime); default = the files' full range.
         pet: ``"source"`` (the files' PET) or ``"oudin"`` (computed from T and latitude, see
             :mod:`core.datasets.pet`; the original is kept as ``PET_source``).
+        check: run the plausibility checks of :mod:`core.datasets.checks` on P, T, PET (as fed)
+            and Q: daily physical ranges and long-term means against CAMELS climatology.
 
     Returns:
         ``xarray.Dataset`` with dims ``(basin, time)``: float32 ``P``, ``T``, ``PET``, ``Q``
@@ -157,6 +164,10 @@ def load_dataset(root: str | Path | None = None,
         DataRootError: no data root found (message says what to download).
         ValueError: unknown source, bad count or id.
         BasinNotFoundError, FileNotFoundError, DataFormatError: from the readers.
+        ImplausibleDataError: values outside physical bounds or climatology (names the file,
+            variable, basin, first dates and the expected range).
+
+    ``ds.attrs["data_period"]`` (``"YYYY-MM-DD..YYYY-MM-DD"``) is the span every file covers.
     """
     root = resolve_data_root(root)
     kind, forcing = _parse_source(source)
@@ -177,4 +188,32 @@ def load_dataset(root: str | Path | None = None,
         ds = load_caravan(root, ids, start, end)
     else:
         ds = load_camels_us(root, ids, forcing, start, end)
-    return apply_pet(ds, pet)
+    ds = apply_pet(ds, pet)
+    if check:
+        where = lambda b, v: source_file(ds, b, v)  # noqa: E731
+        check_daily_ranges(ds, where)
+        check_climatology(ds, where)
+    return ds
+
+
+def source_file(ds: xr.Dataset, basin: str, variable: str) -> str:
+    """Where ``variable`` of ``basin`` in a loaded dataset comes from: the publisher's file (and
+    the variable's name in it), for error messages."""
+    root = Path(str(ds.attrs.get("data_root", ".")))
+    source = str(ds.attrs.get("source", ""))
+    derived = variable == "PET" and ds.attrs.get("pet_method") == "oudin"
+    base = "T" if derived else variable
+    if source == "caravan":
+        file = root / TIMESERIES_SUBDIR / f"camels_{basin}.nc"
+        text = f"{file} (variable {CARAVAN_VARIABLES.get(base, base)})"
+    elif source.startswith("camels_us/"):
+        forcing = source.split("/", 1)[1]
+        try:
+            file = streamflow_path(root, basin) if base == "Q" else forcing_path(root, basin, forcing)
+        except (FileNotFoundError, ValueError, KeyError):
+            file = root / "camels_us"
+        col = {"P": "prcp(mm/day)", "T": "tmax/tmin", "PET": "Hargreaves from tmax/tmin", "Q": "discharge"}
+        text = f"{file} ({col.get(base, base)})"
+    else:
+        text = f"{source or 'dataset'} in {root}"
+    return f"{text}, PET computed by Oudin from it" if derived else text

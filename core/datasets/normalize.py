@@ -105,8 +105,31 @@ class Normalizer:
 
     @classmethod
     def load(cls, path: str | Path) -> "Normalizer":
-        """Read ``normalization.json``."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read ``normalization.json``.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not JSON, or an entry lacks a finite ``mean`` or positive ``std``
+                (names the file and the variable).
+        """
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} does not exist (written when training starts)") from None
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(d, dict) or not isinstance(d.get("dynamic"), dict) \
+                or not isinstance(d.get("static"), dict):
+            raise ValueError(f"{path}: expected an object with 'dynamic' and 'static' statistics")
+        for kind in ("dynamic", "static"):
+            for name, st in d[kind].items():
+                ok = isinstance(st, dict) and all(
+                    isinstance(st.get(k), (int, float)) and math.isfinite(st[k]) for k in ("mean", "std"))
+                if not ok or st["std"] <= 0:
+                    raise ValueError(f"{path}: {kind} statistics of {name!r} need a finite 'mean' and "
+                                     f"a positive 'std'; found {st!r}")
+        return cls.from_dict(d)
 
 
 def _moments(v: np.ndarray, name: str) -> dict:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..datasets.loader import load_dataset
-from ..runs import Run, atomic_write, write_text_atomic
+from ..runs import Run, atomic_write, validate_name, write_text_atomic
 from ..training.trainer import load_model, select_device
 from .evaluate import evaluate_model
 
@@ -50,7 +49,8 @@ def predict_run(run: Run, data_root: str | None = None, basins=None, start=None,
         start, end: output period (default: the run's test period).
         warmup_days: days before ``start`` that only spin up the states (clipped to the data).
         device: auto, cpu or cuda.
-        name: sub-folder name under ``<run>/predictions/`` (default from period and basins).
+        name: sub-folder name under ``<run>/predictions/`` (default from period and basins); a
+            single safe path component, so a prediction never lands on the run's own results.
 
     Returns:
         Prediction (outputs written atomically).
@@ -59,9 +59,18 @@ def predict_run(run: Run, data_root: str | None = None, basins=None, start=None,
         FileNotFoundError: the run has no checkpoint or the data root lacks files (named).
         BasinNotFoundError: an unknown basin id.
         ValueError: bad period, NaN forcing, or attributes the model needs are missing.
+        InvalidNameError: ``name`` has separators, ``..`` or other unsafe characters.
+        RunBusyError: another process trains or evaluates the run.
     """
     if warmup_days < 0:
         raise ValueError(f"warmup_days must be ≥ 0, got {warmup_days}")
+    if name is not None:
+        validate_name(name, "prediction name")
+    with run.lock("predicting"):
+        return _predict(run, data_root, basins, start, end, warmup_days, device, name)
+
+
+def _predict(run, data_root, basins, start, end, warmup_days, device, name) -> Prediction:
     dev = select_device(device)
     model, cfg, norm = load_model(run, device=dev)
     start = pd.Timestamp(start or cfg.data.test_start)
@@ -72,13 +81,21 @@ def predict_run(run: Run, data_root: str | None = None, basins=None, start=None,
     root = str(data_root) if data_root else cfg.data.root
     ds = load_dataset(root=root, basins=basins, source=cfg.data.source, start=str(spin.date()),
                       end=str(end.date()), pet=cfg.data.pet_method())
+    span = str(ds.attrs.get("data_period", ""))
+    if ".." in span:  # spin-up clipped to the data; the output period must lie inside them
+        lo, hi = (pd.Timestamp(x) for x in span.split(".."))
+        if start < lo or end > hi:
+            raise ValueError(f"the period {start.date()}..{end.date()} is outside the data "
+                             f"({ds.attrs.get('source')} covers {lo.date()}..{hi.date()} for these basins)")
+        ds = ds.sel(time=slice(max(spin, lo), end))
     first = pd.Timestamp(ds.time.values[0])
     if first > start:
         raise ValueError(f"the data start on {first.date()}, after the requested start {start.date()}")
     sim, metrics = evaluate_model(model, cfg, norm, ds, start, end, dev, cfg.train.eval_basin_chunk)
     sim.attrs.update(run_id=run.run_id, spin_up_from=str(first.date()))
-    label = name or f"{start.date()}_{end.date()}_{sim.sizes['basin']}basins"
-    out = run.path / "predictions" / re.sub(r"[^A-Za-z0-9_.-]+", "-", label)
+    label = validate_name(name or f"{start.date()}_{end.date()}_{sim.sizes['basin']}basins",
+                          "prediction name")
+    out = run.predictions_dir / label
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "outputs.nc", lambda p: sim.to_netcdf(p))
     has_obs = bool((metrics["n_obs"] > 0).any())

@@ -1,15 +1,25 @@
 """Run store: one directory per run (config, normalisation, checkpoints, metrics, outputs)."""
 
-from .io import atomic_write, write_json_atomic, write_text_atomic
-from .store import STATES, Run, RunInfo, RunNotFoundError, RunStore
+from .io import atomic_write, atomic_write_many, write_json_atomic, write_text_atomic
+from .safety import InvalidNameError, RunBusyError, RunLock, validate_name
+from .store import (DERIVED_STATES, STATES, Run, RunFileError, RunInfo, RunNotFoundError, RunStore,
+                    read_metrics_file)
 
 __all__ = [
+    "DERIVED_STATES",
     "STATES",
+    "InvalidNameError",
     "Run",
+    "RunBusyError",
+    "RunFileError",
     "RunInfo",
+    "RunLock",
     "RunNotFoundError",
     "RunStore",
     "atomic_write",
+    "atomic_write_many",
+    "read_metrics_file",
+    "validate_name",
     "write_json_atomic",
     "write_text_atomic",
 ]

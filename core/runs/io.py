@@ -40,3 +40,31 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON."""
     return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def atomic_write_many(writers: dict[str | os.PathLike, Callable[[Path], None]]) -> list[Path]:
+    """Write several files that belong together (e.g. outputs.nc and metrics.csv).
+
+    Every file is written in full to a temporary beside its target and fsynced before the first
+    one is renamed into place; the renames then follow one another. A failure or kill while
+    writing leaves every old file untouched; only a kill between two renames (microseconds) can
+    leave some files new and others old. Temporaries are removed on failure.
+    """
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, write in writers.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append((Path(tmp), path))
+            write(Path(tmp))
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return [path for _, path in temps]

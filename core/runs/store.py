@@ -11,8 +11,14 @@ Layout of a run directory ``<root>/<run_id>/``::
     outputs.nc         every flux and state over the test period, dims (basin, time)
 
 The index is the directory listing itself (no second file that could go stale): ``RunStore.list``
-scans ``<root>/*/status.json``. Every file is written atomically (core.runs.io), so a killed run
-leaves the last complete checkpoint and a readable status.
+scans the run directories of ``<root>``. Every file is written atomically (core.runs.io), so a
+killed run leaves the last complete checkpoint and a readable status.
+
+Isolation: a run whose files cannot be read (invalid JSON/YAML, a malformed metrics.csv, a
+truncated outputs.nc, a missing status.json) is listed with state ``corrupt`` and the reason in
+``RunInfo.problem``; it never hides the other runs. Readers raise :class:`RunFileError`
+naming the file. Run ids and names are single path components (core.runs.safety); a process that
+trains, evaluates or predicts holds the run's lock (:meth:`Run.lock`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +35,24 @@ import xarray as xr
 import yaml
 
 from .io import write_json_atomic, write_text_atomic
+from .safety import LOCK_FILE, RunLock, lock_holder, validate_name
 
 ENV_VAR = "HYDROLENS_RUNS"
 STATES = ("created", "training", "evaluating", "done", "failed")
+#: States RunInfo may show besides STATES: a dead process's run, and a run whose files are unreadable.
+DERIVED_STATES = ("interrupted", "corrupt")
+#: Files whose presence makes a folder of the store a run directory.
+RUN_FILES = ("status.json", "config.yaml", "checkpoints", "metrics.csv", "outputs.nc")
+#: Columns metrics.csv must have.
+METRICS_COLUMNS = ("basin", "NSE", "KGE")
+
+
+class RunFileError(ValueError):
+    """A file of a run directory cannot be read or does not hold what it should.
+
+    The message names the file, what is wrong and, where there is one, the command that repairs
+    it (e.g. ``hydrolens evaluate RUN`` rewrites metrics.csv and outputs.nc).
+    """
 
 
 class RunNotFoundError(KeyError):
@@ -47,7 +67,9 @@ class RunInfo:
     """Summary of one run, as listed by ``hydrolens runs`` and the explorer's run selector.
 
     ``state`` is the status.json state, except ``interrupted`` for a run whose training or
-    evaluation process (recorded pid on this host) no longer exists.
+    evaluation process no longer exists (nobody holds its lock; or its recorded pid on this
+    host is gone), and ``corrupt`` for a run whose files cannot be read: ``problem`` then
+    names the file and the reason.
     """
 
     run_id: str
@@ -62,6 +84,7 @@ class RunInfo:
     median_nse: float | None
     median_kge: float | None
     name: str | None = None
+    problem: str | None = None
 
 
 def _process_gone(status: dict) -> bool:
@@ -82,6 +105,150 @@ def _process_gone(status: dict) -> bool:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+# check results cached by (path, mtime, size): listing a store re-reads only what changed
+_CHECKED: dict[tuple, str | None] = {}
+
+
+def _cached_check(path: Path, check) -> str | None:
+    stamp = _stamp(path)
+    if stamp is None:
+        return None
+    key = (str(path), *stamp)
+    if key not in _CHECKED:
+        if len(_CHECKED) > 4096:
+            _CHECKED.clear()
+        try:
+            check(path)
+            _CHECKED[key] = None
+        except RunFileError as e:
+            _CHECKED[key] = str(e)
+    return _CHECKED[key]
+
+
+def read_status_file(path: Path) -> dict[str, Any]:
+    """status.json as a dict.
+
+    Raises:
+        FileNotFoundError: no such file.
+        RunFileError: not JSON, not an object, an unknown ``state`` or a non-numeric epoch count.
+    """
+    try:
+        st = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(st, dict):
+        raise RunFileError(f"{path}: expected a JSON object with 'state', found {type(st).__name__}")
+    if st.get("state", "created") not in STATES:
+        raise RunFileError(f"{path}: 'state' is {st.get('state')!r}; expected one of {', '.join(STATES)}")
+    for key in ("epoch", "epochs", "n_basins", "iters_per_epoch"):
+        if key in st and not (isinstance(st[key], int) and not isinstance(st[key], bool)):
+            raise RunFileError(f"{path}: '{key}' is {st[key]!r}; expected a whole number")
+    for key in ("median_nse", "median_kge", "loss"):
+        if st.get(key) is not None and not isinstance(st[key], (int, float)):
+            raise RunFileError(f"{path}: '{key}' is {st[key]!r}; expected a number or null")
+    return st
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """config.yaml as a plain dict (not validated against RunConfig here).
+
+    Raises:
+        FileNotFoundError: no such file.
+        RunFileError: not valid YAML, or not a mapping of sections.
+    """
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RunFileError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if cfg is None:
+        raise RunFileError(f"{path}: the file is empty; expected the run's configuration "
+                           "(sections data, model, train)")
+    if not isinstance(cfg, dict):
+        raise RunFileError(f"{path}: expected a mapping of sections (data, model, train), "
+                           f"found {type(cfg).__name__}")
+    for section in ("data", "model", "train"):
+        if section in cfg and not isinstance(cfg[section], dict):
+            raise RunFileError(f"{path}: section '{section}' should be a mapping, "
+                               f"found {type(cfg[section]).__name__}")
+    return cfg
+
+
+def read_metrics_file(path: Path) -> pd.DataFrame:
+    """metrics.csv indexed by ``basin`` (8-digit str).
+
+    Raises:
+        FileNotFoundError: no such file.
+        RunFileError: not a CSV table, lacks basin/NSE/KGE, or NSE/KGE are not numbers.
+    """
+    if not path.exists():
+        raise FileNotFoundError(path)
+    fix = f"; rewrite it with `hydrolens evaluate {path.parent.name}`"
+    try:
+        df = pd.read_csv(path, dtype={"basin": str})
+    except Exception as e:  # noqa: BLE001 - pandas raises many types for malformed text
+        raise RunFileError(f"{path}: not a readable CSV table ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())}){fix}") from None
+    missing = [c for c in METRICS_COLUMNS if c not in df.columns]
+    if missing:
+        raise RunFileError(f"{path}: missing column(s) {missing}; found {list(df.columns)}{fix}")
+    for c in ("NSE", "KGE"):
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            bad = df[c][pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()]
+            raise RunFileError(f"{path}: column {c} holds non-numbers (e.g. {bad.iloc[0]!r}){fix}")
+    if df["basin"].isna().any() or df["basin"].duplicated().any():
+        raise RunFileError(f"{path}: column basin has missing or repeated gauge ids{fix}")
+    return df.set_index("basin")
+
+
+def check_outputs_file(path: Path) -> None:
+    """Open outputs.nc's header: it must be netCDF with dims basin and time and hold Q_sim.
+
+    Raises:
+        RunFileError: unreadable (e.g. truncated by a copy) or not the run-output layout.
+    """
+    import netCDF4
+
+    fix = f"; rewrite it with `hydrolens evaluate {path.parent.name}`"
+    try:
+        with netCDF4.Dataset(path, "r") as nc:
+            dims, names = set(nc.dimensions), set(nc.variables)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise RunFileError(f"{path}: not a readable netCDF file ({e}){fix}") from None
+    if not {"basin", "time"} <= dims or "Q_sim" not in names:
+        raise RunFileError(f"{path}: expected dims (basin, time) and variable Q_sim; found dims "
+                           f"{sorted(dims)}, variables {sorted(names)[:12]}{fix}")
+
+
+def _check_train_log(path: Path) -> None:
+    try:
+        log = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001
+        raise RunFileError(f"{path}: not a readable CSV table ({type(e).__name__})") from None
+    if len(log.columns) and not {"epoch", "loss"} <= set(log.columns):
+        raise RunFileError(f"{path}: expected columns epoch, loss; found {list(log.columns)}")
+
+
+def _check_json(path: Path) -> None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise RunFileError(f"{path}: expected a JSON object")
 
 
 class Run:
@@ -123,16 +290,42 @@ class Run:
     def train_log_path(self) -> Path:
         return self.path / "train_log.csv"
 
+    @property
+    def predictions_dir(self) -> Path:
+        return self.path / "predictions"
+
+    # locking -----------------------------------------------------------------------------
+    def lock(self, purpose: str) -> RunLock:
+        """Context manager holding this run's lock while ``purpose`` (training, evaluating,
+        predicting) runs; see :class:`core.runs.safety.RunLock`.
+
+        Raises:
+            RunBusyError: another live process holds it ("run X is busy (pid N, training …)").
+        """
+        return RunLock(self.path, purpose, self.run_id)
+
+    def busy(self) -> str | None:
+        """Who holds the run's lock (``"(pid N, training since …)"``), or None."""
+        return lock_holder(self.path)
+
     # reading -----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        """The run's config as a plain dict (see core.training.config.TrainConfig)."""
-        with open(self.config_path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh) or {}
+        """The run's config as a plain dict (see core.training.config.RunConfig).
+
+        Raises:
+            FileNotFoundError: no config.yaml yet.
+            RunFileError: config.yaml is not valid YAML or not a mapping (names the file).
+        """
+        return read_config_file(self.config_path)
 
     def status(self) -> dict[str, Any]:
-        """Content of status.json: state, message, epoch, epochs, loss, updated, ..."""
+        """Content of status.json: state, message, epoch, epochs, loss, updated, ...
+
+        Raises:
+            RunFileError: status.json is not a valid status (names the file and the field).
+        """
         try:
-            return json.loads(self.status_path.read_text(encoding="utf-8"))
+            return read_status_file(self.status_path)
         except FileNotFoundError:
             return {"state": "created", "message": "no status yet"}
 
@@ -147,12 +340,13 @@ class Run:
 
         Raises:
             FileNotFoundError: the run has not been evaluated yet.
+            RunFileError: metrics.csv is malformed (names the file and the fix).
         """
         if not self.metrics_path.exists():
             raise FileNotFoundError(
                 f"{self.metrics_path} does not exist: run `hydrolens evaluate {self.run_id}` first"
             )
-        return pd.read_csv(self.metrics_path, dtype={"basin": str}).set_index("basin")
+        return read_metrics_file(self.metrics_path)
 
     def outputs(self) -> xr.Dataset:
         """Fluxes and states over the test period, dims (basin, time), opened lazily.
@@ -162,52 +356,116 @@ class Run:
 
         Raises:
             FileNotFoundError: the run has not been evaluated yet.
+            RunFileError: outputs.nc cannot be opened (names the file and the fix).
         """
         if not self.outputs_path.exists():
             raise FileNotFoundError(
                 f"{self.outputs_path} does not exist: run `hydrolens evaluate {self.run_id}` first"
             )
-        return xr.open_dataset(self.outputs_path)
+        try:
+            return xr.open_dataset(self.outputs_path)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise RunFileError(f"{self.outputs_path}: not a readable netCDF file ({e}); rewrite it "
+                               f"with `hydrolens evaluate {self.run_id}`") from None
 
     def train_log(self) -> pd.DataFrame:
-        """Per-epoch training log (epoch, loss, seconds); empty when no epoch finished."""
+        """Per-epoch training log (epoch, loss, seconds); empty when no epoch finished.
+
+        Raises:
+            RunFileError: train_log.csv is malformed.
+        """
         if not self.train_log_path.exists():
             return pd.DataFrame(columns=["epoch", "loss", "seconds"])
+        _check_train_log(self.train_log_path)
         return pd.read_csv(self.train_log_path)
 
+    def problems(self) -> list[str]:
+        """What makes this run unreadable: one line per file (empty when every file reads).
+
+        Checks status.json, config.yaml, normalization.json, train_log.csv, metrics.csv and the
+        header of outputs.nc; results are cached per file version, so listing a store is cheap.
+        Checkpoints are checked when a process loads them (resume falls back to an intact one).
+        """
+        out = []
+        if not self.status_path.exists():
+            out.append(f"{self.status_path}: missing (every run directory has one)")
+        else:
+            p = _cached_check(self.status_path, read_status_file)
+            if p:
+                out.append(p)
+        checks = ((self.config_path, read_config_file), (self.normalization_path, _check_json),
+                  (self.train_log_path, _check_train_log), (self.metrics_path, read_metrics_file),
+                  (self.outputs_path, check_outputs_file))
+        for path, check in checks:
+            p = _cached_check(path, check)
+            if p:
+                out.append(p)
+        if not out:
+            state = self.status().get("state")
+            if not self.config_path.exists() and (state == "done" or self.checkpoint_dir.exists()):
+                out.append(f"{self.config_path}: missing (state {state})")
+            if state == "done" and not self.has_evaluation():
+                gone = [p.name for p in (self.metrics_path, self.outputs_path) if not p.exists()]
+                out.append(f"{self.path}: state done but {', '.join(gone)} missing; rewrite with "
+                           f"`hydrolens evaluate {self.run_id}`")
+        return out
+
     def info(self) -> RunInfo:
-        """A RunInfo summary built from status.json, config.yaml and metrics.csv."""
-        st = self.status()
+        """A RunInfo summary built from status.json, config.yaml and metrics.csv.
+
+        Never raises for unreadable files: the run is then ``corrupt`` with ``problem`` set.
+        """
+        problems = self.problems()
+        try:
+            st = self.status()
+        except RunFileError:
+            st = {}
         try:
             cfg = self.config()
-        except FileNotFoundError:
+        except (FileNotFoundError, RunFileError):
             cfg = {}
-        basins = cfg.get("data", {}).get("basins")
+        data, model, train = (cfg.get(k) if isinstance(cfg.get(k), dict) else {}
+                              for k in ("data", "model", "train"))
+        basins = data.get("basins")
         n_cfg = len(basins) if isinstance(basins, list) else (basins if isinstance(basins, int) else 0)
         state = st.get("state", "created")
-        if state in ("training", "evaluating") and _process_gone(st):
+        if problems:
+            state = "corrupt"
+        elif state in ("training", "evaluating") and (
+                _process_gone(st) or ((self.path / LOCK_FILE).exists() and self.busy() is None)):
             state = "interrupted"  # killed without a chance to write its status (e.g. SIGKILL)
         med_nse = st.get("median_nse")
         med_kge = st.get("median_kge")
+
+        def whole(v, default=0):
+            return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
         return RunInfo(
             run_id=self.run_id,
             path=self.path,
             state=state,
-            created=st.get("created", ""),
-            variant=cfg.get("model", {}).get("variant", "?"),
-            preset=cfg.get("preset"),
-            n_basins=int(st.get("n_basins", n_cfg)),
-            epochs_done=int(st.get("epoch", 0)),
-            epochs=int(cfg.get("train", {}).get("epochs", st.get("epochs", 0))),
+            created=str(st.get("created", "")),
+            variant=str(model.get("variant", "?")),
+            preset=cfg.get("preset") if isinstance(cfg.get("preset"), str) else None,
+            n_basins=whole(st.get("n_basins", n_cfg)),
+            epochs_done=whole(st.get("epoch", 0)),
+            epochs=whole(train.get("epochs", st.get("epochs", 0))),
             median_nse=None if med_nse is None else float(med_nse),
             median_kge=None if med_kge is None else float(med_kge),
-            name=cfg.get("name"),
+            name=cfg.get("name") if isinstance(cfg.get("name"), str) else None,
+            problem="; ".join(problems) or None,
         )
 
     # writing -----------------------------------------------------------------------------
     def update_status(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into status.json (atomically) and stamp ``updated``."""
-        st = self.status()
+        """Merge ``fields`` into status.json (atomically) and stamp ``updated``.
+
+        An unreadable status.json is replaced (the fields written here make it valid again).
+        """
+        try:
+            st = self.status()
+        except RunFileError:
+            st = {}
         if "state" in fields and fields["state"] not in STATES:
             raise ValueError(f"status state must be one of {STATES}, got {fields['state']!r}")
         st.update(fields)
@@ -225,8 +483,15 @@ class Run:
         log = pd.DataFrame([row]) if log.empty else pd.concat([log, pd.DataFrame([row])], ignore_index=True)
         write_text_atomic(self.train_log_path, log.to_csv(index=False))
 
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+    def truncate_train_log(self, last_epoch: int) -> int:
+        """Drop log rows after ``last_epoch`` (a resume from an older checkpoint); returns how many."""
+        if not self.train_log_path.exists():
+            return 0
+        log = self.train_log()
+        keep = log[pd.to_numeric(log["epoch"], errors="coerce") <= last_epoch]
+        if len(keep) != len(log):
+            write_text_atomic(self.train_log_path, keep.to_csv(index=False))
+        return len(log) - len(keep)
 
 
 class RunStore:
@@ -240,22 +505,34 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
 
-    def list(self) -> list[RunInfo]:
-        """All runs, newest first (by creation time, then id)."""
+    def _run_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        runs = [Run(p.parent).info() for p in self.root.glob("*/status.json")]
+        out = []
+        for p in self.root.iterdir():
+            if p.name.startswith(".") or p.is_symlink() or not p.is_dir():
+                continue
+            if any((p / f).exists() for f in RUN_FILES):
+                out.append(p)
+        return out
+
+    def list(self) -> list[RunInfo]:
+        """All runs, newest first (by creation time, then id). Unreadable runs are listed with
+        state ``corrupt`` and their ``problem``; they never hide the others."""
+        runs = [Run(p).info() for p in self._run_dirs()]
         return sorted(runs, key=lambda r: (r.created, r.run_id), reverse=True)
 
     def get(self, run_id: str) -> Run:
         """The run called ``run_id``.
 
         Raises:
+            InvalidNameError: ``run_id`` is not a single safe path component (``..``, ``a/b``).
             RunNotFoundError: no such run directory (the message lists existing runs).
         """
+        validate_name(run_id, "run id")
         path = self.root / run_id
-        if not (path / "status.json").exists():
-            known = ", ".join(r.run_id for r in self.list()) or "none"
+        if path.is_symlink() or not path.is_dir() or not any((path / f).exists() for f in RUN_FILES):
+            known = ", ".join(p.name for p in sorted(self._run_dirs(), reverse=True)) or "none"
             raise RunNotFoundError(f"run {run_id!r} not found in {self.root} (runs: {known})")
         return Run(path)
 
@@ -263,9 +540,14 @@ class RunStore:
         """Create a new, empty run directory (state 'created') and return it.
 
         The id is ``<UTC timestamp>-<name>``; a numeric suffix keeps ids unique.
+
+        Raises:
+            InvalidNameError: ``name`` is not a safe single path component.
         """
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{_SAFE.sub('-', name)}" if name else stamp
+        if name is not None:
+            validate_name(name, "run name")
+        base = f"{stamp}-{name}" if name else stamp
         self.root.mkdir(parents=True, exist_ok=True)
         for i in range(1000):
             run_id = base if i == 0 else f"{base}-{i}"

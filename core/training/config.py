@@ -139,10 +139,19 @@ class RunConfig(_Strict):
     """A whole run: what `hydrolens train` reads from YAML and saves as the run's config.yaml."""
 
     preset: str | None = None
-    name: str | None = None
+    name: str | None = Field(None, description="run name: the suffix of the run id (A-Z a-z 0-9 _ . -)")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: OptimConfig = OptimConfig()
+
+    @field_validator("name", "preset")
+    @classmethod
+    def _safe_name(cls, v):
+        if v is not None:
+            from ..runs import validate_name
+
+            validate_name(v, "name")
+        return v
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
@@ -154,14 +163,29 @@ class RunConfig(_Strict):
         """
         path = Path(path)
         try:
-            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader) or {}
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot be read as UTF-8 text ({e})") from None
+        try:
+            raw = yaml.load(text, Loader=_ConfigLoader)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+        if raw is None:
+            raise ConfigError(f"{path}: the file is empty; expected a YAML mapping with the sections "
+                              "data, model and train (e.g. `model: {variant: delta_n}`), or use --preset")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a YAML mapping with the sections data, model and "
+                              f"train; found {type(raw).__name__}")
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "config") -> "RunConfig":
         """Validate a plain dict (raises ConfigError naming the fields)."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a mapping with the sections data, model and train; "
+                              f"found {type(raw).__name__}")
         try:
             return cls.model_validate(raw)
         except ValidationError as e:

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..datasets.loader import load_dataset
+from ..datasets.checks import check_complete
+from ..datasets.loader import load_dataset, source_file
 from ..datasets.normalize import Normalizer
 from ..physics import FORCING_NAMES
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 
 DYNAMIC_INPUTS: tuple[str, ...] = FORCING_NAMES  # P, T, PET feed both g_A and the HBV
 
@@ -74,6 +75,35 @@ def load_for_config(cfg: RunConfig, start=None, end=None, basins=None) -> xr.Dat
         end=str(end or d.test_end),
         pet=d.pet_method(),
     )
+
+
+def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
+    """The configured periods lie inside the data, and the forcing is complete over them.
+
+    Args:
+        cfg: the run config (``data.train_start`` .. ``data.test_end``).
+        ds: the dataset loaded for it (``load_for_config``), with ``attrs["data_period"]``.
+
+    Raises:
+        ConfigError: a configured date is outside the span the data files cover (names the
+            field, the date, the span and the source).
+        ImplausibleDataError: forcing missing inside a period (names file, basin, first dates).
+    """
+    d = cfg.data
+    span = str(ds.attrs.get("data_period", ""))
+    if ".." in span:
+        lo, hi = (pd.Timestamp(x).date() for x in span.split(".."))
+        where = f"{ds.attrs.get('source', 'the data')} in {ds.attrs.get('data_root', '?')}"
+        for name in ("train_start", "train_end", "test_start", "test_end"):
+            day = getattr(d, name)
+            if not lo <= day <= hi:
+                raise ConfigError(f"data.{name} {day} is outside the data: {where} covers {lo}..{hi} "
+                                  f"for these basins; set data.{name} within it")
+    where = lambda b, v: source_file(ds, b, v)  # noqa: E731
+    # evaluation simulates train_start..test_end in one run: every day of it needs forcing
+    check_complete(ds, DYNAMIC_INPUTS, d.train_start, d.test_end,
+                   f"the simulated period data.train_start..data.test_end ({d.train_start}..{d.test_end})",
+                   where)
 
 
 def fit_normalizer(cfg: RunConfig, ds: xr.Dataset) -> Normalizer:

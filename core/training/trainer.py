@@ -8,7 +8,6 @@ its last finished epoch) and a status.json that the CLI and the explorer poll.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import random
 import signal
@@ -25,9 +24,11 @@ from ..datasets.normalize import Normalizer
 from ..datasets.sampler import WindowSampler
 from ..models import DeltaModel, StreamflowLSTM, get_variant
 from ..runs import Run, atomic_write
+from .checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkpoint, resume_candidates,
+                         sampler_state_from_text, sampler_state_to_text, save_checkpoint)
 from .config import RunConfig
-from .data import (DYNAMIC_INPUTS, Prepared, as_tensor, fit_normalizer, load_for_config, prepare,
-                   save_normalizer)
+from .data import (DYNAMIC_INPUTS, Prepared, as_tensor, check_config_period, fit_normalizer,
+                   load_for_config, prepare, save_normalizer)
 from .losses import rmse_comb_loss
 
 
@@ -68,21 +69,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _torch_save_atomic(obj, path: Path) -> None:
-    def write(tmp: Path) -> None:
-        buf = io.BytesIO()
-        torch.save(obj, buf)
-        tmp.write_bytes(buf.getvalue())
-
-    atomic_write(path, write)
-
-
 def load_model(run: Run, n_dynamic: int | None = None, n_static: int | None = None,
                checkpoint: str = "last.pt", device: torch.device | None = None) -> tuple[DeltaModel, RunConfig, Normalizer]:
-    """Rebuild a trained model from its run directory.
+    """Rebuild a trained model from its run directory (checkpoint read with weights_only=True).
 
     Raises:
         FileNotFoundError: the run has no checkpoint yet (names the path).
+        ConfigError: config.yaml does not validate (names the fields).
+        CheckpointError: the checkpoint is damaged, holds code, or does not fit the config.
     """
     cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
     norm = Normalizer.load(run.normalization_path)
@@ -90,9 +84,21 @@ def load_model(run: Run, n_dynamic: int | None = None, n_static: int | None = No
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the run has not finished an epoch yet")
     model = build_model(cfg, n_dynamic or len(norm.dynamic), n_static or len(norm.static))
-    state = torch.load(path, map_location=device or "cpu", weights_only=True)
-    model.load_state_dict(state["model"])
+    try:
+        state = load_checkpoint(path, map_location=device or "cpu")
+    except CheckpointError as e:
+        hint = (f"; `hydrolens train --resume {run.run_id}` restores it from the newest intact "
+                "epoch checkpoint") if path.name == "last.pt" else ""
+        raise CheckpointError(f"{e}{hint}") from None
+    _load_state_dict(model, state["model"], path)
     return model.to(device or "cpu"), cfg, norm
+
+
+def _load_state_dict(module: torch.nn.Module, state, path: Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: does not fit this run's model ({' '.join(str(e).split())[:300]})") from None
 
 
 class Trainer:
@@ -113,9 +119,14 @@ class Trainer:
             torch.set_num_threads(t.threads)
         self.device = select_device(t.device)
         if data is None:
-            ds = load_for_config(cfg, end=cfg.data.train_end)
-            norm = fit_normalizer(cfg, ds)
-            save_normalizer(norm, run.normalization_path)
+            # the whole configured period is loaded and checked now (coverage, complete forcing,
+            # plausible values), so a bad test period fails before training, not after it
+            ds = load_for_config(cfg)
+            check_config_period(cfg, ds)
+            norm = self._saved_normalizer(run)
+            if norm is None:
+                norm = fit_normalizer(cfg, ds)
+                save_normalizer(norm, run.normalization_path)
             data = prepare(ds.sel(time=slice(str(cfg.data.train_start), str(cfg.data.train_end))), norm)
         self.data = data
         # the saved config names the resolved basins, so evaluation and reruns use exactly these
@@ -134,35 +145,70 @@ class Trainer:
         self.start_epoch = 0
         self._resume()
 
+    @staticmethod
+    def _saved_normalizer(run: Run) -> Normalizer | None:
+        """The statistics a resumed run was trained with (None for a new run)."""
+        if not (run.checkpoint_dir / "last.pt").exists() and not any(run.checkpoint_dir.glob("epoch_*.pt")):
+            return None
+        if not run.normalization_path.exists():
+            return None
+        return Normalizer.load(run.normalization_path)
+
     # checkpoints ----------------------------------------------------------------------------
     def _resume(self) -> None:
-        last = self.run.checkpoint_dir / "last.pt"
-        if not last.exists():
+        """Continue from ``last.pt``, else from the newest intact ``epoch_NNN.pt``.
+
+        ``resumed_from`` and ``resume_notes`` say which file was used and why others were not.
+
+        Raises:
+            CheckpointError: checkpoints exist but none is intact (names each and why).
+        """
+        self.resumed_from: Path | None = None
+        self.resume_notes: list[str] = []
+        ckdir = self.run.checkpoint_dir
+        for path in resume_candidates(ckdir):
+            try:
+                state = load_checkpoint(path, map_location=self.device, require=RESUME_KEYS)
+                _load_state_dict(self.model, state["model"], path)
+                try:
+                    self.optimizer.load_state_dict(state["optimizer"])
+                    torch.set_rng_state(state["torch_rng"].cpu())
+                except (RuntimeError, TypeError, KeyError, ValueError, AttributeError) as e:
+                    raise CheckpointError(f"{path}: optimizer/RNG state does not fit "
+                                          f"({' '.join(str(e).split())[:200]})") from None
+                self.sampler.rng.bit_generator.state = sampler_state_from_text(state["sampler_rng"])
+            except CheckpointError as e:
+                self.resume_notes.append(str(e))
+                continue
+            self.start_epoch = int(state["epoch"])
+            self.resumed_from = path
+            break
+        else:
+            if self.resume_notes:
+                raise CheckpointError("no intact checkpoint to resume from:\n  " +
+                                      "\n  ".join(self.resume_notes) +
+                                      f"\nremove {ckdir} to train this run from the start")
             return
-        state = torch.load(last, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.rng.bit_generator.state = state["sampler_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        self.start_epoch = int(state["epoch"])
+        if self.resumed_from.name != "last.pt":
+            # last.pt is damaged: restore it from the intact epoch file, drop later log rows
+            atomic_write(ckdir / "last.pt", lambda tmp: tmp.write_bytes(self.resumed_from.read_bytes()))
+            self.run.truncate_train_log(self.start_epoch)
 
     def _checkpoint(self, epoch: int) -> None:
         ckdir = self.run.checkpoint_dir
         ckdir.mkdir(parents=True, exist_ok=True)
-        model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        _torch_save_atomic({"model": model_state, "epoch": epoch}, ckdir / f"epoch_{epoch:03d}.pt")
-        _torch_save_atomic(
-            {
-                "model": model_state,
-                "optimizer": self.optimizer.state_dict(),
-                "sampler_rng": self.sampler.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "epoch": epoch,
-            },
-            ckdir / "last.pt",
-        )
+        state = {
+            "format": FORMAT,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "sampler_rng": sampler_state_to_text(self.sampler.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+        }
+        save_checkpoint(state, ckdir / f"epoch_{epoch:03d}.pt")
+        save_checkpoint(state, ckdir / "last.pt")
         keep = self.cfg.train.keep_checkpoints
-        for old in sorted(ckdir.glob("epoch_*.pt"))[:-keep]:
+        for old in resume_candidates(ckdir)[1 + keep:]:
             old.unlink(missing_ok=True)
 
     # loop -----------------------------------------------------------------------------------
@@ -190,7 +236,7 @@ class Trainer:
         A SIGTERM (or Ctrl-C) stops training cleanly: status.json says ``failed`` with the reason
         and ``hydrolens train --resume RUN`` continues from the last finished epoch.
         """
-        with _terminate_raises() as guard:
+        with self.run.lock("training"), _terminate_raises() as guard:
             return self._fit(guard)
 
     def _fit(self, guard: _TerminateGuard) -> Run:

@@ -1,0 +1,174 @@
+"""Safety of a run store shared between processes and users.
+
+* :func:`validate_name`: run ids, run names and prediction names are single path components
+  (letters, digits, ``_ . -``; no separators, no ``..``, not absolute), so no argument can
+  reach outside the store or onto a run's own result files.
+* :class:`RunLock`: an advisory ``flock`` on ``<run>/.lock`` held while a process trains,
+  evaluates or predicts with a run. The kernel drops it when the process ends, even on
+  ``kill -9``, so a lock never goes stale; a second process gets :class:`RunBusyError`
+  naming the holder's pid. Re-entrant within one process.
+* :func:`remove_stale_temporaries`: the ``.<name>.*.tmp`` files an interrupted atomic write
+  (core.runs.io) leaves behind are removed the next time a process takes the run's lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import re
+import socket
+import threading
+from pathlib import Path
+
+#: A safe single path component: starts with a letter or digit, then letters, digits, _ . -
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+LOCK_FILE = ".lock"
+#: Temporary files of core.runs.io.atomic_write: ``.<target name>.<random>.tmp``.
+TEMP_PATTERN = ".*.tmp"
+
+
+class InvalidNameError(ValueError):
+    """A user-supplied run id or name is not a safe single path component."""
+
+
+class RunBusyError(RuntimeError):
+    """Another live process holds the run's lock (the message names the run and the pid)."""
+
+
+def validate_name(value, what: str = "run id") -> str:
+    """Return ``value`` if it is a safe single path component, else raise.
+
+    Allowed: 1-128 characters from ``A-Z a-z 0-9 _ . -``, starting with a letter or digit. That
+    excludes ``/`` and ``\\``, ``.`` and ``..``, absolute paths, empty names and hidden files.
+
+    Raises:
+        InvalidNameError: names ``what``, the value and the rule.
+    """
+    text = value if isinstance(value, str) else None
+    if text is None or not NAME_PATTERN.fullmatch(text):
+        raise InvalidNameError(
+            f"invalid {what} {value!r}: expected 1-128 characters from A-Z a-z 0-9 _ . - starting "
+            "with a letter or digit (no path separators, no '..', not an absolute path)")
+    return text
+
+
+# ------------------------------------------------------------------------------------ lock
+_HELD: dict[Path, list] = {}          # run path -> [fd, depth, purpose] for locks this process holds
+_HELD_GUARD = threading.Lock()
+
+
+def _holder_text(lock_path: Path) -> str:
+    try:
+        info = json.loads(lock_path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or not info.get("pid"):
+        return "by another process"
+    what = info.get("purpose", "in use")
+    host = info.get("host")
+    where = f" on {host}" if host and host != socket.gethostname() else ""
+    since = f" since {info['since']}" if info.get("since") else ""
+    return f"(pid {info['pid']}{where}, {what}{since})"
+
+
+def lock_holder(run_path: str | os.PathLike) -> str | None:
+    """A description of the process holding the run's lock (``"(pid 123, training since …)"``),
+    or None when nobody holds it. Never creates or changes a file."""
+    run_path = Path(run_path)
+    if run_path.resolve() in _HELD:
+        held = _HELD[run_path.resolve()]
+        return f"(pid {os.getpid()}, {held[2]}; this process)"
+    lock_path = run_path / LOCK_FILE
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return _holder_text(lock_path)
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """Context manager: hold ``<run>/.lock`` exclusively for ``purpose`` (training, evaluating…).
+
+    Re-entrant in one process (nested ``with`` blocks of the same run share one lock). On first
+    acquisition it removes temporaries of interrupted atomic writes (see module docstring).
+
+    Raises:
+        RunBusyError: another process holds the lock (non-blocking; names its pid).
+    """
+
+    def __init__(self, run_path: str | os.PathLike, purpose: str, run_id: str | None = None):
+        self.path = Path(run_path).resolve()
+        self.purpose = purpose
+        self.run_id = run_id or self.path.name
+        self.removed: list[Path] = []
+
+    def __enter__(self) -> "RunLock":
+        with _HELD_GUARD:
+            held = _HELD.get(self.path)
+            if held is not None:
+                held[1] += 1
+                return self
+            lock_path = self.path / LOCK_FILE
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise RunBusyError(f"run {self.run_id} is busy {_holder_text(lock_path)}; "
+                                       "wait for it to finish or stop that process") from None
+                raise
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
+                    "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            _HELD[self.path] = [fd, 1, self.purpose]
+        self.removed = remove_stale_temporaries(self.path)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _HELD_GUARD:
+            held = _HELD.get(self.path)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[self.path]
+                fd = held[0]
+                try:
+                    os.ftruncate(fd, 0)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+
+
+def remove_stale_temporaries(run_path: str | os.PathLike) -> list[Path]:
+    """Delete leftovers of interrupted atomic writes in a run directory (its own files,
+    ``checkpoints/`` and ``predictions/*/``). Call only while holding the run's lock.
+
+    Returns:
+        the removed paths.
+    """
+    run_path = Path(run_path)
+    removed = []
+    for folder in (run_path, run_path / "checkpoints", *sorted((run_path / "predictions").glob("*"))):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for p in folder.glob(TEMP_PATTERN):
+            if p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
