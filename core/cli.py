@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="HydroLens: train and explore differentiable hydrological models (δ models).")
 
 OUT_HELP = "run store folder (default: $HYDROLENS_RUNS or ./runs)"
-_DEBUG = {"on": os.environ.get("HYDROLENS_DEBUG", "") not in ("", "0")}
+_DEBUG = {"on": False}
 
 #: Exceptions that mean "the input is wrong" (a file, a value, a name, a busy run): exit 2.
 _USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, FloatingPointError, EOFError)
@@ -31,8 +31,7 @@ _USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, FloatingPointError,
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="show Python tracebacks of errors")):
     """HydroLens: train and explore differentiable hydrological models (δ models)."""
-    if debug:
-        _DEBUG["on"] = True
+    _DEBUG["on"] = debug or os.environ.get("HYDROLENS_DEBUG", "") not in ("", "0")
 
 
 def _store(out: Optional[Path]):
@@ -171,7 +170,10 @@ def evaluate(
     from .evaluation import evaluate_run
 
     t0 = time.perf_counter()
-    m = evaluate_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None, device=device)
+    run = _store(out).get(run_id)
+    for problem in run.problems():  # e.g. an unreadable status.json or outputs.nc: rewritten below
+        typer.echo(f"note: {problem}", err=True)
+    m = evaluate_run(run, data_root=str(data_root) if data_root else None, device=device)
     typer.echo(f"{len(m)} basins evaluated in {time.perf_counter() - t0:.1f} s")
     typer.echo(f"median NSE {m['NSE'].median():.3f}")
     typer.echo(f"median KGE {m['KGE'].median():.3f}")

@@ -8,6 +8,7 @@ none of them talks to the run store. The state reads runs only through the publi
 
 from __future__ import annotations
 
+import html
 import math
 import os
 
@@ -36,12 +37,23 @@ def run_label(info: RunInfo) -> str:
     return f"{info.run_id} · {info.variant} · {info.n_basins} basins · {score}"
 
 
+def readable(runs: list[RunInfo]) -> list[RunInfo]:
+    """The runs whose files can be read (not ``corrupt``)."""
+    return [info for info in runs if not info.problem]
+
+
 def default_run(runs: list[RunInfo]) -> str | None:
-    """The run shown on start: the newest evaluated run, else the newest run, else None."""
+    """The run shown on start: the newest evaluated readable run, else the newest readable run."""
+    runs = readable(runs)
     for info in runs:
         if info.median_nse is not None or info.state == "done":
             return info.run_id
     return runs[0].run_id if runs else None
+
+
+def escape(text) -> str:
+    """Text from a run directory (ids, messages, problems) made safe for Markdown/HTML panes."""
+    return html.escape(str(text))
 
 
 def default_basin(metrics: pd.DataFrame | None) -> str | None:
@@ -78,10 +90,15 @@ class AppState(param.Parameterized):
         self.store = store if store is not None else RunStore()
         self._run: Run | None = None
         self.runs = self.store.list()
-        if self.run_id not in [info.run_id for info in self.runs]:
+        if self.run_id not in [info.run_id for info in readable(self.runs)]:
             with param.discard_events(self):
                 self.run_id = default_run(self.runs)
         self._load_run()
+
+    @property
+    def corrupt(self) -> list[RunInfo]:
+        """Runs of the store whose files cannot be read (each with its ``problem``)."""
+        return [info for info in self.runs if info.problem]
 
     # -- run list and run selection ------------------------------------------------------------
 
@@ -89,7 +106,7 @@ class AppState(param.Parameterized):
         """Re-read the run list; keep the selected run if it still exists, else pick the default."""
         runs = self.store.list()
         self.runs = runs
-        ids = [info.run_id for info in runs]
+        ids = [info.run_id for info in readable(runs)]
         if self.run_id not in ids:
             self.run_id = default_run(runs)
         elif self._run is not None:
@@ -108,11 +125,17 @@ class AppState(param.Parameterized):
         else:
             try:
                 run = self.store.get(self.run_id)
-                info, status = run.info(), run.status()
+                info = run.info()
+                if info.problem:
+                    raise ValueError(info.problem)
+                status = run.status()
                 if run.has_evaluation():
                     metrics = run.metrics()
             except RunNotFoundError:
-                run, message = None, f"Run `{self.run_id}` is no longer in the run store."
+                run, message = None, f"Run {escape(self.run_id)} is no longer in the run store."
+            except Exception as e:  # noqa: BLE001 - one unreadable run must not break the page
+                run, info, status, metrics = None, None, {}, None
+                message = f"Run {escape(self.run_id)} cannot be shown: {escape(e)}"
             else:
                 message = "" if metrics is not None else self._not_evaluated_message(status)
         self._run = run
@@ -126,8 +149,8 @@ class AppState(param.Parameterized):
         state = status.get("state", "unknown")
         epoch, epochs = status.get("epoch"), status.get("epochs")
         progress = f" (epoch {epoch}/{epochs})" if epoch is not None and epochs else ""
-        text = f"Run `{self.run_id}` is **{state}**{progress} and has no evaluation yet"
-        note = status.get("message")
+        text = f"Run {escape(self.run_id)} is **{escape(state)}**{progress} and has no evaluation yet"
+        note = escape(status.get("message") or "")
         return f"{text}: {note}." if note and note not in text else f"{text}."
 
     def poll(self) -> None:
@@ -137,7 +160,11 @@ class AppState(param.Parameterized):
         """
         if self._run is None or self.status.get("state") in TERMINAL_STATES:
             return
-        status = self._run.status()
+        try:
+            status = self._run.status()
+        except Exception as e:  # noqa: BLE001 - the file may be replaced by a broken copy
+            self.message = f"Run {escape(self._run.run_id)}: {escape(e)}"
+            return
         if status == self.status:
             return
         if status.get("state") in TERMINAL_STATES:
@@ -171,6 +198,10 @@ class AppState(param.Parameterized):
         basin = self.basin if basin is None else basin
         if self._run is None or self.metrics is None or basin is None:
             return None
-        with self._run.outputs() as ds:
-            one = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
+        try:
+            with self._run.outputs() as ds:
+                one = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
+        except Exception as e:  # noqa: BLE001 - a damaged outputs.nc names itself, the page lives on
+            self.message = f"Basin {escape(basin)} of run {escape(self._run.run_id)} cannot be shown: {escape(e)}"
+            return None
         return one.to_dataframe()[["Q_obs", "Q_sim"]]

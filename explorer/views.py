@@ -30,7 +30,7 @@ from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from explorer.geometry import albers, conus_states
-from explorer.state import AppState, fmt, run_label
+from explorer.state import AppState, fmt, readable, run_label
 
 #: The explorer's stylesheet (shipped as package data beside this module).
 CSS_PATH = Path(__file__).resolve().parents[1] / "assets" / "hydrolens.css"
@@ -324,11 +324,14 @@ class RunPanel(Viewer):
         )
         self.basin_select = pn.widgets.Select(label="Basin", sizing_mode="stretch_width")
         self.summary = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS])
+        #: runs whose files cannot be read, named with the reason (they never hide the others)
+        self.corrupt = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS], visible=False)
         self._layout = pn.Column(
             self.run_select,
             self.refresh_button,
             self.summary,
             self.basin_select,
+            self.corrupt,
             sizing_mode="stretch_width",
         )
         self._show_runs()
@@ -342,9 +345,19 @@ class RunPanel(Viewer):
         state.param.watch(self._show_summary, ["info", "status"])
 
     def _show_runs(self, *_events) -> None:
-        options = {run_label(info): info.run_id for info in self.state.runs}
+        options = {run_label(info): info.run_id for info in readable(self.state.runs)}
         self.run_select.param.update(
             options=options, value=self.state.run_id, disabled=not options
+        )
+        broken = self.state.corrupt
+        self.corrupt.visible = bool(broken)
+        items = "".join(
+            f"<li><b>{html.escape(info.run_id)}</b>: {html.escape(info.problem or '')}</li>"
+            for info in broken
+        )
+        self.corrupt.object = (
+            f'<div class="hl-corrupt"><b>{len(broken)} run(s) cannot be read</b> and are not listed '
+            f"above:<ul>{items}</ul></div>" if broken else ""
         )
 
     def _pick_run(self, event) -> None:

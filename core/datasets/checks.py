@@ -27,7 +27,7 @@ from .schema import DataFormatError
 #: variable -> (lowest, highest, units, what): daily values outside are implausible.
 DAILY_RANGES: dict[str, tuple[float, float, str, str]] = {
     "P": (0.0, 1000.0, "mm d-1", "daily precipitation"),
-    "T": (-60.0, 50.0, "degC", "daily mean air temperature (kelvin or °F would exceed it)"),
+    "T": (-60.0, 50.0, "degC", "daily mean air temperature; kelvin or °F exceed it"),
     "PET": (-5.0, 150.0, "mm d-1", "daily potential evapotranspiration"),
     "Q": (0.0, 1000.0, "mm d-1", "daily streamflow per unit basin area"),
 }

@@ -190,9 +190,10 @@ class Trainer:
                                       f"\nremove {ckdir} to train this run from the start")
             return
         if self.resumed_from.name != "last.pt":
-            # last.pt is damaged: restore it from the intact epoch file, drop later log rows
+            # last.pt is damaged: restore it from the intact epoch file
             atomic_write(ckdir / "last.pt", lambda tmp: tmp.write_bytes(self.resumed_from.read_bytes()))
-            self.run.truncate_train_log(self.start_epoch)
+        # log rows of epochs after this checkpoint (a kill -9 mid-bookkeeping, or a fallback)
+        self.run.truncate_train_log(self.start_epoch)
 
     def _checkpoint(self, epoch: int) -> None:
         ckdir = self.run.checkpoint_dir
@@ -262,11 +263,12 @@ class Trainer:
                         run.update_status(iteration=it + 1, loss=float(np.mean(losses)))
                 secs = time.perf_counter() - t0
                 loss = float(np.mean(losses))
-                # checkpoints, log and status of one epoch land together: a SIGTERM arriving
-                # here is acted on once all three are written
+                # log, checkpoints and status of one epoch land together: a SIGTERM arriving here
+                # is acted on once all three are written. The log row goes first: after a kill -9
+                # between them, resume drops log rows newer than the checkpoint it continues from
                 with guard.deferred():
-                    self._checkpoint(epoch)
                     run.append_train_log({"epoch": epoch, "loss": loss, "seconds": round(secs, 2)})
+                    self._checkpoint(epoch)
                     run.update_status(epoch=epoch, loss=loss, iteration=self.iters,
                                       message=f"epoch {epoch}/{t.epochs} loss {loss:.4f} ({secs:.0f} s)")
                 if self.progress:
