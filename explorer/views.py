@@ -8,6 +8,7 @@ plain Bokeh figures (named, so that tests and the browser can find them in the d
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 import numpy as np
@@ -351,8 +352,9 @@ class RunPanel(Viewer):
         )
         broken = self.state.corrupt
         self.corrupt.visible = bool(broken)
-        items = "".join(
-            f"<li><b>{html.escape(info.run_id)}</b>: {html.escape(info.problem or '')}</li>"
+        items = "".join(  # paths shown relative to the run directory
+            f"<li><b>{html.escape(info.run_id)}</b>: "
+            f"{html.escape((info.problem or '').replace(f'{info.path}{os.sep}', ''))}</li>"
             for info in broken
         )
         self.corrupt.object = (

@@ -250,3 +250,34 @@ def test_switching_to_an_unevaluated_run_and_back(two_run_store, trained_run, ap
         assert len(page.evaluate(POINTS_JS)["points"]) == len(trained_run.metrics())
         assert not page.errors, "\n".join(page.errors)
         served.assert_clean_log()
+
+
+def test_corrupt_runs_are_named_and_the_good_run_is_shown(trained_run, app_page, tmp_path):
+    """A store with one unreadable run of every kind (bad JSON/YAML, malformed metrics.csv,
+    truncated outputs.nc, missing files, ...), all newer than the one good run: the page shows
+    the good run's map and hydrograph, lists it alone in the selector, and names every broken run
+    with its reason; no page error, no traceback in the server log."""
+    from test_reliability import make_store_with_corrupt_runs
+
+    root = tmp_path / "store"
+    root.mkdir()
+    kinds = make_store_with_corrupt_runs(trained_run, root)
+    page = app_page
+    with serve_app(root, tmp_path / "server.log") as served:
+        open_app(page, served.url)
+        labels = page.locator("select").first.evaluate("s => Array.from(s.options, (o) => o.text)")
+        assert [label.split(" · ")[0] for label in labels] == [trained_run.run_id]
+        layout = page.evaluate(POINTS_JS)
+        assert sorted(p["basin"] for p in layout["points"]) == sorted(trained_run.metrics().index)
+        hydrograph_shows(page, layout["selected"][0])
+        box = page.locator(".hl-corrupt")
+        box.wait_for(timeout=20_000)
+        text = box.inner_text()
+        assert f"{len(kinds) - 1} run(s) cannot be read" in text
+        for rid, kind in kinds.items():
+            assert (rid + ":" in text) == (kind != "good"), (rid, text)
+        assert "\noutputs.nc: not a readable netCDF file" not in text  # paths relative to the run
+        assert ": outputs.nc: not a readable netCDF file" in text and ": status.json: not valid JSON" in text
+        screenshot(page, tmp_path / "corrupt_store.png")
+        assert not page.errors, "\n".join(page.errors)
+        served.assert_clean_log()

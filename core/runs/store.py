@@ -406,7 +406,7 @@ class Run:
                 out.append(f"{self.config_path}: missing (state {state})")
             if state == "done" and not self.has_evaluation():
                 gone = [p.name for p in (self.metrics_path, self.outputs_path) if not p.exists()]
-                out.append(f"{self.path}: state done but {', '.join(gone)} missing; rewrite with "
+                out.append(f"{self.status_path}: state done but {', '.join(gone)} missing; rewrite with "
                            f"`hydrolens evaluate {self.run_id}`")
         return out
 
