@@ -278,6 +278,8 @@ def test_corrupt_runs_are_named_and_the_good_run_is_shown(trained_run, app_page,
             assert (rid + ":" in text) == (kind != "good"), (rid, text)
         assert "\noutputs.nc: not a readable netCDF file" not in text  # paths relative to the run
         assert ": outputs.nc: not a readable netCDF file" in text and ": status.json: not valid JSON" in text
+        assert page.evaluate("() => window.__pwned") is None  # the planted <img onerror> stayed text
+        assert page.locator(".hl-corrupt img").count() == 0
         screenshot(page, tmp_path / "corrupt_store.png")
         assert not page.errors, "\n".join(page.errors)
         served.assert_clean_log()

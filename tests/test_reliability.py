@@ -250,7 +250,9 @@ def make_store_with_corrupt_runs(trained_run, root: Path) -> dict[str, str]:
     copy("status-json").joinpath("status.json").write_text("{\"state\": ")
     copy("status-state").joinpath("status.json").write_text('{"state": "exploded", "created": "2099"}')
     copy("status-missing").joinpath("status.json").unlink()
-    copy("config-yaml").joinpath("config.yaml").write_text("model: [\n")
+    # YAML errors quote the line: markup there must reach the page as text, never as HTML
+    copy("config-yaml").joinpath("config.yaml").write_text(
+        "model: [\n  <img src=x onerror=\"window.__pwned=1\">: {\n")
     copy("config-list").joinpath("config.yaml").write_text("- a\n- b\n")
     copy("metrics-csv").joinpath("metrics.csv").write_text("basin,NSE\n\"unclosed\n")
     copy("metrics-columns").joinpath("metrics.csv").write_text("a,b\n1,2\n")

@@ -173,3 +173,23 @@ def test_sigterm_during_epoch_bookkeeping_waits_for_it_to_finish():
             os.kill(os.getpid(), signal.SIGTERM)
             written.append("never")
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_ctrl_c_during_epoch_bookkeeping_waits_for_it_to_finish():
+    """SIGINT is held back like SIGTERM inside the deferred block, then raised as KeyboardInterrupt."""
+    import os
+    import signal
+
+    from core.training.trainer import _terminate_raises
+
+    before = signal.getsignal(signal.SIGINT)
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with _terminate_raises() as guard:
+            with guard.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                written.append("log")
+                written.append("checkpoint")
+            written.append("never")
+    assert written == ["log", "checkpoint"]
+    assert signal.getsignal(signal.SIGINT) is before

@@ -84,9 +84,9 @@ def _needs_training(store: RunStore, label: str, variant: str, epochs: int | Non
 
 
 def _busy(store: RunStore, label: str, variant: str) -> bool:
-    """A live process (another command) is training or evaluating this run now."""
+    """A live process (another command) is training, evaluating or predicting with this run now."""
     run = find_run(store, run_name(label, variant))
-    return run is not None and run.info().state in ("training", "evaluating")
+    return run is not None and (run.info().state in ("training", "evaluating") or run.busy() is not None)
 
 
 def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int | None = None,

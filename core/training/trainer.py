@@ -282,19 +282,26 @@ class Trainer:
 
 
 class _TerminateGuard:
-    """Turns SIGTERM into SystemExit, except inside :meth:`deferred`, where it is held back
-    until the block ends (so an epoch's checkpoint, log line and status are never split)."""
+    """Turns SIGTERM into SystemExit and SIGINT (Ctrl-C) into KeyboardInterrupt, except inside
+    :meth:`deferred`, where either is held back until the block ends (so an epoch's log line,
+    checkpoints and status are never split)."""
 
     def __init__(self, active: bool):
         self.active = active
         self._depth = 0
         self._pending: int | None = None
 
+    @staticmethod
+    def _raise(signum):
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
     def handler(self, signum, frame):
         if self._depth:
             self._pending = signum
             return
-        raise SystemExit(128 + signum)
+        self._raise(signum)
 
     @contextlib.contextmanager
     def deferred(self):
@@ -305,21 +312,23 @@ class _TerminateGuard:
             self._depth -= 1
         if self._depth == 0 and self._pending is not None:
             signum, self._pending = self._pending, None
-            raise SystemExit(128 + signum)
+            self._raise(signum)
 
 
 @contextlib.contextmanager
 def _terminate_raises():
-    """Turn SIGTERM into SystemExit while training (main thread only), so status is written.
+    """Route SIGTERM and SIGINT through a :class:`_TerminateGuard` while training (main thread
+    only), so the status is written and no epoch's bookkeeping is split.
 
-    Yields a :class:`_TerminateGuard`; outside the main thread it never raises (signals are
-    delivered to the main thread only)."""
+    Yields the guard; outside the main thread it never raises (signals are delivered to the
+    main thread only)."""
     guard = _TerminateGuard(threading.current_thread() is threading.main_thread())
     if not guard.active:
         yield guard
         return
-    old = signal.signal(signal.SIGTERM, guard.handler)
+    old = {s: signal.signal(s, guard.handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield guard
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
