@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 
 import pandas as pd
 import param
@@ -51,9 +52,14 @@ def default_run(runs: list[RunInfo]) -> str | None:
     return runs[0].run_id if runs else None
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~<>])")
+
+
 def escape(text) -> str:
-    """Text from a run directory (ids, messages, problems) made safe for Markdown/HTML panes."""
-    return html.escape(str(text))
+    """Text from a run directory (ids, messages, problems) made inert for the Markdown/HTML panes:
+    HTML-escaped, then every Markdown punctuation character backslash-escaped, so no link, image,
+    emphasis or raw HTML can be planted through a status message or a file name."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=True))
 
 
 def default_basin(metrics: pd.DataFrame | None) -> str | None:

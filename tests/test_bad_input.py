@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -107,21 +106,21 @@ class Ctx:
             shutil.copytree(self.trained, dst, ignore=shutil.ignore_patterns(".lock"))
         return dst.name
 
-    def raw_root(self) -> None:
-        """Copy the raw CAMELS-US daymet forcing and streamflow of the 4 basins into the root."""
-        for sub in ("basin_mean_forcing/daymet", "usgs_streamflow"):
+    def raw_root(self, forcing: str = "daymet") -> None:
+        """Copy the raw CAMELS-US forcing and streamflow of the 4 basins into the root."""
+        for sub in (f"basin_mean_forcing/{forcing}", "usgs_streamflow"):
             shutil.copytree(self.shared / "camels_us" / sub, self.data / "camels_us" / sub)
 
 
-def raw_config(ctx: Ctx) -> list[str]:
-    ctx.raw_root()
+def raw_config(ctx: Ctx, forcing: str = "daymet") -> list[str]:
+    ctx.raw_root(forcing)
     cfg = ctx.tmp / "raw.yaml"
     cfg.write_text(
-        "data: {source: camels_us/daymet, basins: [%s], train_start: 2000-01-01, "
+        "data: {source: camels_us/%s, basins: [%s], train_start: 2000-01-01, "
         "train_end: 2001-12-31, test_start: 2002-01-01, test_end: 2002-12-31}\n"
         "model: {variant: delta_n, nmul: 2, hidden: 8}\n"
         "train: {epochs: 1, batch_size: 4, iters_per_epoch: 2, warmup: 60, rho: 120, optimizer: adam}\n"
-        % ", ".join(RAW_BASINS))
+        % (forcing, ", ".join(RAW_BASINS)))
     return ["train", "--config", str(cfg), "--data-root", str(ctx.data), "--out", str(ctx.store),
             "--no-progress"]
 
@@ -224,7 +223,9 @@ CASES: list[Case] = [
     Case("pet-in-watts", lambda c: (c.scale("potential_evaporation_sum", 28.4),
                                     c.train(data=TINY["data"][:-1] + ", pet: source}"))[1],
          ("{nc}", "potential_evaporation_sum", "PET of basin 01022500")),
-    Case("streamflow-ten-times-too-large", lambda c: (c.scale("streamflow", 10.0), c.train())[1],
+    Case("camels-maurer-tmax-equals-tmin", lambda c: raw_config(c, "maurer"),
+         ("01022500_lump_maurer_forcing_leap.txt", "PET of basin 01022500 is 0 on every day", "pet: oudin")),
+    Case("streamflow-twenty-times-too-large", lambda c: (c.scale("streamflow", 20.0), c.train())[1],
          ("{nc}", "streamflow of basin 01022500", "runoff ratio")),
     Case("forcing-gap-in-test-period", lambda c: (_mask(c, "total_precipitation_sum", slice(4400, 4410)),
                                                   c.train())[1],
@@ -286,6 +287,10 @@ CASES: list[Case] = [
         ["evaluate", r, "--out", str(c.store)])[1])(c.run()),
         ("normalization.json", "'P'", "std")),
     Case("evaluate-status-invalid-json-still-listed", _bad_status, ("status.json",), code=0),
+    Case("evaluate-wrong-data-root-leaves-done-run", lambda c: (c.tmp.joinpath("nodata").mkdir(),
+                                                                ["evaluate", c.run(), "--data-root", str(c.tmp / "nodata"),
+                                                                 "--out", str(c.store)])[1],
+         ("nodata", "caravan")),
     # --- hostile names
     Case("evaluate-run-id-traversal", lambda c: ["evaluate", "../outside/RID", "--out", str(c.store)],
          ("invalid run id", "../outside/RID")),

@@ -10,7 +10,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -310,7 +309,70 @@ def test_run_ids_and_names_are_validated(tmp_path):
     with pytest.raises(RunNotFoundError):
         store.get("no-such-run")
     assert not (tmp_path / "x").exists() and not (tmp_path / "abs").exists()
-    from core.training import ConfigError, RunConfig
+    # a run name leaves room for the timestamp: every id create() makes can be got again
+    long = store.create("n" * 100)
+    assert store.get(long.run_id).path == long.path
+    with pytest.raises(InvalidNameError):
+        store.create("n" * 101)
+    # names are checked where runs are made, not when an existing run's config is read
+    from core.training import RunConfig
 
-    with pytest.raises(ConfigError, match="name"):
-        RunConfig.from_dict({"name": "../evil"})
+    assert RunConfig.from_dict({"name": "old name with spaces"}).name == "old name with spaces"
+    from core.evaluation.benchmark import preset_label
+
+    assert preset_label("my configs/bench 2 (final).yaml") == "bench-2-final"
+
+
+def test_text_from_a_run_cannot_inject_markup(tmp_path):
+    """A status message planted in a run reaches the page as text: no image, no link with hidden
+    text, no raw HTML (rendered through the Alert's own Markdown renderer)."""
+    from explorer.app import create_app
+
+    run = RunStore(tmp_path).create("x")
+    run.update_status(state="training", epoch=0, epochs=2,
+                      message='[click here](https://evil.example) ![i](http://e/i.png) <img src=x onerror="1">')
+    app = create_app(runs_root=tmp_path)
+    assert app.alert.visible
+    html = app.alert._transform_object(app.alert.object)["object"]
+    assert "&lt;img" not in html.replace("&amp;lt;img", "")  # only as escaped text
+    assert "click here" in html and "&gt;click here&lt;" not in html  # not a link's text
+    assert "&lt;img src=&quot;http://e/i.png" not in html
+
+
+def test_planted_links_and_fifos_are_refused(tmp_path):
+    """Run files that are symlinks or FIFOs make a run corrupt instead of being followed or
+    blocking a reader; a planted `.lock` link cannot make the lock write through it."""
+    import threading
+
+    from core.runs import RunLock
+
+    outside = tmp_path / "victim.txt"
+    outside.write_text("precious\n")
+    store = RunStore(tmp_path / "store")
+    fifo_run = store.create("fifo")
+    fifo_run.status_path.unlink()
+    os.mkfifo(fifo_run.status_path)
+    link_run = store.create("link")
+    link_run.config_path.symlink_to(outside)
+    lock_run = store.create("lock")
+    (lock_run.path / ".lock").symlink_to(outside)
+    fifo_lock = store.create("fifolock")
+    os.mkfifo(fifo_lock.path / ".lock")
+    fifo_lock.update_status(state="training")
+
+    result = {}
+    t = threading.Thread(target=lambda: result.update(infos=store.list()), daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "listing blocked on a FIFO"
+    infos = {i.run_id: i for i in result["infos"]}
+    assert "not a regular file" in infos[fifo_run.run_id].problem
+    assert "symbolic link" in infos[link_run.run_id].problem
+    assert "precious" not in infos[link_run.run_id].problem
+    with pytest.raises(OSError, match="symbolic link"):
+        with RunLock(lock_run.path, "training"):
+            pass
+    assert outside.read_text() == "precious\n"
+    with pytest.raises(OSError, match="not a regular file"):
+        with RunLock(fifo_lock.path, "training"):
+            pass

@@ -193,3 +193,15 @@ def test_ctrl_c_during_epoch_bookkeeping_waits_for_it_to_finish():
             written.append("never")
     assert written == ["log", "checkpoint"]
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_fresh_start_drops_log_rows_of_a_killed_first_epoch(tmp_path):
+    """kill -9 after epoch 1's log row but before its checkpoint: the next start trains epoch 1
+    again, and the log must not hold it twice."""
+    store = RunStore(tmp_path)
+    run = store.create("x")
+    run.append_train_log({"epoch": 1, "loss": 1.0, "seconds": 1.0})
+    assert run.truncate_train_log(0) == 1 and run.train_log().empty
+    run.append_train_log({"epoch": 1, "loss": 1.0, "seconds": 1.0})
+    run.append_train_log({"epoch": 2, "loss": 0.9, "seconds": 1.0})
+    assert run.truncate_train_log(1) == 1 and list(run.train_log()["epoch"]) == [1]

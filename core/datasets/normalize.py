@@ -113,11 +113,13 @@ class Normalizer:
                 (names the file and the variable).
         """
         path = Path(path)
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path}: not a regular file")
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise FileNotFoundError(f"{path} does not exist (written when training starts)") from None
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(d, dict) or not isinstance(d.get("dynamic"), dict) \
                 or not isinstance(d.get("static"), dict):

@@ -18,6 +18,7 @@ kill) the run named ``<preset>-<variant>``, then reports:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -51,8 +52,11 @@ def find_run(store: RunStore, name: str) -> Run | None:
 
 # ------------------------------------------------------------------------------ training
 def preset_label(preset: str) -> str:
-    """Run-name prefix of a preset: its name, or the stem of a YAML config file."""
-    return Path(preset).stem if preset.endswith((".yaml", ".yml")) else preset
+    """Run-name prefix of a preset: its name, or the stem of a YAML config file (characters
+    other than letters, digits and ``_ . -`` replaced by ``-``, so it is a valid run name)."""
+    if not preset.endswith((".yaml", ".yml")):
+        return preset
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(preset).stem).strip("-.") or "config"
 
 
 def _train_command(store: RunStore, preset: str, variant: str, epochs: int | None,
@@ -289,8 +293,14 @@ def learning_curve(run: Run, every: int = 2, data_root: str | None = None, log=p
     epoch and the last one that has a checkpoint), cached in ``<run>/learning_curve.csv``.
 
     Evaluating a checkpoint reads the test period, so this curve shows how far from
-    convergence the run is; it is never used to choose a checkpoint.
+    convergence the run is; it is never used to choose a checkpoint. Holds the run's lock while it
+    writes the cache (a second process gets RunBusyError).
     """
+    with run.lock("computing the learning curve"):
+        return _learning_curve(run, every, data_root, log)
+
+
+def _learning_curve(run: Run, every: int, data_root: str | None, log) -> pd.DataFrame:
     from .evaluate import evaluate_run
 
     path = run.path / "learning_curve.csv"

@@ -16,7 +16,7 @@ import torch
 import xarray as xr
 
 from ..physics import FLUX_DESCRIPTIONS, OUTPUT_NAMES, OUTPUT_UNITS, STATE_DESCRIPTIONS
-from ..runs import Run, atomic_write_many
+from ..runs import Run, RunFileError, atomic_write_many
 from ..datasets.schema import BASIN_COORDS
 from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare
 from ..training.trainer import load_model, select_device
@@ -140,27 +140,40 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
     if data_root:
         cfg.data.root = str(data_root)
 
-    def test_period():
+    def load():
         ds = load_for_config(cfg)
         check_config_period(cfg, ds)
-        return evaluate_model(model, cfg, norm, ds, cfg.data.test_start,
-                              cfg.data.test_end, dev, cfg.train.eval_basin_chunk)
+        return ds
+
+    def score(ds):
+        return evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end, dev,
+                              cfg.train.eval_basin_chunk)
 
     if not write:
-        return test_period()[1]
+        return score(load())[1]
     with run.lock("evaluating"):
+        try:
+            previous = run.status()
+        except RunFileError:
+            previous = {}
+        ds = load()  # bad data fail here, before anything of the run is touched
         run.update_status(state="evaluating", message="evaluating on the test period", pid=os.getpid(),
                           host=socket.gethostname())
         try:
-            sim, metrics = test_period()
+            sim, metrics = score(ds)
             sim.attrs.update(run_id=run.run_id, test_period=f"{cfg.data.test_start}..{cfg.data.test_end}")
             # both files are written in full before either replaces the old one (atomic_write_many)
             atomic_write_many({run.outputs_path: lambda p: sim.to_netcdf(p),
                                run.metrics_path: lambda p: p.write_text(metrics.to_csv(), encoding="utf-8")})
         except BaseException as e:
             why = "stopped" if isinstance(e, (KeyboardInterrupt, SystemExit)) else f"{type(e).__name__}: {e}"
-            run.update_status(state="failed", message=f"evaluation failed: {why}; run "
-                              f"`hydrolens evaluate {run.run_id}` again")
+            if previous.get("state") == "done" and run.has_evaluation():
+                # the previous evaluation is intact: the run stays done with it
+                run.update_status(**previous, message=f"re-evaluation failed ({why}); the previous "
+                                  "results are kept")
+            else:
+                run.update_status(state="failed", message=f"evaluation failed: {why}; run "
+                                  f"`hydrolens evaluate {run.run_id}` again")
             raise
         med_nse, med_kge = float(metrics["NSE"].median()), float(metrics["KGE"].median())
         run.update_status(state="done", median_nse=med_nse, median_kge=med_kge,

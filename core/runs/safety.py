@@ -20,12 +20,17 @@ import json
 import os
 import re
 import socket
+import stat
 import threading
+import time
 from pathlib import Path
 
 #: A safe single path component: starts with a letter or digit, then letters, digits, _ . -
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: Longest run name: the run id is ``<YYYYmmdd-HHMMSS>-<name>[-<n>]`` and must stay ≤ 128 characters.
+MAX_RUN_NAME = 100
 LOCK_FILE = ".lock"
+_TRIES = 5  # exclusive-lock attempts, 50 ms apart
 #: Temporary files of core.runs.io.atomic_write: ``.<target name>.<random>.tmp``.
 TEMP_PATTERN = ".*.tmp"
 
@@ -38,20 +43,21 @@ class RunBusyError(RuntimeError):
     """Another live process holds the run's lock (the message names the run and the pid)."""
 
 
-def validate_name(value, what: str = "run id") -> str:
+def validate_name(value, what: str = "run id", max_len: int = 128) -> str:
     """Return ``value`` if it is a safe single path component, else raise.
 
-    Allowed: 1-128 characters from ``A-Z a-z 0-9 _ . -``, starting with a letter or digit. That
-    excludes ``/`` and ``\\``, ``.`` and ``..``, absolute paths, empty names and hidden files.
+    Allowed: 1-``max_len`` characters from ``A-Z a-z 0-9 _ . -``, starting with a letter or
+    digit. That excludes ``/`` and ``\\``, ``.`` and ``..``, absolute paths, empty names and
+    hidden files.
 
     Raises:
         InvalidNameError: names ``what``, the value and the rule.
     """
     text = value if isinstance(value, str) else None
-    if text is None or not NAME_PATTERN.fullmatch(text):
+    if text is None or not NAME_PATTERN.fullmatch(text) or len(text) > max_len:
         raise InvalidNameError(
-            f"invalid {what} {value!r}: expected 1-128 characters from A-Z a-z 0-9 _ . - starting "
-            "with a letter or digit (no path separators, no '..', not an absolute path)")
+            f"invalid {what} {value!r}: expected 1-{max_len} characters from A-Z a-z 0-9 _ . - "
+            "starting with a letter or digit (no path separators, no '..', not an absolute path)")
     return text
 
 
@@ -74,6 +80,26 @@ def _holder_text(lock_path: Path) -> str:
     return f"(pid {info['pid']}{where}, {what}{since})"
 
 
+def _open_lock_file(lock_path: Path, flags: int) -> int:
+    """Open the lock file without following a symlink or blocking on a FIFO; only a regular file
+    is accepted (a planted link must not make the lock truncate someone else's file).
+
+    Raises:
+        OSError: the path is a symlink (ELOOP), a FIFO or another non-regular file.
+    """
+    try:
+        fd = os.open(lock_path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"{lock_path} is a symbolic link, not HydroLens' lock file; "
+                          "remove it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{lock_path} is not a regular file; remove it")
+    return fd
+
+
 def lock_holder(run_path: str | os.PathLike) -> str | None:
     """A description of the process holding the run's lock (``"(pid 123, training since …)"``),
     or None when nobody holds it. Never creates or changes a file."""
@@ -83,7 +109,7 @@ def lock_holder(run_path: str | os.PathLike) -> str | None:
         return f"(pid {os.getpid()}, {held[2]}; this process)"
     lock_path = run_path / LOCK_FILE
     try:
-        fd = os.open(lock_path, os.O_RDONLY)
+        fd = _open_lock_file(lock_path, os.O_RDONLY)
     except OSError:
         return None
     try:
@@ -122,21 +148,32 @@ class RunLock:
                 held[1] += 1
                 return self
             lock_path = self.path / LOCK_FILE
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock_file(lock_path, os.O_RDWR | os.O_CREAT)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                os.close(fd)
-                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise RunBusyError(f"run {self.run_id} is busy {_holder_text(lock_path)}; "
-                                       "wait for it to finish or stop that process") from None
+                # a few tries: lock_holder()'s brief shared probe (a listing) must not read as busy
+                for attempt in range(_TRIES):
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as e:
+                        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                            raise
+                        if attempt == _TRIES - 1:
+                            raise RunBusyError(f"run {self.run_id} is busy {_holder_text(lock_path)}; "
+                                               "wait for it to finish or stop that process") from None
+                        time.sleep(0.05)
+                info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
+                        "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            except BaseException:
+                os.close(fd)  # closing drops the flock too
                 raise
-            info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
-                    "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
             _HELD[self.path] = [fd, 1, self.purpose]
-        self.removed = remove_stale_temporaries(self.path)
+        try:
+            self.removed = remove_stale_temporaries(self.path)
+        except OSError:
+            self.removed = []
         return self
 
     def __exit__(self, *exc) -> None:
@@ -168,7 +205,10 @@ def remove_stale_temporaries(run_path: str | os.PathLike) -> list[Path]:
         if not folder.is_dir() or folder.is_symlink():
             continue
         for p in folder.glob(TEMP_PATTERN):
-            if p.is_file() and not p.is_symlink():
-                p.unlink(missing_ok=True)
-                removed.append(p)
+            try:
+                if p.is_symlink() or p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+            except OSError:  # e.g. another user's leftover: not ours to remove, not fatal
+                continue
     return removed

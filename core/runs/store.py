@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import xarray as xr
 import yaml
 
 from .io import write_json_atomic, write_text_atomic
-from .safety import LOCK_FILE, RunLock, lock_holder, validate_name
+from .safety import LOCK_FILE, MAX_RUN_NAME, RunLock, lock_holder, validate_name
 
 ENV_VAR = "HYDROLENS_RUNS"
 STATES = ("created", "training", "evaluating", "done", "failed")
@@ -109,10 +110,25 @@ def _now() -> str:
 
 def _stamp(path: Path) -> tuple | None:
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)  # an atomic replace changes st_ino
+
+
+def require_regular(path: Path) -> None:
+    """A run's files must be regular files: a symlink could point a reader (and an error message
+    quoting the content) at a file outside the run, a FIFO would block every reader.
+
+    Raises:
+        FileNotFoundError: no such file.
+        RunFileError: a symlink or another non-regular file.
+    """
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        raise RunFileError(f"{path}: a symbolic link; the files of a run must be regular files")
+    if not stat.S_ISREG(mode):
+        raise RunFileError(f"{path}: not a regular file")
 
 
 # check results cached by (path, mtime, size): listing a store re-reads only what changed
@@ -132,6 +148,10 @@ def _cached_check(path: Path, check) -> str | None:
             _CHECKED[key] = None
         except RunFileError as e:
             _CHECKED[key] = str(e)
+        except FileNotFoundError:  # removed meanwhile: nothing to judge
+            return None
+        except Exception as e:  # noqa: BLE001 - any unreadable file is a problem to name, never a crash
+            _CHECKED[key] = f"{path}: cannot be read ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
     return _CHECKED[key]
 
 
@@ -142,12 +162,13 @@ def read_status_file(path: Path) -> dict[str, Any]:
         FileNotFoundError: no such file.
         RunFileError: not JSON, not an object, an unknown ``state`` or a non-numeric epoch count.
     """
+    require_regular(path)
     try:
         st = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise RunFileError(f"{path}: not valid JSON ({e})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise RunFileError(f"{path}: not valid JSON ({type(e).__name__ if isinstance(e, RecursionError) else e})") from None
     if not isinstance(st, dict):
         raise RunFileError(f"{path}: expected a JSON object with 'state', found {type(st).__name__}")
     if st.get("state", "created") not in STATES:
@@ -168,10 +189,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
         FileNotFoundError: no such file.
         RunFileError: not valid YAML, or not a mapping of sections.
     """
+    require_regular(path)
     try:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
+    except RecursionError:
+        raise RunFileError(f"{path}: not valid YAML (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise RunFileError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if cfg is None:
@@ -196,6 +220,7 @@ def read_metrics_file(path: Path) -> pd.DataFrame:
     """
     if not path.exists():
         raise FileNotFoundError(path)
+    require_regular(path)
     fix = f"; rewrite it with `hydrolens evaluate {path.parent.name}`"
     try:
         df = pd.read_csv(path, dtype={"basin": str})
@@ -222,6 +247,7 @@ def check_outputs_file(path: Path) -> None:
     """
     import netCDF4
 
+    require_regular(path)
     fix = f"; rewrite it with `hydrolens evaluate {path.parent.name}`"
     try:
         with netCDF4.Dataset(path, "r") as nc:
@@ -234,6 +260,7 @@ def check_outputs_file(path: Path) -> None:
 
 
 def _check_train_log(path: Path) -> None:
+    require_regular(path)
     try:
         log = pd.read_csv(path)
     except Exception as e:  # noqa: BLE001
@@ -243,9 +270,10 @@ def _check_train_log(path: Path) -> None:
 
 
 def _check_json(path: Path) -> None:
+    require_regular(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RunFileError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(obj, dict):
         raise RunFileError(f"{path}: expected a JSON object")
@@ -362,6 +390,7 @@ class Run:
             raise FileNotFoundError(
                 f"{self.outputs_path} does not exist: run `hydrolens evaluate {self.run_id}` first"
             )
+        require_regular(self.outputs_path)
         try:
             return xr.open_dataset(self.outputs_path)
         except (OSError, RuntimeError, ValueError) as e:
@@ -510,16 +539,29 @@ class RunStore:
             return []
         out = []
         for p in self.root.iterdir():
-            if p.name.startswith(".") or p.is_symlink() or not p.is_dir():
-                continue
-            if any((p / f).exists() for f in RUN_FILES):
+            try:
+                if p.name.startswith(".") or p.is_symlink() or not p.is_dir():
+                    continue
+                if any(os.path.lexists(p / f) for f in RUN_FILES):
+                    out.append(p)
+            except OSError:  # e.g. another user's folder we may not enter: listed as corrupt
                 out.append(p)
         return out
 
     def list(self) -> list[RunInfo]:
         """All runs, newest first (by creation time, then id). Unreadable runs are listed with
         state ``corrupt`` and their ``problem``; they never hide the others."""
-        runs = [Run(p).info() for p in self._run_dirs()]
+        runs = []
+        for p in self._run_dirs():
+            try:
+                runs.append(Run(p).info())
+            except Exception as e:  # noqa: BLE001 - one run must never hide the others
+                if not os.path.lexists(p):
+                    continue  # removed while listing
+                runs.append(RunInfo(run_id=p.name, path=p, state="corrupt", created="", variant="?",
+                                    preset=None, n_basins=0, epochs_done=0, epochs=0, median_nse=None,
+                                    median_kge=None, problem=f"{p}: cannot be read ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())[:200]})"))
         return sorted(runs, key=lambda r: (r.created, r.run_id), reverse=True)
 
     def get(self, run_id: str) -> Run:
@@ -546,7 +588,7 @@ class RunStore:
         """
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
         if name is not None:
-            validate_name(name, "run name")
+            validate_name(name, "run name", MAX_RUN_NAME)
         base = f"{stamp}-{name}" if name else stamp
         self.root.mkdir(parents=True, exist_ok=True)
         for i in range(1000):

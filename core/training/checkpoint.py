@@ -65,6 +65,8 @@ def load_checkpoint(path: Path, map_location="cpu", require: tuple[str, ...] = (
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes; the write that made it was interrupted)")
     try:

@@ -139,19 +139,12 @@ class RunConfig(_Strict):
     """A whole run: what `hydrolens train` reads from YAML and saves as the run's config.yaml."""
 
     preset: str | None = None
-    name: str | None = Field(None, description="run name: the suffix of the run id (A-Z a-z 0-9 _ . -)")
+    name: str | None = Field(None, description="run name: the suffix of the run id (A-Z a-z 0-9 _ . -, "
+                             "checked when a run is created)")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: OptimConfig = OptimConfig()
 
-    @field_validator("name", "preset")
-    @classmethod
-    def _safe_name(cls, v):
-        if v is not None:
-            from ..runs import validate_name
-
-            validate_name(v, "name")
-        return v
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":

@@ -188,6 +188,7 @@ class Trainer:
                 raise CheckpointError("no intact checkpoint to resume from:\n  " +
                                       "\n  ".join(self.resume_notes) +
                                       f"\nremove {ckdir} to train this run from the start")
+            self.run.truncate_train_log(0)  # training starts over: rows of a killed first epoch go
             return
         if self.resumed_from.name != "last.pt":
             # last.pt is damaged: restore it from the intact epoch file
@@ -275,7 +276,11 @@ class Trainer:
                     tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}  {secs:.1f} s")
         except BaseException as e:
             why = "stopped" if isinstance(e, (KeyboardInterrupt, SystemExit)) else f"{type(e).__name__}: {e}"
-            run.update_status(state="failed", message=f"{why} after epoch {run.status().get('epoch', 0)}; "
+            try:
+                done = run.status().get("epoch", 0)
+            except Exception:  # noqa: BLE001 - never mask the error that stopped training
+                done = "the last checkpoint"
+            run.update_status(state="failed", message=f"{why} after epoch {done}; "
                               f"continue with `hydrolens train --resume {run.run_id}`")
             raise
         return run
