@@ -205,3 +205,17 @@ def test_fresh_start_drops_log_rows_of_a_killed_first_epoch(tmp_path):
     run.append_train_log({"epoch": 1, "loss": 1.0, "seconds": 1.0})
     run.append_train_log({"epoch": 2, "loss": 0.9, "seconds": 1.0})
     assert run.truncate_train_log(1) == 1 and list(run.train_log()["epoch"]) == [1]
+
+
+def test_written_files_are_readable_by_the_users_sharing_a_store(tmp_path):
+    """Atomic writes give files the mode of a plain open() (0666 less the umask), not mkstemp's 0600."""
+    import os
+
+    from core.runs.io import FILE_MODE, atomic_write_many, write_text_atomic
+
+    a = write_text_atomic(tmp_path / "a.txt", "x")
+    b, = atomic_write_many({tmp_path / "b.txt": lambda p: p.write_text("y")})
+    plain = tmp_path / "plain.txt"
+    plain.write_text("z")
+    for p in (a, b):
+        assert os.stat(p).st_mode & 0o777 == FILE_MODE == os.stat(plain).st_mode & 0o777

@@ -8,6 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+# mkstemp creates 0600 files; a run directory is meant to be shared, so written files get the
+# mode a plain open() would give them (0666 less the process umask, read once at import)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Write a file atomically.
@@ -25,6 +31,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -61,6 +68,7 @@ def atomic_write_many(writers: dict[str | os.PathLike, Callable[[Path], None]]) 
             write(Path(tmp))
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp, FILE_MODE)
         for tmp, path in temps:
             os.replace(tmp, path)
     except BaseException:
