@@ -149,50 +149,34 @@ def test_memory_settings_apply_and_can_be_switched_off(monkeypatch):
     assert configure_memory() is False
 
 
-def test_sigterm_during_epoch_bookkeeping_waits_for_it_to_finish():
-    """A SIGTERM inside the deferred block (checkpoint + log + status) is acted on after it."""
+@pytest.mark.parametrize("signame, raised", [("SIGTERM", SystemExit), ("SIGINT", KeyboardInterrupt)])
+def test_signal_during_epoch_bookkeeping_waits_for_it_to_finish(signame, raised):
+    """SIGTERM (SystemExit 128+15) and Ctrl-C (KeyboardInterrupt) inside the deferred block (log,
+    checkpoints, status) are acted on after it; outside it at once; the old handler comes back."""
     import os
     import signal
 
     from core.training.trainer import _terminate_raises
 
-    before = signal.getsignal(signal.SIGTERM)
+    signum = getattr(signal, signame)
+    before = signal.getsignal(signum)
     written = []
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(raised) as exc:
         with _terminate_raises() as guard:
             with guard.deferred():
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signum)
                 written.append("checkpoint")
                 written.append("status")
             written.append("never")
     assert written == ["checkpoint", "status"]
-    assert exc.value.code == 128 + signal.SIGTERM
+    if raised is SystemExit:
+        assert exc.value.code == 128 + signal.SIGTERM
     # outside the block the handler raises at once, and the old handler is back afterwards
-    with pytest.raises(SystemExit):
+    with pytest.raises(raised):
         with _terminate_raises():
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             written.append("never")
-    assert signal.getsignal(signal.SIGTERM) is before
-
-
-def test_ctrl_c_during_epoch_bookkeeping_waits_for_it_to_finish():
-    """SIGINT is held back like SIGTERM inside the deferred block, then raised as KeyboardInterrupt."""
-    import os
-    import signal
-
-    from core.training.trainer import _terminate_raises
-
-    before = signal.getsignal(signal.SIGINT)
-    written = []
-    with pytest.raises(KeyboardInterrupt):
-        with _terminate_raises() as guard:
-            with guard.deferred():
-                os.kill(os.getpid(), signal.SIGINT)
-                written.append("log")
-                written.append("checkpoint")
-            written.append("never")
-    assert written == ["log", "checkpoint"]
-    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signum) is before
 
 
 def test_fresh_start_drops_log_rows_of_a_killed_first_epoch(tmp_path):

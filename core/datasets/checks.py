@@ -49,6 +49,15 @@ class ImplausibleDataError(DataFormatError):
     variable, basins, first offending dates and the expected range)."""
 
 
+def _raise(title: str, lines: list[str], advice: str = "") -> None:
+    """Raise ImplausibleDataError naming up to :data:`_BASINS` problems (and how many more)."""
+    if not lines:
+        return
+    more = f"\n  … and {len(lines) - _BASINS} more" if len(lines) > _BASINS else ""
+    raise ImplausibleDataError(f"{title}:\n  " + "\n  ".join(lines[:_BASINS]) + more
+                               + (f"\n{advice}" if advice else ""))
+
+
 def _dates(time: pd.DatetimeIndex, idx: np.ndarray) -> str:
     return ", ".join(str(time[i].date()) for i in idx[:_SHOW]) + (" …" if len(idx) > _SHOW else "")
 
@@ -83,10 +92,8 @@ def check_daily_ranges(ds: xr.Dataset, where: Callable[[str, str], str],
             lines.append(f"{where(basins[i], var)}: {var} of basin {basins[i]} is {worst:g} {units} "
                          f"on {len(idx)} day(s) (first {_dates(time, idx)}); expected "
                          f"{lo:g} ≤ {var} ≤ {hi:g} {units} ({what})")
-    if lines:
-        more = f"\n  … and {len(lines) - _BASINS} more" if len(lines) > _BASINS else ""
-        raise ImplausibleDataError("implausible input values:\n  " + "\n  ".join(lines[:_BASINS]) + more
-                                   + "\nCheck the file's units and values; HydroLens does not clip them.")
+    _raise("implausible input values", lines,
+           "Check the file's units and values; HydroLens does not clip them.")
 
 
 def check_climatology(ds: xr.Dataset, where: Callable[[str, str], str]) -> None:
@@ -137,9 +144,7 @@ def check_climatology(ds: xr.Dataset, where: Callable[[str, str], str]) -> None:
             lines.append(f"{where(basins[i], 'Q')}: streamflow of basin {basins[i]} is {rr[i]:.3g}× its "
                          f"precipitation over {n[i]} days; expected a runoff ratio ≤ {MAX_RUNOFF_RATIO:g} "
                          "(Q in ft³/s or m³/s instead of mm/d?)")
-    if lines:
-        more = f"\n  … and {len(lines) - _BASINS} more" if len(lines) > _BASINS else ""
-        raise ImplausibleDataError("implausible long-term means:\n  " + "\n  ".join(lines[:_BASINS]) + more)
+    _raise("implausible long-term means", lines)
 
 
 def check_complete(ds: xr.Dataset, variables, start, end, what: str, where: Callable[[str, str], str]
@@ -161,8 +166,5 @@ def check_complete(ds: xr.Dataset, variables, start, end, what: str, where: Call
             idx = np.flatnonzero(bad[i])
             lines.append(f"{where(basins[i], var)}: {var} of basin {basins[i]} is missing on "
                          f"{len(idx)} day(s) of {what} (first {_dates(time, idx)})")
-    if lines:
-        more = f"\n  … and {len(lines) - _BASINS} more" if len(lines) > _BASINS else ""
-        raise ImplausibleDataError("incomplete forcing:\n  " + "\n  ".join(lines[:_BASINS]) + more
-                                   + "\nThe model needs every day of its forcing: choose a period "
-                                   "the data cover, or fill the gaps.")
+    _raise("incomplete forcing", lines, "The model needs every day of its forcing: choose a period "
+           "the data cover, or fill the gaps.")

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .camels_us import (
@@ -36,8 +37,8 @@ from .paths import resolve_data_root
 from .pet import PET_METHODS, apply_pet
 from .schema import BasinNotFoundError, pad_gauge_ids
 
-__all__ = ["SOURCES", "available_basins", "load_dataset", "parse_basins", "select_basins",
-           "source_file"]
+__all__ = ["SOURCES", "available_basins", "data_period", "load_dataset", "parse_basins",
+           "select_basins", "source_file"]
 
 SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCING_SOURCES)
 """Valid ``source`` values of :func:`load_dataset` (``"camels_us"`` alone means daymet)."""
@@ -135,8 +136,7 @@ def select_basins(basins: int | str | Iterable[str | int] | None, available: Seq
 
 def load_dataset(root: str | Path | None = None,
                  basins: int | str | Iterable[str | int] | None = None,
-                 source: str = "caravan", start=None, end=None, pet: str = "source",
-                 check: bool = True) -> xr.Dataset:
+                 source: str = "caravan", start=None, end=None, pet: str = "source") -> xr.Dataset:
     """Load a HydroLens dataset (one entry point for every source).
 
     Args:
@@ -150,8 +150,6 @@ def load_dataset(root: str | Path | None = None,
         start, end: inclusive dates (str/datetime); default = the files' full range.
         pet: ``"source"`` (the files' PET) or ``"oudin"`` (computed from T and latitude, see
             :mod:`core.datasets.pet`; the original is kept as ``PET_source``).
-        check: run the plausibility checks of :mod:`core.datasets.checks` on P, T, PET (as fed)
-            and Q: daily physical ranges and long-term means against CAMELS climatology.
 
     Returns:
         ``xarray.Dataset`` with dims ``(basin, time)``: float32 ``P``, ``T``, ``PET``, ``Q``
@@ -189,11 +187,22 @@ def load_dataset(root: str | Path | None = None,
     else:
         ds = load_camels_us(root, ids, forcing, start, end)
     ds = apply_pet(ds, pet)
-    if check:
-        where = lambda b, v: source_file(ds, b, v)  # noqa: E731
-        check_daily_ranges(ds, where)
-        check_climatology(ds, where)
+    # plausibility of P, T, PET (as fed) and Q: daily physical ranges, long-term means against
+    # CAMELS climatology (core.datasets.checks)
+    where = lambda b, v: source_file(ds, b, v)  # noqa: E731
+    check_daily_ranges(ds, where)
+    check_climatology(ds, where)
     return ds
+
+
+def data_period(ds: xr.Dataset) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """``ds.attrs["data_period"]`` (the span every file covers, set by the readers) as two
+    timestamps, or None when the dataset does not record it."""
+    span = str(ds.attrs.get("data_period", ""))
+    if ".." not in span:
+        return None
+    lo, hi = span.split("..")
+    return pd.Timestamp(lo), pd.Timestamp(hi)
 
 
 def source_file(ds: xr.Dataset, basin: str, variable: str) -> str:

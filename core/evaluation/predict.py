@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..datasets.loader import load_dataset
+from ..datasets.loader import data_period, load_dataset
 from ..runs import Run, atomic_write, validate_name, write_text_atomic
 from ..training.trainer import load_model, select_device
 from .evaluate import evaluate_model
@@ -81,9 +81,9 @@ def _predict(run, data_root, basins, start, end, warmup_days, device, name) -> P
     root = str(data_root) if data_root else cfg.data.root
     ds = load_dataset(root=root, basins=basins, source=cfg.data.source, start=str(spin.date()),
                       end=str(end.date()), pet=cfg.data.pet_method())
-    span = str(ds.attrs.get("data_period", ""))
-    if ".." in span:  # spin-up clipped to the data; the output period must lie inside them
-        lo, hi = (pd.Timestamp(x) for x in span.split(".."))
+    span = data_period(ds)
+    if span is not None:  # spin-up clipped to the data; the output period must lie inside them
+        lo, hi = span
         if start < lo or end > hi:
             raise ValueError(f"the period {start.date()}..{end.date()} is outside the data "
                              f"({ds.attrs.get('source')} covers {lo.date()}..{hi.date()} for these basins)")

@@ -2,11 +2,9 @@
 
 from .io import atomic_write, atomic_write_many, write_json_atomic, write_text_atomic
 from .safety import InvalidNameError, RunBusyError, RunLock, validate_name
-from .store import (DERIVED_STATES, STATES, Run, RunFileError, RunInfo, RunNotFoundError, RunStore,
-                    read_metrics_file)
+from .store import STATES, Run, RunFileError, RunInfo, RunNotFoundError, RunStore
 
 __all__ = [
-    "DERIVED_STATES",
     "STATES",
     "InvalidNameError",
     "Run",
@@ -18,7 +16,6 @@ __all__ = [
     "RunStore",
     "atomic_write",
     "atomic_write_many",
-    "read_metrics_file",
     "validate_name",
     "write_json_atomic",
     "write_text_atomic",

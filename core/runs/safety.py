@@ -104,8 +104,8 @@ def lock_holder(run_path: str | os.PathLike) -> str | None:
     """A description of the process holding the run's lock (``"(pid 123, training since …)"``),
     or None when nobody holds it. Never creates or changes a file."""
     run_path = Path(run_path)
-    if run_path.resolve() in _HELD:
-        held = _HELD[run_path.resolve()]
+    held = _HELD.get(run_path.resolve())
+    if held is not None:
         return f"(pid {os.getpid()}, {held[2]}; this process)"
     lock_path = run_path / LOCK_FILE
     try:

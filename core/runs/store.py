@@ -40,8 +40,6 @@ from .safety import LOCK_FILE, MAX_RUN_NAME, RunLock, lock_holder, validate_name
 
 ENV_VAR = "HYDROLENS_RUNS"
 STATES = ("created", "training", "evaluating", "done", "failed")
-#: States RunInfo may show besides STATES: a dead process's run, and a run whose files are unreadable.
-DERIVED_STATES = ("interrupted", "corrupt")
 #: Files whose presence makes a folder of the store a run directory.
 RUN_FILES = ("status.json", "config.yaml", "checkpoints", "metrics.csv", "outputs.nc")
 #: Columns metrics.csv must have.
@@ -108,6 +106,12 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _is_run_dir(path: Path) -> bool:
+    """A real folder (not a link) holding at least one of :data:`RUN_FILES` (links count: a planted
+    one makes the run corrupt, it does not hide it)."""
+    return not path.is_symlink() and path.is_dir() and any(os.path.lexists(path / f) for f in RUN_FILES)
+
+
 def _stamp(path: Path) -> tuple | None:
     try:
         st = path.lstat()
@@ -131,7 +135,8 @@ def require_regular(path: Path) -> None:
         raise RunFileError(f"{path}: not a regular file")
 
 
-# check results cached by (path, mtime, size): listing a store re-reads only what changed
+# check results cached by file version (path, inode, mtime, size, mode): listing a store re-reads
+# only what changed
 _CHECKED: dict[tuple, str | None] = {}
 
 
@@ -259,7 +264,12 @@ def check_outputs_file(path: Path) -> None:
                            f"{sorted(dims)}, variables {sorted(names)[:12]}{fix}")
 
 
-def _check_train_log(path: Path) -> None:
+def read_train_log_file(path: Path) -> pd.DataFrame:
+    """train_log.csv as a table (epoch, loss, seconds).
+
+    Raises:
+        RunFileError: not a readable CSV table, or without the columns epoch and loss.
+    """
     require_regular(path)
     try:
         log = pd.read_csv(path)
@@ -267,6 +277,7 @@ def _check_train_log(path: Path) -> None:
         raise RunFileError(f"{path}: not a readable CSV table ({type(e).__name__})") from None
     if len(log.columns) and not {"epoch", "loss"} <= set(log.columns):
         raise RunFileError(f"{path}: expected columns epoch, loss; found {list(log.columns)}")
+    return log
 
 
 def _check_json(path: Path) -> None:
@@ -405,8 +416,7 @@ class Run:
         """
         if not self.train_log_path.exists():
             return pd.DataFrame(columns=["epoch", "loss", "seconds"])
-        _check_train_log(self.train_log_path)
-        return pd.read_csv(self.train_log_path)
+        return read_train_log_file(self.train_log_path)
 
     def problems(self) -> list[str]:
         """What makes this run unreadable: one line per file (empty when every file reads).
@@ -423,7 +433,7 @@ class Run:
             if p:
                 out.append(p)
         checks = ((self.config_path, read_config_file), (self.normalization_path, _check_json),
-                  (self.train_log_path, _check_train_log), (self.metrics_path, read_metrics_file),
+                  (self.train_log_path, read_train_log_file), (self.metrics_path, read_metrics_file),
                   (self.outputs_path, check_outputs_file))
         for path, check in checks:
             p = _cached_check(path, check)
@@ -540,9 +550,7 @@ class RunStore:
         out = []
         for p in self.root.iterdir():
             try:
-                if p.name.startswith(".") or p.is_symlink() or not p.is_dir():
-                    continue
-                if any(os.path.lexists(p / f) for f in RUN_FILES):
+                if not p.name.startswith(".") and _is_run_dir(p):
                     out.append(p)
             except OSError:  # e.g. another user's folder we may not enter: listed as corrupt
                 out.append(p)
@@ -573,7 +581,7 @@ class RunStore:
         """
         validate_name(run_id, "run id")
         path = self.root / run_id
-        if path.is_symlink() or not path.is_dir() or not any((path / f).exists() for f in RUN_FILES):
+        if not _is_run_dir(path):
             known = ", ".join(p.name for p in sorted(self._run_dirs(), reverse=True)) or "none"
             raise RunNotFoundError(f"run {run_id!r} not found in {self.root} (runs: {known})")
         return Run(path)

@@ -35,14 +35,14 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be loaded safely or lacks what it should hold (names the file)."""
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` with ``torch.save`` atomically (a kill leaves the previous file intact)."""
-    def write(tmp: Path) -> None:
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        tmp.write_bytes(buf.getvalue())
-
-    atomic_write(path, write)
+def save_checkpoint(state: dict[str, Any], *paths: Path) -> None:
+    """Serialise ``state`` with ``torch.save`` once and write it to each of ``paths`` atomically,
+    one after the other (a kill leaves every previous file intact)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    for path in paths:
+        atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def load_checkpoint(path: Path, map_location="cpu", require: tuple[str, ...] = ("model", "epoch")

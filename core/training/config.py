@@ -145,7 +145,6 @@ class RunConfig(_Strict):
     model: ModelConfig = ModelConfig()
     train: OptimConfig = OptimConfig()
 
-
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
         """Read a YAML config.

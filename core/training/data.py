@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from ..datasets.checks import check_complete
-from ..datasets.loader import load_dataset, source_file
+from ..datasets.loader import data_period, load_dataset, source_file
 from ..datasets.normalize import Normalizer
 from ..physics import FORCING_NAMES
 from .config import ConfigError, RunConfig
@@ -90,9 +90,9 @@ def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
         ImplausibleDataError: forcing missing inside a period (names file, basin, first dates).
     """
     d = cfg.data
-    span = str(ds.attrs.get("data_period", ""))
-    if ".." in span:
-        lo, hi = (pd.Timestamp(x).date() for x in span.split(".."))
+    span = data_period(ds)
+    if span is not None:
+        lo, hi = (t.date() for t in span)
         where = f"{ds.attrs.get('source', 'the data')} in {ds.attrs.get('data_root', '?')}"
         for name in ("train_start", "train_end", "test_start", "test_end"):
             day = getattr(d, name)

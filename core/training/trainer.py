@@ -207,8 +207,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "epoch": epoch,
         }
-        save_checkpoint(state, ckdir / f"epoch_{epoch:03d}.pt")
-        save_checkpoint(state, ckdir / "last.pt")
+        save_checkpoint(state, ckdir / f"epoch_{epoch:03d}.pt", ckdir / "last.pt")
         keep = self.cfg.train.keep_checkpoints
         for old in resume_candidates(ckdir)[1 + keep:]:
             old.unlink(missing_ok=True)
