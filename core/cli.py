@@ -1,4 +1,5 @@
-"""`hydrolens` command line: thin wrappers over core.training, core.evaluation and core.runs.
+"""`hydrolens` command line: thin wrappers over core.training, core.evaluation, core.runs and
+core.jobs (the job queue shared with the explorer and the benchmark).
 
 Every command runs inside :func:`_guarded`: a problem with the input (a file, a config value, a
 name, a busy run) ends with ``error: <message naming the file or field>`` and exit code 2, an
@@ -256,6 +257,110 @@ def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
         typer.echo(f"\n{len(corrupt)} run(s) cannot be read:")
         for r in corrupt:
             typer.echo(f"  {r.run_id}: {r.problem}")
+
+
+jobs_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                       help="The job queue (shared with the explorer and the benchmark): training "
+                            "runs as background processes with state on disk.")
+app.add_typer(jobs_app, name="jobs")
+
+
+def _runner(out: Optional[Path], max_jobs: Optional[int] = None):
+    from .jobs import JobRunner
+
+    return JobRunner(_store(out), max_running=max_jobs)
+
+
+def _job_line(runner, job) -> str:
+    p = runner.progress(job)
+    eta = f" ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
+    loss = f" loss {p.loss:.4f}" if p.loss is not None else ""
+    return (f"{job.job_id:<28} {job.state:<10} {job.run_id or '-':<34} "
+            f"epoch {p.epoch}/{p.epochs} it {p.iteration}/{p.iters}{loss}{eta}  {job.label}")
+
+
+@jobs_app.callback(invoke_without_command=True)
+def jobs_list(ctx: typer.Context, out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+    """List the jobs, newest first (and start queued ones where a slot is free)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _guarded(_jobs_list)(out)
+
+
+def _jobs_list(out):
+    runner = _runner(out)
+    jobs = runner.jobs()
+    if not jobs:
+        typer.echo(f"no jobs in {runner.root}")
+    for job in jobs:
+        typer.echo(_job_line(runner, job))
+
+
+def _jobs_command(*args, **kwargs):
+    def register(fn):
+        jobs_app.command(*args, **kwargs)(_guarded(fn))
+        return fn
+    return register
+
+
+@_jobs_command("submit")
+def jobs_submit(
+    preset: str = typer.Option("demo", help="preset the run starts from"),
+    variant: Optional[str] = typer.Option(None, help="δ variant (see `hydrolens train --help`)"),
+    basins: Optional[str] = typer.Option(None, help="a count n, 'all', or comma-separated gauge ids"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="epochs"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    name: Optional[str] = typer.Option(None, help="run name"),
+    data_root: Optional[Path] = typer.Option(None, help="data root"),
+    max_jobs: Optional[int] = typer.Option(None, min=1, help="jobs running at once"),
+    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+):
+    """Queue a training run (trained and evaluated in the background)."""
+    from .datasets.loader import parse_basins
+    from .training import preset_config
+
+    cfg = preset_config(preset).to_dict()
+    if variant:
+        cfg["model"]["variant"] = variant
+    if basins is not None:
+        cfg["data"]["basins"] = parse_basins(basins)
+    if epochs:
+        cfg["train"]["epochs"] = epochs
+    cfg["train"]["device"] = device
+    if name:
+        cfg["name"] = name
+    if data_root:
+        cfg["data"]["root"] = str(data_root)
+    runner = _runner(out, max_jobs)
+    job = runner.submit_train(cfg)
+    typer.echo(f"job {job.job_id} ({job.state}) trains run {job.run_id}; log {job.log_path}")
+
+
+@_jobs_command("cancel")
+def jobs_cancel(job_id: str = typer.Argument(..., help="job id (see `hydrolens jobs`)"),
+                out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+    """Cancel a queued job or stop a running one (its run keeps its last epoch, resumable)."""
+    job = _runner(out).cancel(job_id)
+    typer.echo(f"job {job.job_id}: {job.state}")
+
+
+@_jobs_command("resume")
+def jobs_resume(job_id: str = typer.Argument(..., help="job id of an ended job"),
+                epochs: Optional[int] = typer.Option(None, min=1, help="train to this many epochs"),
+                out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+    """Queue a job that continues an ended job's run from its last checkpoint."""
+    job = _runner(out).resume(job_id, epochs=epochs)
+    typer.echo(f"job {job.job_id} ({job.state}) resumes run {job.run_id}")
+
+
+@_jobs_command("wait")
+def jobs_wait(job_ids: list[str] = typer.Argument(..., help="job ids"),
+              out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+    """Wait until the jobs have ended; exit 1 unless every one is done."""
+    runner = _runner(out)
+    jobs = runner.wait(job_ids, log=typer.echo)
+    if any(j.state != "done" for j in jobs):
+        raise typer.Exit(1)
 
 
 @_command()

@@ -1,8 +1,14 @@
 """HydroLens explorer: entry point for ``panel serve explorer/app.py``.
 
 The run store is `core.runs.RunStore()`: the ``HYDROLENS_RUNS`` environment variable, else
-``./runs``. ``create_app`` builds one session's app (state, views, page); the module-level code
-at the bottom only runs under ``panel serve``.
+``./runs``; the data root (sites to pick) is core's default (``HYDROLENS_DATA_ROOT``,
+``../shared/data``, ...). ``create_app`` builds one session's app (state, views, page); the
+module-level code at the bottom only runs under ``panel serve``.
+
+Page: the sidebar holds the run panel and the map-quantity picker; the main area the site map
+beside the workbench (pick, launch, jobs), and below them the views of the selected run: time
+series, βᵗ/γᵗ traces, signatures, run comparison. The view state (run, site, map quantity,
+period, compared runs, tab) is kept in the URL, so a link reopens the same view.
 """
 
 from __future__ import annotations
@@ -18,40 +24,68 @@ if _REPO not in sys.path:
 
 import panel as pn  # noqa: E402
 import param  # noqa: E402
+from bokeh.models import Range1d  # noqa: E402
 
+from core.jobs import JobRunner  # noqa: E402
 from core.runs import RunStore  # noqa: E402
+from explorer.analysis import CompareView, SignatureView  # noqa: E402
+from explorer.mapview import MapView  # noqa: E402
+from explorer.series import SeriesView, TraceView  # noqa: E402
 from explorer.state import AppState  # noqa: E402
-from explorer.views import CSS, HydrographView, MapView, RunPanel  # noqa: E402
+from explorer.style import CSS, html_pane  # noqa: E402
+from explorer.views import QuantityPicker, RunPanel  # noqa: E402
+from explorer.workbench import JobsPanel, LaunchPanel, SelectionPanel  # noqa: E402
 
 TITLE = "HydroLens"
 ACCENT = "#0f4c75"
 #: How often a session re-reads the status of a run that is still training (ms).
 POLL_MS = 5000
+#: How often the jobs panel re-reads the job queue (ms).
+JOBS_MS = 1000
+#: Main tabs, in order (the URL keeps the active one by name).
+TABS = ("series", "traces", "signatures", "compare")
+#: What the URL keeps: state parameter -> query key.
+URL_KEYS = {"run_id": "run", "basin": "site", "quantity": "q", "period": "period", "compare": "compare"}
 
 MAP_CAPTION = (
-    "Dots are stream gauges, coloured by the test-period NSE of the selected run "
-    "(scale clipped to [−0.5, 1]; darkest red below −0.5, grey when NSE is undefined). "
-    "Hover for gauge id, name, NSE and KGE; click a gauge to show its hydrograph."
+    "Sites of the data root on a CONUS Albers equal-area map (shaded relief: Natural Earth). "
+    "Large markers are the selected run's sites, coloured by the quantity picked in the sidebar; "
+    "small grey ones are the other sites you can train on. Click a site to show it below; use "
+    "the box or lasso tool (toolbar) to pick sites for a training job."
 )
 
 pn.extension(raw_css=[CSS], notifications=False)
 
 
 class HydroLensApp(param.Parameterized):
-    """One session of the explorer: the state, the three views and the page that holds them.
+    """One session of the explorer: the state, the views and the page that holds them.
 
     Attributes:
         state: the :class:`~explorer.state.AppState`.
-        map, hydrograph, run_panel: the views.
+        runner: the :class:`core.jobs.JobRunner` of the run store.
+        map, series, traces, signatures, compare, run_panel, picker, launcher, jobs: the views.
+        tabs: the main tabs (``TABS``); workbench: the pick/launch/jobs tabs.
         template: the served page (a Panel BootstrapTemplate titled "HydroLens").
     """
 
+    tab = param.Selector(default="series", objects=list(TABS), doc="Active main tab.")
+
     def __init__(self, runs_root: str | os.PathLike | None = None, **params):
         super().__init__(**params)
-        self.state = AppState(store=RunStore(runs_root))
+        store = RunStore(runs_root)
+        self.state = AppState(store=store)
+        self.runner = JobRunner(store)
         self.map = MapView(self.state)
-        self.hydrograph = HydrographView(self.state)
+        x_range = Range1d(start=0, end=1, name="hydrolens-x-range")
+        self.series = SeriesView(self.state, x_range=x_range)
+        self.traces = TraceView(self.state, x_range=x_range)
+        self.signatures = SignatureView(self.state, self.map.source)
+        self.compare = CompareView(self.state)
         self.run_panel = RunPanel(self.state)
+        self.quantity = QuantityPicker(self.state)
+        self.picker = SelectionPanel(self.state, map_view=self.map)
+        self.jobs = JobsPanel(self.state, self.runner)
+        self.launcher = LaunchPanel(self.state, self.runner, on_launch=self._launched)
         self.alert = pn.pane.Alert(alert_type="warning", sizing_mode="stretch_width")
         self.state.param.watch(self._show_message, "message")
         self._show_message()
@@ -59,41 +93,47 @@ class HydroLensApp(param.Parameterized):
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             pn.state.add_periodic_callback(self.state.poll, period=POLL_MS)
+            pn.state.add_periodic_callback(self.jobs.refresh, period=JOBS_MS)
+            if pn.state.location is not None:
+                pn.state.location.sync(self.state, URL_KEYS)
+                pn.state.location.sync(self, {"tab": "view"})
+
+    def _launched(self, job) -> None:
+        self.jobs.track(job)
+        self.workbench.active = 2  # show the jobs
 
     def _show_message(self, *_events) -> None:
         self.alert.object = self.state.message
         self.alert.visible = bool(self.state.message)
 
     def _make_template(self):
-        card = ["hl-card"]
-        main = pn.Column(
-            self.alert,
-            pn.Column(
-                self.map,
-                pn.pane.HTML(
-                    f'<div class="hl-caption">{MAP_CAPTION}</div>',
-                    sizing_mode="stretch_width",
-                    stylesheets=[CSS],
-                ),
-                css_classes=card,
-                stylesheets=[CSS],
-                sizing_mode="stretch_width",
-            ),
-            pn.Column(self.hydrograph, css_classes=card, stylesheets=[CSS],
-                      sizing_mode="stretch_width"),
+        card = dict(css_classes=["hl-card"], stylesheets=[CSS], sizing_mode="stretch_width")
+        self.workbench = pn.Tabs(
+            ("Pick sites", self.picker), ("Launch", self.launcher), ("Jobs", self.jobs),
+            sizing_mode="stretch_width", dynamic=False)
+        top = pn.Row(
+            pn.Column(self.map, html_pane(f'<div class="hl-caption">{MAP_CAPTION}</div>'), **card),
+            pn.Column(self.workbench, css_classes=["hl-card"], stylesheets=[CSS], width=390,
+                      min_width=390, styles={"max-height": "640px", "overflow-y": "auto"}),
             sizing_mode="stretch_width",
         )
+        self.tabs = pn.Tabs(
+            ("Time series", self.series), ("βᵗ/γᵗ traces", self.traces),
+            ("Signatures: BFI and ET", self.signatures), ("Compare runs", self.compare),
+            sizing_mode="stretch_width", dynamic=True,  # only the open tab is sent and drawn
+        )
+        self.tabs.active = TABS.index(self.tab)
+        self.tabs.param.watch(lambda e: setattr(self, "tab", TABS[e.new]), "active")
+        self.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
+        main = pn.Column(self.alert, top, pn.Column(self.tabs, **card), sizing_mode="stretch_width")
         store = os.fspath(self.state.store.root)
         return pn.template.BootstrapTemplate(
             title=TITLE,
             header_background=ACCENT,
             sidebar=[
                 self.run_panel,
-                pn.pane.HTML(
-                    f'<div class="hl-caption">Run store: <code>{store}</code></div>',
-                    sizing_mode="stretch_width",
-                    stylesheets=[CSS],
-                ),
+                self.quantity,
+                html_pane(f'<div class="hl-caption">Run store: <code>{store}</code></div>'),
             ],
             main=[main],
             sidebar_width=340,

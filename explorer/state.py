@@ -1,9 +1,11 @@
 """The explorer's single application state.
 
-`AppState` holds what the user has chosen (a run, a basin) and what follows from it (the
-run list, the selected run's status and per-basin metrics). Every view watches this one object;
-none of them talks to the run store. The state reads runs only through the public
-:mod:`core.runs` API.
+`AppState` holds what the user has chosen (a run, a site, the map quantity, the picked sites,
+the runs to compare, the period on screen) and what follows from it (the run list, the selected
+run's status, per-site metrics, its variables with units and bounds, its learned parameters).
+Every view watches this one object. The state reads runs only through the public
+:mod:`core.runs` API and the data root's site table through :mod:`core.datasets`; names,
+units and bounds come from the run's files (``Run.variables``), never from HBV lists.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import re
 import pandas as pd
 import param
 
-from core.runs import Run, RunInfo, RunNotFoundError, RunStore
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from core.runs import Run, RunInfo, RunNotFoundError, RunStore, Variable
 
 #: Run states after which a run's status no longer changes.
 TERMINAL_STATES = ("done", "failed")
@@ -72,16 +79,87 @@ def default_basin(metrics: pd.DataFrame | None) -> str | None:
     return str((nse - nse.median()).abs().idxmin())
 
 
-class AppState(param.Parameterized):
-    """What the explorer shows: the chosen run and basin, and what is known about them.
+@dataclass(frozen=True)
+class Quantity:
+    """A quantity the map can be coloured by.
 
-    Set `run_id` or `basin` to change the selection; `runs`, `info`, `status`, `metrics` and
-    `message` follow. Only `metrics` (one row per basin) is loaded for a run; a basin's series
-    are read on demand by :meth:`series`.
+    Attributes:
+        key: identifier (a metrics.csv column, or ``param:<name>``).
+        label: what the user reads (``NSE``, ``BETA (time mean)``).
+        units: UDUNITS string shown on the colour bar ("1" is left out).
+        group: metric | signature | parameter.
+        bounds: fixed colour range (parameters: their ParamSpec bounds), or None (data range).
+        diverging: centred on zero (differences such as BFI_diff, ΔNSE).
+    """
+
+    key: str
+    label: str
+    units: str
+    group: str
+    bounds: tuple[float, float] | None = None
+    diverging: bool = False
+
+    @property
+    def title(self) -> str:
+        """Colour-bar title: label and units."""
+        return self.label if self.units in ("", "1") else f"{self.label} ({self.units})"
+
+
+#: Map quantities whose colour range is fixed (skill scores) or centred on zero.
+_FIXED = {"NSE": (-0.5, 1.0), "KGE": (-0.5, 1.0), "PCC": (0.0, 1.0), "BFI_sim": (0.0, 1.0),
+          "BFI_camels": (0.0, 1.0)}
+_DIVERGING = ("BFI_diff",)
+
+
+def metric_specs() -> dict[str, dict]:
+    """Units and descriptions of metrics.csv columns (core.runs.METRIC_SPECS)."""
+    from core.runs import METRIC_SPECS
+
+    return METRIC_SPECS
+
+
+@lru_cache(maxsize=4)
+def site_universe(root: str | None = None) -> pd.DataFrame:
+    """Every site the data root can train on (core.datasets.site_table), cached per process.
+
+    An empty frame (with the site columns) when no data root is found: the app still shows runs.
+    """
+    from core.datasets.loader import SITE_COLUMNS, site_table
+
+    try:
+        return site_table(root)
+    except Exception:  # noqa: BLE001 - no data root: picking is disabled, runs still display
+        return pd.DataFrame(columns=list(SITE_COLUMNS), index=pd.Index([], name="basin"))
+
+
+def parse_ids(text: str) -> list[str]:
+    """Gauge ids typed by a user (commas, spaces, new lines; leading zeros restored)."""
+    ids = []
+    for token in re.split(r"[\s,;]+", text or ""):
+        token = token.strip()
+        if token.isdigit() and len(token) <= 8:
+            ids.append(token.zfill(8))
+        elif token:
+            ids.append(token)
+    return list(dict.fromkeys(ids))
+
+
+class AppState(param.Parameterized):
+    """What the explorer shows: the chosen run and site, and what is known about them.
+
+    Set `run_id`, `basin`, `quantity`, `selection`, `compare` or `period` to change the view;
+    `runs`, `info`, `status`, `metrics`, `variables`, `panels`, `params_table` and `message`
+    follow. Only per-site tables are loaded for a run; a site's series are read on demand by
+    :meth:`series` (one site's rows of outputs.nc and parameters.nc).
     """
 
     run_id = param.String(default=None, allow_None=True, doc="Selected run id.")
-    basin = param.String(default=None, allow_None=True, doc="Selected 8-digit gauge id.")
+    basin = param.String(default=None, allow_None=True, doc="Selected site (8-digit gauge id).")
+    quantity = param.String(default="NSE", doc="Map quantity key (see `quantities`).")
+    selection = param.List(default=[], item_type=str, doc="Sites picked for training.")
+    compare = param.List(default=[], item_type=str, doc="Run ids to compare.")
+    period = param.String(default="", doc="Time range on screen, 'YYYY-MM-DD..YYYY-MM-DD' ('' = test period).")
+    log_q = param.Boolean(default=False, doc="Streamflow panel on a log scale.")
 
     runs = param.List(default=[], doc="RunInfo of every run in the store, newest first.")
     info = param.Parameter(default=None, doc="RunInfo of the selected run (None if none).")
@@ -89,12 +167,18 @@ class AppState(param.Parameterized):
     metrics = param.DataFrame(
         default=None, allow_None=True, doc="Run.metrics() of the selected run, None if not evaluated."
     )
+    variables = param.List(default=[], doc="core.runs.Variable of the selected run's files.")
+    panels = param.List(default=[], doc="The run's time-series panels (title, variables, style, log).")
+    params_table = param.DataFrame(default=None, allow_None=True,
+                                   doc="Per-site learned parameters (static; time mean of dynamic).")
     message = param.String(default="", doc="Why there is nothing to show; empty when all is well.")
 
-    def __init__(self, store: RunStore | None = None, **params):
+    def __init__(self, store: RunStore | None = None, data_root: str | None = None, **params):
         super().__init__(**params)
         self.store = store if store is not None else RunStore()
+        self.data_root = data_root
         self._run: Run | None = None
+        self._series_cache: tuple | None = None  # ((run, site, mtime), frame): the last site read
         self.runs = self.store.list()
         if self.run_id not in [info.run_id for info in readable(self.runs)]:
             with param.discard_events(self):
@@ -105,6 +189,22 @@ class AppState(param.Parameterized):
     def corrupt(self) -> list[RunInfo]:
         """Runs of the store whose files cannot be read (each with its ``problem``)."""
         return [info for info in self.runs if info.problem]
+
+    # -- sites ---------------------------------------------------------------------------------
+    @property
+    def sites(self) -> pd.DataFrame:
+        """Every site to show on the map: the data root's sites plus the run's own (a run may
+        hold sites of another data root), with gauge_name/lat/lon, area, huc_02 and CAMELS
+        attributes where known. Index: site id."""
+        universe = site_universe(self.data_root)
+        metrics = self.metrics
+        if metrics is None or metrics.empty:
+            return universe
+        extra = metrics.index.difference(universe.index)
+        if len(extra) == 0:
+            return universe
+        cols = [c for c in ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02") if c in metrics]
+        return pd.concat([universe, metrics.loc[extra, cols]])
 
     # -- run list and run selection ------------------------------------------------------------
 
@@ -121,12 +221,13 @@ class AppState(param.Parameterized):
     @param.depends("run_id", watch=True)
     def _load_run(self) -> None:
         run, info, status, metrics, message = None, None, {}, None, ""
+        variables, panels, table = [], [], None
         if self.run_id is None and self.runs:
             message = "Select a run in the sidebar."
         elif self.run_id is None:
             message = (
-                f"No runs in the run store `{os.fspath(self.store.root)}` yet. Train one with "
-                "`hydrolens train --basins 5 --epochs 1`, then press Refresh."
+                f"No runs in the run store `{os.fspath(self.store.root)}` yet. Pick basins on the "
+                "map and launch a training job, or run `hydrolens train --basins 5 --epochs 1`."
             )
         else:
             try:
@@ -137,19 +238,25 @@ class AppState(param.Parameterized):
                 status = run.status()
                 if run.has_evaluation():
                     metrics = run.metrics()
+                    variables = run.variables()
+                    panels = run.panels()
+                    table = run.site_parameters()
             except RunNotFoundError:
                 run, message = None, f"Run {escape(self.run_id)} is no longer in the run store."
             except Exception as e:  # noqa: BLE001 - one unreadable run must not break the page
-                run, info, status, metrics = None, None, {}, None
+                run, info, status, metrics, variables, panels, table = None, None, {}, None, [], [], None
                 message = f"Run {escape(self.run_id)} cannot be shown: {escape(e)}"
             else:
                 message = "" if metrics is not None else self._not_evaluated_message(status)
         self._run = run
+        basin = self.basin if metrics is not None and self.basin in metrics.index else default_basin(metrics)
+        quantity = self.quantity
         # One batch: each view redraws once per run change.
-        self.param.update(
-            info=info, status=status, metrics=metrics, message=message,
-            basin=default_basin(metrics),
-        )
+        with param.parameterized.batch_call_watchers(self):
+            self.param.update(info=info, status=status, metrics=metrics, variables=variables,
+                              panels=panels, params_table=table, message=message, basin=basin)
+            if quantity not in self.quantities():
+                self.quantity = "NSE"
 
     def _not_evaluated_message(self, status: dict) -> str:
         state = status.get("state", "unknown")
@@ -181,6 +288,45 @@ class AppState(param.Parameterized):
                 status=status, info=self._run.info(), message=self._not_evaluated_message(status)
             )
 
+    # -- map quantities ------------------------------------------------------------------------
+    def quantities(self) -> dict[str, Quantity]:
+        """What the map can show for the selected run: metrics, signatures (simulated BFI, CAMELS
+        BFI and their difference, mean ET, P − Q) and every learned parameter (time mean of a
+        dynamic one), each with its units (from the run's files)."""
+        out: dict[str, Quantity] = {}
+        metrics = self.metrics
+        specs = metric_specs()
+        if metrics is not None:
+            for key, spec in specs.items():
+                if key in metrics and pd.to_numeric(metrics[key], errors="coerce").notna().any():
+                    out[key] = Quantity(key, key if key != "P_minus_Q" else "P − Q", spec["units"],
+                                        spec["group"], _FIXED.get(key), key in _DIVERGING)
+        table = self.params_table
+        if table is not None and not table.empty:
+            for v in self.variables:
+                if v.kind == "parameter" and v.name in table:
+                    label = v.name + (" (time mean)" if v.parameter_type == "dynamic" else "")
+                    out[f"param:{v.name}"] = Quantity(f"param:{v.name}", label, v.units, "parameter",
+                                                      v.bounds)
+        return out
+
+    def values(self, key: str | None = None) -> pd.Series:
+        """Per-site values of a map quantity (default: the selected one); NaN where unknown."""
+        key = key or self.quantity
+        if key.startswith("param:"):
+            table = self.params_table
+            name = key.split(":", 1)[1]
+            if table is None or name not in table:
+                return pd.Series(dtype=float)
+            return pd.to_numeric(table[name], errors="coerce")
+        if self.metrics is None or key not in self.metrics:
+            return pd.Series(dtype=float)
+        return pd.to_numeric(self.metrics[key], errors="coerce")
+
+    def variable(self, name: str) -> Variable | None:
+        """The run's variable called ``name`` (units, long_name, bounds), or None."""
+        return next((v for v in self.variables if v.name == name), None)
+
     # -- basin data ----------------------------------------------------------------------------
 
     @property
@@ -195,19 +341,52 @@ class AppState(param.Parameterized):
             return None
         return self.metrics.loc[basin]
 
-    def series(self, basin: str | None = None) -> pd.DataFrame | None:
-        """Observed and simulated streamflow (mm/d) of one basin over the test period.
+    def series(self, basin: str | None = None, names: list[str] | None = None) -> pd.DataFrame | None:
+        """One site's daily series over the evaluated period (test period): forcing, outputs,
+        Q_obs and dynamic parameters (columns in the run's units), or only ``names``.
 
-        Returns a frame indexed by time with columns ``Q_obs`` and ``Q_sim``, or None when no
-        evaluated run or basin is selected. Only this basin's two series are read.
+        Returns None when no evaluated run or site is selected. Only this site's rows are read.
         """
         basin = self.basin if basin is None else basin
-        if self._run is None or self.metrics is None or basin is None:
+        if self._run is None or self.metrics is None or basin is None or basin not in self.metrics.index:
             return None
         try:
-            with self._run.outputs() as ds:
-                one = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
-        except Exception as e:  # noqa: BLE001 - a damaged outputs.nc names itself, the page lives on
+            key = (self._run.run_id, basin, self._run.outputs_path.stat().st_mtime_ns)
+            if self._series_cache is None or self._series_cache[0] != key:
+                self._series_cache = (key, self._run.site_series(basin))
+            frame = self._series_cache[1]
+            return frame if names is None else frame[[n for n in names if n in frame]]
+        except Exception as e:  # noqa: BLE001 - a damaged file names itself, the page lives on
             self.message = f"Basin {escape(basin)} of run {escape(self._run.run_id)} cannot be shown: {escape(e)}"
             return None
-        return one.to_dataframe()[["Q_obs", "Q_sim"]]
+
+    def period_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """`period` as two timestamps, or None when unset or malformed."""
+        try:
+            a, b = self.period.split("..")
+            lo, hi = pd.Timestamp(a), pd.Timestamp(b)
+        except (ValueError, AttributeError):
+            return None
+        return (lo, hi) if lo < hi else None
+
+    # -- comparison ----------------------------------------------------------------------------
+    def comparison(self, run_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
+        """run id -> its metrics table, for the runs to compare that are evaluated and readable."""
+        out = {}
+        for rid in run_ids if run_ids is not None else self.compare:
+            try:
+                run = self.store.get(rid)
+                if run.has_evaluation():
+                    out[rid] = run.metrics()
+            except Exception:  # noqa: BLE001 - a run that vanished or broke is left out
+                continue
+        return out
+
+
+def pearson(x, y) -> float:
+    """Pearson r over the pairs where both are finite (NaN with fewer than 3 pairs)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(x[ok], y[ok])[0, 1])

@@ -66,7 +66,7 @@ def test_config_validation_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match="unknown preset"):
         preset_config("nope")
     cfg = preset_config("demo")
-    assert cfg.data.basins == 50 and cfg.model.variant == "delta_n"
+    assert cfg.data.basins == 50 and cfg.model.variant == "delta_n_gamma_beta"
     again = RunConfig.from_dict(cfg.to_dict())
     assert again == cfg
 
@@ -78,7 +78,7 @@ def test_run_store_roundtrip_and_errors(tmp_path):
     run.update_status(state="training", epoch=1)
     run.write_config(preset_config("demo").to_dict())
     info = store.list()[0]
-    assert info.run_id == run.run_id and info.state == "training" and info.variant == "delta_n"
+    assert info.run_id == run.run_id and info.state == "training" and info.variant == "delta_n_gamma_beta"
     with pytest.raises(RunNotFoundError, match=run.run_id):
         store.get("missing-run")
     with pytest.raises(ValueError, match="state"):

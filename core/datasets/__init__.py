@@ -29,7 +29,7 @@ from .caravan import (
     read_caravan_attributes,
     read_caravan_file,
 )
-from .loader import SOURCES, available_basins, load_dataset, parse_basins, select_basins
+from .loader import SOURCES, available_basins, load_dataset, parse_basins, select_basins, site_table
 from .paths import DOWNLOAD_HELP, DataRootError, resolve_data_root
 from .schema import (
     BASIN_COORDS,
@@ -50,7 +50,7 @@ from .schema import (
 
 __all__ = [
     # entry points
-    "load_dataset", "select_basins", "parse_basins", "available_basins", "SOURCES",
+    "load_dataset", "select_basins", "parse_basins", "available_basins", "site_table", "SOURCES",
     # Caravan
     "load_caravan", "list_caravan_basins", "read_caravan_attributes", "read_caravan_file",
     "CARAVAN_VARIABLES",

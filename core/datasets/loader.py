@@ -31,13 +31,14 @@ from .camels_us import (
     read_camels_attributes,
     streamflow_path,
 )
-from .caravan import CARAVAN_VARIABLES, TIMESERIES_SUBDIR, caravan_timeseries_dir, list_caravan_basins, load_caravan
+from .caravan import (CARAVAN_VARIABLES, TIMESERIES_SUBDIR, caravan_timeseries_dir, list_caravan_basins,
+                      load_caravan, read_caravan_attributes)
 from .checks import check_climatology, check_daily_ranges
 from .paths import resolve_data_root
 from .pet import PET_METHODS, apply_pet
 from .schema import BasinNotFoundError, pad_gauge_ids
 
-__all__ = ["SOURCES", "available_basins", "data_period", "load_dataset", "parse_basins",
+__all__ = ["SOURCES", "SITE_COLUMNS", "available_basins", "data_period", "site_table", "load_dataset", "parse_basins",
            "select_basins", "source_file"]
 
 SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCING_SOURCES)
@@ -68,6 +69,49 @@ def available_basins(root: str | Path | None = None, source: str = "caravan") ->
     if kind == "caravan":
         return list_caravan_basins(root)
     return list_camels_us_basins(root, forcing)
+
+
+#: Columns of :func:`site_table` besides the CAMELS attributes: what a map of sites needs.
+SITE_COLUMNS: tuple[str, ...] = ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02")
+
+
+def site_table(root: str | Path | None = None, source: str = "caravan") -> pd.DataFrame:
+    """The sites ``source`` can load, with what a user filters them by.
+
+    Returns:
+        frame indexed by the 8-character gauge id, one row per loadable basin, with
+        ``gauge_name``, ``gauge_lat``/``gauge_lon`` (degrees), ``area`` (km², CAMELS
+        area_gages2), ``huc_02`` (2-character region) and every CAMELS-US attribute (aridity,
+        frac_snow, elev_mean in m, p_mean in mm/d, baseflow_index, ...) where the data root
+        has them (NaN otherwise).
+
+    Raises:
+        DataRootError: no data root (the message says what to download and where).
+        FileNotFoundError: the source folder is missing.
+    """
+    root = resolve_data_root(root)
+    ids = available_basins(root, source)
+    try:
+        camels = read_camels_attributes(root)
+    except (FileNotFoundError, ValueError):
+        camels = pd.DataFrame(index=pd.Index([], name="gauge_id"))
+    table = camels.reindex(ids)
+    if "area" not in table and "area_gages2" in table:
+        table["area"] = table["area_gages2"]
+    kind, _ = _parse_source(source)
+    if kind == "caravan":
+        try:
+            cara = read_caravan_attributes(root).reindex(ids)
+            for c in ("gauge_name", "gauge_lat", "gauge_lon", "area"):
+                if c in cara:
+                    table[c] = cara[c].where(cara[c].notna(), table.get(c))
+        except FileNotFoundError:
+            pass
+    for c in SITE_COLUMNS:
+        if c not in table:
+            table[c] = np.nan
+    table.index.name = "basin"
+    return table
 
 
 def parse_basins(text: str | None) -> int | list[str] | None:

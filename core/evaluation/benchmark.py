@@ -1,6 +1,6 @@
 """The δ-family benchmark (Feng et al. 2022, Table 2 and Fig. 3) on the runs of a preset.
 
-For each variant it finds (or trains, through ``hydrolens train`` subprocesses that resume after a
+For each variant it finds (or trains, through the job runner's ``hydrolens train`` subprocesses that resume after a
 kill) the run named ``<preset>-<variant>``, then reports:
 
 * median NSE and KGE of daily streamflow over the test period (all basins);
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,23 +57,22 @@ def preset_label(preset: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(preset).stem).strip("-.") or "config"
 
 
-def _train_command(store: RunStore, preset: str, variant: str, epochs: int | None,
-                   threads: int | None, data_root: str | None) -> list[str]:
+def _train_config(preset: str, variant: str, epochs: int | None, threads: int | None,
+                  data_root: str | None) -> dict:
+    """The RunConfig dict of a new benchmark run: the preset (or YAML file) with this variant."""
+    from ..training.config import RunConfig, preset_config
+
     label = preset_label(preset)
-    run = find_run(store, run_name(label, variant))
-    cmd = [sys.executable, "-m", "core.cli", "train", "--out", str(store.root), "--no-progress"]
-    if run is not None:
-        cmd += ["--resume", run.run_id]
-    else:
-        base = ["--config", str(preset)] if label != preset else ["--preset", preset]
-        cmd += [*base, "--variant", variant, "--name", run_name(label, variant)]
-        if data_root:
-            cmd += ["--data-root", str(data_root)]
+    cfg = (RunConfig.from_yaml(preset) if label != preset else preset_config(preset)).to_dict()
+    cfg["model"]["variant"] = variant
+    cfg["name"] = run_name(label, variant)
+    if data_root:
+        cfg["data"]["root"] = str(data_root)
     if epochs:
-        cmd += ["--epochs", str(epochs)]
+        cfg["train"]["epochs"] = int(epochs)
     if threads:
-        cmd += ["--threads", str(threads)]
-    return cmd
+        cfg["train"]["threads"] = int(threads)
+    return cfg
 
 
 def _needs_training(store: RunStore, label: str, variant: str, epochs: int | None) -> bool:
@@ -87,67 +84,55 @@ def _needs_training(store: RunStore, label: str, variant: str, epochs: int | Non
     return not (info.state == "done" and info.epochs_done >= target and run.has_evaluation())
 
 
-def _busy(store: RunStore, label: str, variant: str) -> bool:
-    """A live process (another command) is training, evaluating or predicting with this run now."""
-    run = find_run(store, run_name(label, variant))
-    return run is not None and (run.info().state in ("training", "evaluating") or run.busy() is not None)
-
-
 def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int | None = None,
                 jobs: int = 1, threads: int | None = None, data_root: str | None = None,
                 log=print, poll: float = 5.0) -> dict[str, Run]:
-    """Train (or resume, or reuse) the run of every variant; at most ``jobs`` at a time.
+    """Train (or resume, or reuse) the run of every variant through the job runner
+    (:class:`core.jobs.JobRunner`, the one the explorer uses), at most ``jobs`` at a time.
 
-    A run already being trained by another live process is waited for, not started twice.
-    δn(NN_r) trains on the reference HBV (≈ 3× the wall time of the other variants in
-    docs/benchmark.md), so it is started first: with ``jobs`` > 1 the others fill the remaining
-    slots around it.
+    A run that another live process is training waits in the queue until it is free (the
+    runner never starts a job on a busy run); a job already queued for a run is waited for, not
+    submitted twice. δn(NN_r) trains on the reference HBV (≈ 3× the wall time of the other
+    variants in docs/benchmark.md), so it is queued first: with ``jobs`` > 1 the others fill
+    the remaining slots around it.
 
     Raises:
-        RuntimeError: a training subprocess failed (names the variant and its exit code; its
-            run can be resumed by running the benchmark again).
+        RuntimeError: a training job failed (names the variant, its exit code and log; its run
+            can be resumed by running the benchmark again).
     """
+    from ..jobs import JobRunner
+
     label = preset_label(preset)
+    runner = JobRunner(store, max_running=jobs)
     todo = [v for v in variants if _needs_training(store, label, v, epochs)]
     todo.sort(key=lambda v: not VARIANTS[v].nn_recharge)          # stable: the slowest first
-    running: dict[str, subprocess.Popen] = {}
-    waiting: list[str] = []
+    pending = {}
+    active = {j.run_id: j for j in runner.jobs(pump=False) if not j.final}
+    for v in todo:
+        run = find_run(store, run_name(label, v))
+        if run is not None and run.run_id in active:
+            job = active[run.run_id]
+            log(f"{v}: job {job.job_id} is already {job.state}; waiting for it")
+        elif run is not None:
+            job = runner.submit_resume(run.run_id, epochs=epochs, threads=threads, start=False,
+                                       label=f"benchmark {run_name(label, v)}")
+            log(f"{v}: resuming {run.run_id} (job {job.job_id})")
+        else:
+            job = runner.submit_train(_train_config(preset, v, epochs, threads, data_root),
+                                      label=f"benchmark {run_name(label, v)}", start=False)
+            log(f"{v}: training {job.run_id} (job {job.job_id})")
+        pending[v] = job.job_id
     failures = []
-    while todo or running or waiting:
-        for v in list(waiting):
-            if not _busy(store, label, v):
-                waiting.remove(v)
-                if _needs_training(store, label, v, epochs):
-                    todo.insert(0, v)
-        while todo and len(running) < jobs:
-            v = todo.pop(0)
-            if _busy(store, label, v):
-                log(f"{v}: being trained by another process; waiting for it")
-                waiting.append(v)
-                continue
-            cmd = _train_command(store, preset, v, epochs, threads, data_root)
-            log(f"{v}: {' '.join(cmd[1:])}")
-            store.root.mkdir(parents=True, exist_ok=True)
-            logf = open(_log_path(store, label, v), "ab")
-            running[v] = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
-                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        for v, p in list(running.items()):
-            rc = p.poll()
-            if rc is not None:
-                del running[v]
-                log(f"{v}: training finished (exit {rc})")
-                if rc != 0:
-                    failures.append(f"{v} (exit {rc}; log {_log_path(store, label, v)})")
-        if running or waiting:
-            time.sleep(poll)
+    if pending:
+        runner.pump()
+        done = runner.wait(pending.values(), poll=poll, log=log)
+        for v, job in zip(pending, done):
+            if job.state != "done":
+                failures.append(f"{v} ({job.state}, exit {job.returncode}; log {job.log_path})")
     if failures:
         raise RuntimeError("training failed for " + ", ".join(failures) +
                            "; run the benchmark again to resume")
     return evaluated_runs(store, label, variants)
-
-
-def _log_path(store: RunStore, label: str, variant: str) -> Path:
-    return store.root / f".benchmark-{label}-{variant}.log"
 
 
 def evaluated_runs(store: RunStore, label: str, variants: list[str], hint: str = "") -> dict[str, Run]:

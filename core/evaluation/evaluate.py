@@ -15,37 +15,73 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..physics import FLUX_DESCRIPTIONS, OUTPUT_NAMES, OUTPUT_UNITS, STATE_DESCRIPTIONS
-from ..runs import Run, RunFileError, atomic_write_many
+import json
+
+from ..physics import (DERIVED_OUTPUTS, FLUX_DESCRIPTIONS, FORCING_OUTPUTS, HBV_PANELS, OUTPUT_NAMES,
+                       OUTPUT_UNITS, STATE_DESCRIPTIONS, spec)
+from ..runs import METRIC_SPECS, Run, RunFileError, atomic_write_many  # noqa: F401 (METRIC_SPECS re-exported)
 from ..datasets.schema import BASIN_COORDS
 from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare
 from ..training.trainer import load_model, select_device
 from .metrics import METRICS
 
 SAVED_OUTPUTS: tuple[str, ...] = (*OUTPUT_NAMES, "Q_sim")
+#: Forcing columns of ``Prepared.forcing`` in order (P, T, PET), saved beside the outputs.
+FORCING_ORDER: tuple[str, ...] = tuple(FORCING_OUTPUTS)
+
+
+def _series_attrs(name: str) -> dict:
+    """CF attributes (units, long_name, kind) of an output series."""
+    if name in FORCING_OUTPUTS:
+        units, desc = FORCING_OUTPUTS[name]
+        return {"units": units, "long_name": desc, "kind": "forcing"}
+    if name in DERIVED_OUTPUTS:
+        units, desc = DERIVED_OUTPUTS[name]
+        return {"units": units, "long_name": desc, "kind": "state"}
+    kind = "state" if name in STATE_DESCRIPTIONS else "flux"
+    desc = {**STATE_DESCRIPTIONS, **FLUX_DESCRIPTIONS}.get(name, name)
+    return {"units": OUTPUT_UNITS.get(name, "mm d-1"), "long_name": desc, "kind": kind}
+
+
+def _parameter_attrs(name: str, dynamic: bool) -> dict:
+    """CF attributes of a learned parameter, from its ParamSpec (units, bounds, static/dynamic)."""
+    ps = spec(name)
+    return {"units": ps.units, "long_name": ps.description, "valid_min": ps.lower,
+            "valid_max": ps.upper, "parameter_type": "dynamic" if dynamic else "static",
+            "dynamic_capable": int(ps.dynamic_capable)}
 
 
 @torch.no_grad()
 def simulate(model, data: Prepared, start, device: torch.device | None = None,
-             chunk: int = 64, warmup_until=None) -> xr.Dataset:
+             chunk: int = 64, warmup_until=None, components: bool = False) -> tuple[xr.Dataset, xr.Dataset]:
     """Run ``model`` over all of ``data`` and return the days from ``start`` on.
 
     Args:
-        model: a DeltaModel or the StreamflowLSTM (which returns Q_sim only).
+        model: a DeltaModel or the StreamflowLSTM (which returns Q_sim only and no parameters).
         data: prepared arrays (time axis from the first spin-up day to the last output day).
         start: first day to return; every day before it spins up the states (no output kept).
         device: where to compute (default: CPU).
         chunk: basins per forward pass (bounds memory: the LSTM holds [time, chunk, hidden]).
+        components: also return each HBV component's parameters (``<name>_components``).
 
     Returns:
-        Dataset (basin, time) with Q_sim and, for δ models, every HBV state and flux; float32,
-        CF units.
+        (outputs, parameters), both float32 with CF units:
+
+        * outputs (basin, time): Q_sim, the forcing P/T/PET and, for δ models, every HBV state
+          and flux plus SWE = SNOWPACK + MELTWATER; attrs ``kind`` (forcing/state/flux).
+        * parameters: static ones (basin,), dynamic ones (βᵗ, γᵗ) (basin, time), the mean over
+          the n components, in physical units, each with units, long_name, valid_min/valid_max
+          (the ParamSpec bounds) and parameter_type static|dynamic (Feng et al. 2022, Table 1;
+          routing θa, θb of eq. 3-4). With ``components``: ``<name>_components`` (basin,
+          component) or (basin, time, component). Empty for a model without parameters.
     """
     device = device or torch.device("cpu")
     model.eval()
     i0 = data.index_of(start)
     nb = len(data.basins)
     blocks: dict[str, list[np.ndarray]] = {n: [] for n in SAVED_OUTPUTS}
+    pblocks: dict[str, list[np.ndarray]] = {}
+    dynamic = set(getattr(model, "dynamic", ()))
     for b0 in range(0, nb, chunk):
         sl = slice(b0, min(nb, b0 + chunk))
         out = model(as_tensor(data.x_dyn[:, sl], device), as_tensor(data.x_static[sl], device),
@@ -53,20 +89,48 @@ def simulate(model, data: Prepared, start, device: torch.device | None = None,
         for n in SAVED_OUTPUTS:
             if n in out.outputs:
                 blocks[n].append(out.outputs[n].float().cpu().numpy())
+        for n, v in out.params.items():
+            pblocks.setdefault(n, []).append(v.float().cpu().numpy())
     time = data.time[i0:]
     ds = xr.Dataset(coords={"basin": data.basins, "time": time})
+    for j, n in enumerate(FORCING_ORDER):
+        ds[n] = (("basin", "time"), np.ascontiguousarray(data.forcing[i0:, :, j].T, dtype=np.float32),
+                 _series_attrs(n))
     for n in (n for n in SAVED_OUTPUTS if blocks[n]):
-        desc = {**STATE_DESCRIPTIONS, **FLUX_DESCRIPTIONS}.get(n, n)
-        units = OUTPUT_UNITS.get(n, "mm d-1")
-        ds[n] = (("basin", "time"), np.concatenate(blocks[n], axis=1).T, {"units": units, "long_name": desc})
-    return ds
+        ds[n] = (("basin", "time"), np.concatenate(blocks[n], axis=1).T, _series_attrs(n))
+    if "SNOWPACK" in ds and "MELTWATER" in ds:
+        ds["SWE"] = (ds["SNOWPACK"] + ds["MELTWATER"]).assign_attrs(_series_attrs("SWE"))
+    params = xr.Dataset(coords={"basin": data.basins, "time": time})
+    for n, parts in pblocks.items():
+        is_dyn = n in dynamic
+        # HBV: [1 or time, basin, nmul]; routing: [basin]
+        v = np.concatenate(parts, axis=1 if parts[0].ndim == 3 else 0)
+        attrs = _parameter_attrs(n, is_dyn)
+        if v.ndim == 1:
+            params[n] = (("basin",), v, attrs)
+            continue
+        mean = v.mean(axis=2)                                           # [time or 1, basin]
+        if is_dyn:
+            params[n] = (("basin", "time"), np.ascontiguousarray(mean.T), attrs)
+        else:
+            params[n] = (("basin",), mean[0], attrs)
+        if components:
+            comp = dict(attrs, long_name=f"{attrs['long_name']} (each HBV component)")
+            if is_dyn:
+                params[f"{n}_components"] = (("basin", "time", "component"), v.transpose(1, 0, 2), comp)
+            else:
+                params[f"{n}_components"] = (("basin", "component"), v[0], comp)
+    if components and "component" in params.dims:
+        params = params.assign_coords(component=np.arange(params.sizes["component"]))
+    return ds, params
 
 
 def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.DataFrame:
     """Per-basin metrics of Q_sim against ``obs`` plus the untrained outputs.
 
     Columns: NSE, KGE, RMSE, PCC (streamflow, mm/d), BFI_sim = ΣQ2/ΣQ_unrouted (Feng et al.
-    2022), BFI_camels (CAMELS baseflow_index, when present), ET_mean (mm/d), n_obs, and the gauge
+    2022), BFI_camels (CAMELS baseflow_index, when present) and BFI_diff = BFI_sim − BFI_camels,
+    ET_mean (mm/d), P_mean, Q_obs_mean and P_minus_Q (mm/d, days with observed Q), n_obs, and the gauge
     name and location. BFI_sim and ET_mean are NaN for a model without those outputs (LSTM).
     """
     q_sim = sim["Q_sim"].transpose("time", "basin").values
@@ -82,6 +146,15 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
     df["ET_mean"] = sim["ET"].mean("time").values if "ET" in sim else nan
     if "baseflow_index" in meta:
         df["BFI_camels"] = meta["baseflow_index"].values
+        df["BFI_diff"] = df["BFI_sim"] - df["BFI_camels"]
+    if "P" in sim:
+        # water balance over the days with observed streamflow: long-term ET ≈ P − Q
+        ok = np.isfinite(q_obs)
+        p = sim["P"].transpose("time", "basin").values
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df["P_mean"] = np.nanmean(np.where(ok, p, np.nan), axis=0)
+            df["Q_obs_mean"] = np.nanmean(q_obs, axis=0)
+        df["P_minus_Q"] = df["P_mean"] - df["Q_obs_mean"]
     for c in BASIN_COORDS:
         if c in meta.coords or c in meta:
             df[c] = meta[c].values
@@ -89,7 +162,7 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
 
 
 def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.device,
-                   chunk: int = 64) -> tuple[xr.Dataset, pd.DataFrame]:
+                   chunk: int = 64, components: bool = False) -> tuple[xr.Dataset, pd.DataFrame, xr.Dataset]:
     """Simulate ``ds`` (states spun up on every day before ``start``) and score ``start..end``.
 
     Args:
@@ -98,8 +171,9 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
         start, end: the scored period (dates or ISO strings).
 
     Returns:
-        (sim, metrics): outputs over ``start..end`` with ``Q_obs`` and the gauge coordinates,
-        and the per-basin table of ``basin_metrics``.
+        (sim, metrics, parameters): outputs over ``start..end`` with ``Q_obs`` and the gauge
+        coordinates (attrs: ``panels``, the backbone's display groups as JSON; ``site_kind``),
+        the per-basin table of ``basin_metrics``, and the learned parameters (``simulate``).
 
     Raises:
         ValueError: the dataset lacks a learner input (names it) or has NaN forcing.
@@ -109,25 +183,37 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
         raise ValueError(f"the data lack the static attributes {missing} that this model was "
                          "trained with (the learner needs every one of them)")
     data = prepare(ds, norm)
-    sim = simulate(model, data, start, device, chunk)
+    sim, params = simulate(model, data, start, device, chunk, components=components)
     sim = sim.sel(time=slice(str(start), str(end)))
+    params = params.sel(time=slice(str(start), str(end)))
     obs = ds["Q"].sel(time=sim.time)
     sim["Q_obs"] = obs.astype("float32").assign_attrs(units="mm d-1", long_name="observed streamflow (USGS)")
     for c in BASIN_COORDS:
         if c in ds.coords:
             sim = sim.assign_coords({c: ds[c]})
-    sim.attrs.update(variant=cfg.model.variant, period=f"{str(start)[:10]}..{str(end)[:10]}")
-    return sim, basin_metrics(sim, obs, ds)
+    period = f"{str(start)[:10]}..{str(end)[:10]}"
+    sim.attrs.update(variant=cfg.model.variant, period=period, site_kind="basin",
+                     panels=json.dumps(list(HBV_PANELS) if "Q2" in sim else [HBV_PANELS[2]]))
+    params.attrs.update(variant=cfg.model.variant, period=period, site_kind="basin",
+                        dynamic=",".join(n for n in params.data_vars
+                                         if params[n].attrs.get("parameter_type") == "dynamic"
+                                         and not n.endswith("_components")))
+    for c in BASIN_COORDS:
+        if c in ds.coords:
+            params = params.assign_coords({c: ds[c]})
+    return sim, basin_metrics(sim, obs, ds), params
 
 
 def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
-                 checkpoint: str = "last.pt", write: bool = True) -> pd.DataFrame:
-    """Evaluate a trained run on its test period; writes outputs.nc and metrics.csv atomically.
+                 checkpoint: str = "last.pt", write: bool = True, components: bool = False) -> pd.DataFrame:
+    """Evaluate a trained run on its test period; writes outputs.nc, parameters.nc and
+    metrics.csv atomically (all three land together).
 
     Args:
         checkpoint: which checkpoint (``last.pt`` or ``epoch_NNN.pt``).
-        write: write outputs.nc / metrics.csv and the status (False: only return the table, as
-            the benchmark's learning curve does for earlier epochs).
+        write: write outputs.nc / parameters.nc / metrics.csv and the status (False: only return
+            the table, as the benchmark's learning curve does for earlier epochs).
+        components: parameters.nc also holds each HBV component's values.
 
     Returns:
         the per-basin metrics table (index basin).
@@ -147,7 +233,7 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
 
     def score(ds):
         return evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end, dev,
-                              cfg.train.eval_basin_chunk)
+                              cfg.train.eval_basin_chunk, components=components)
 
     if not write:
         return score(load())[1]
@@ -160,10 +246,12 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
         run.update_status(state="evaluating", message="evaluating on the test period", pid=os.getpid(),
                           host=socket.gethostname())
         try:
-            sim, metrics = score(ds)
-            sim.attrs.update(run_id=run.run_id, test_period=f"{cfg.data.test_start}..{cfg.data.test_end}")
-            # both files are written in full before either replaces the old one (atomic_write_many)
+            sim, metrics, params = score(ds)
+            for d in (sim, params):
+                d.attrs.update(run_id=run.run_id, test_period=f"{cfg.data.test_start}..{cfg.data.test_end}")
+            # the files are written in full before any replaces the old one (atomic_write_many)
             atomic_write_many({run.outputs_path: lambda p: sim.to_netcdf(p),
+                               run.parameters_path: lambda p: params.to_netcdf(p),
                                run.metrics_path: lambda p: p.write_text(metrics.to_csv(), encoding="utf-8")})
         except BaseException as e:
             why = "stopped" if isinstance(e, (KeyboardInterrupt, SystemExit)) else f"{type(e).__name__}: {e}"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..datasets.loader import data_period, load_dataset
-from ..runs import Run, atomic_write, validate_name, write_text_atomic
+from ..runs import Run, atomic_write_many, validate_name, write_text_atomic
 from ..training.trainer import load_model, select_device
 from .evaluate import evaluate_model
 
@@ -91,13 +91,14 @@ def _predict(run, data_root, basins, start, end, warmup_days, device, name) -> P
     first = pd.Timestamp(ds.time.values[0])
     if first > start:
         raise ValueError(f"the data start on {first.date()}, after the requested start {start.date()}")
-    sim, metrics = evaluate_model(model, cfg, norm, ds, start, end, dev, cfg.train.eval_basin_chunk)
+    sim, metrics, params = evaluate_model(model, cfg, norm, ds, start, end, dev, cfg.train.eval_basin_chunk)
     sim.attrs.update(run_id=run.run_id, spin_up_from=str(first.date()))
     label = validate_name(name or f"{start.date()}_{end.date()}_{sim.sizes['basin']}basins",
                           "prediction name")
     out = run.predictions_dir / label
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "outputs.nc", lambda p: sim.to_netcdf(p))
+    atomic_write_many({out / "outputs.nc": lambda p: sim.to_netcdf(p),
+                       out / "parameters.nc": lambda p: params.to_netcdf(p)})
     has_obs = bool((metrics["n_obs"] > 0).any())
     if has_obs:
         write_text_atomic(out / "metrics.csv", metrics.to_csv())

@@ -108,6 +108,34 @@ FLUX_DESCRIPTIONS = {
 
 OUTPUT_UNITS = {**{s: "mm" for s in HBV_STATES}, **{f: "mm d-1" for f in HBV_FLUXES}, "Q_sim": "mm d-1"}
 
+#: Series written beside the model outputs so a run can be displayed alone: the forcing the
+#: model was fed, observed streamflow and derived storages (name -> (units, long_name)).
+FORCING_OUTPUTS = {
+    "P": ("mm d-1", "precipitation"),
+    "T": ("degC", "mean air temperature"),
+    "PET": ("mm d-1", "potential evapotranspiration"),
+}
+DERIVED_OUTPUTS = {
+    "SWE": ("mm", "snow water equivalent (SNOWPACK + MELTWATER)"),
+}
+
+#: How a run of this backbone is displayed: linked time-series panels, in order. Each panel has
+#: a title, the variables it draws (missing ones are skipped), a style (``lines``, ``stacked``
+#: areas, ``bars``) and whether a log-scale toggle makes sense. Written into outputs.nc
+#: (attribute ``panels``, JSON) so the explorer learns them from the run, not from HBV lists.
+HBV_PANELS: tuple[dict, ...] = (
+    {"title": "Precipitation P", "variables": ["P"], "style": "bars"},
+    {"title": "Air temperature T", "variables": ["T"], "style": "lines"},
+    {"title": "Streamflow: observed vs simulated", "variables": ["Q_obs", "Q_sim"], "style": "lines",
+     "log": True},
+    {"title": "Runoff components Q0 (fast), Q1 (interflow), Q2 (baseflow)",
+     "variables": ["Q0", "Q1", "Q2"], "style": "stacked"},
+    {"title": "Snow and soil water: SWE, SM", "variables": ["SWE", "SM"], "style": "lines"},
+    {"title": "Groundwater: upper (SUZ) and lower (SLZ) zone storage", "variables": ["SUZ", "SLZ"],
+     "style": "lines"},
+    {"title": "Evapotranspiration: ET vs PET", "variables": ["PET", "ET"], "style": "lines"},
+)
+
 
 def spec(name: str) -> ParamSpec:
     """The ParamSpec called ``name``.

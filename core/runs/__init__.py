@@ -1,11 +1,14 @@
 """Run store: one directory per run (config, normalisation, checkpoints, metrics, outputs)."""
 
 from .io import atomic_write, atomic_write_many, write_json_atomic, write_text_atomic
+from .outputs import METRIC_SPECS, Variable
 from .safety import InvalidNameError, RunBusyError, RunLock, validate_name
 from .store import STATES, Run, RunFileError, RunInfo, RunNotFoundError, RunStore
 
 __all__ = [
+    "METRIC_SPECS",
     "STATES",
+    "Variable",
     "InvalidNameError",
     "Run",
     "RunBusyError",

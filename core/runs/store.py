@@ -8,7 +8,10 @@ Layout of a run directory ``<root>/<run_id>/``::
     train_log.csv      one row per epoch: epoch, loss, seconds
     checkpoints/       epoch_NNN.pt (every epoch) and last.pt, written atomically
     metrics.csv        per-basin test metrics (NSE, KGE, ...) with gauge name and location
-    outputs.nc         every flux and state over the test period, dims (basin, time)
+    outputs.nc         forcing, every flux and state and Q_obs over the test period, dims (basin,
+                       time), with units; attrs ``panels`` (display groups) and ``site_kind``
+    parameters.nc      learned parameters in physical units: static (basin,), dynamic βᵗ/γᵗ
+                       (basin, time), with units, bounds (valid_min/max) and parameter_type
 
 The index is the directory listing itself (no second file that could go stale): ``RunStore.list``
 scans the run directories of ``<root>``. Every file is written atomically (core.runs.io), so a
@@ -134,6 +137,9 @@ def require_regular(path: Path) -> None:
     if not stat.S_ISREG(mode):
         raise RunFileError(f"{path}: not a regular file")
 
+
+# per-site parameter tables by file version (run path -> (stamp, table))
+_PARAM_TABLES: dict[str, tuple] = {}
 
 # check results cached by file version (path, inode, mtime, size, mode): listing a store re-reads
 # only what changed
@@ -264,6 +270,25 @@ def check_outputs_file(path: Path) -> None:
                            f"{sorted(dims)}, variables {sorted(names)[:12]}{fix}")
 
 
+def check_parameters_file(path: Path) -> None:
+    """Open parameters.nc's header: netCDF with a basin dimension.
+
+    Raises:
+        RunFileError: unreadable or without a basin dimension.
+    """
+    import netCDF4
+
+    require_regular(path)
+    fix = f"; rewrite it with `hydrolens evaluate {path.parent.name}`"
+    try:
+        with netCDF4.Dataset(path, "r") as nc:
+            dims = set(nc.dimensions)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise RunFileError(f"{path}: not a readable netCDF file ({e}){fix}") from None
+    if "basin" not in dims:
+        raise RunFileError(f"{path}: expected a basin dimension; found {sorted(dims)}{fix}")
+
+
 def read_train_log_file(path: Path) -> pd.DataFrame:
     """train_log.csv as a table (epoch, loss, seconds).
 
@@ -320,6 +345,10 @@ class Run:
     @property
     def outputs_path(self) -> Path:
         return self.path / "outputs.nc"
+
+    @property
+    def parameters_path(self) -> Path:
+        return self.path / "parameters.nc"
 
     @property
     def normalization_path(self) -> Path:
@@ -408,6 +437,86 @@ class Run:
             raise RunFileError(f"{self.outputs_path}: not a readable netCDF file ({e}); rewrite it "
                                f"with `hydrolens evaluate {self.run_id}`") from None
 
+    # display: variables, one site's series, per-site parameter values -------------------
+    def _open_display(self, path: Path) -> xr.Dataset:
+        from .outputs import open_cached
+
+        require_regular(path)
+        try:
+            return open_cached(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} does not exist: run `hydrolens evaluate {self.run_id}` "
+                                    "to write it") from None
+        except (OSError, RuntimeError, ValueError) as e:
+            raise RunFileError(f"{path}: not a readable netCDF file ({e}); rewrite it with "
+                               f"`hydrolens evaluate {self.run_id}`") from None
+
+    def _display_sets(self) -> list[xr.Dataset]:
+        sets = [self._open_display(self.outputs_path)]
+        if self.parameters_path.exists():
+            sets.append(self._open_display(self.parameters_path))
+        return sets
+
+    def variables(self):
+        """Every displayable variable: series of outputs.nc and parameters of parameters.nc,
+        with units, long_name, kind and (parameters) bounds and static/dynamic type.
+
+        Returns:
+            list of :class:`core.runs.outputs.Variable`.
+
+        Raises:
+            FileNotFoundError: not evaluated yet. RunFileError: a file cannot be read.
+        """
+        from .outputs import variables_of
+
+        sets = self._display_sets()
+        out = variables_of(sets[0], "series")
+        for ds in sets[1:]:
+            out += variables_of(ds, "parameter")
+        return out
+
+    def panels(self) -> list[dict]:
+        """The run's time-series panels (title, variables, style, log), from outputs.nc."""
+        from .outputs import panels_of
+
+        return panels_of(self._display_sets()[0])
+
+    def site_kind(self) -> str:
+        """``basin`` (sites are gauges, drawn as points) or ``cell`` (grid cells, squares)."""
+        return str(self._display_sets()[0].attrs.get("site_kind", "basin"))
+
+    def site_series(self, site: str, names: list[str] | None = None) -> pd.DataFrame:
+        """One site's daily series over the evaluated period: every (basin, time) variable of
+        outputs.nc and parameters.nc (dynamic parameters such as βᵗ, γᵗ), or only ``names``.
+
+        Only that site's rows are read (files stay open in a process-wide cache).
+
+        Returns:
+            frame indexed by time, one column per variable, in the file's units.
+
+        Raises:
+            KeyError: the site is not in the run. FileNotFoundError / RunFileError: as above.
+        """
+        from .outputs import site_frame
+
+        return site_frame(self._display_sets(), str(site), names)
+
+    def site_parameters(self) -> pd.DataFrame:
+        """Per-site learned parameters: static values and the time mean of dynamic ones
+        (index site id; empty frame for a run without parameters.nc or without parameters)."""
+        from .outputs import static_table
+
+        if not self.parameters_path.exists():
+            return pd.DataFrame()
+        path = self.parameters_path
+        key = _stamp(path)
+        cached = _PARAM_TABLES.get(str(path))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        table = static_table(self._open_display(path))
+        _PARAM_TABLES[str(path)] = (key, table)
+        return table
+
     def train_log(self) -> pd.DataFrame:
         """Per-epoch training log (epoch, loss, seconds); empty when no epoch finished.
 
@@ -434,7 +543,8 @@ class Run:
                 out.append(p)
         checks = ((self.config_path, read_config_file), (self.normalization_path, _check_json),
                   (self.train_log_path, read_train_log_file), (self.metrics_path, read_metrics_file),
-                  (self.outputs_path, check_outputs_file))
+                  (self.outputs_path, check_outputs_file),
+                  (self.parameters_path, check_parameters_file))
         for path, check in checks:
             p = _cached_check(path, check)
             if p:

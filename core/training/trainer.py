@@ -101,6 +101,10 @@ def _load_state_dict(module: torch.nn.Module, state, path: Path) -> None:
         raise CheckpointError(f"{path}: does not fit this run's model ({' '.join(str(e).split())[:300]})") from None
 
 
+#: Seconds between two progress updates of status.json within an epoch (iteration, loss, speed).
+STATUS_EVERY_S = 1.0
+
+
 class Trainer:
     """Trains ``cfg``'s model into ``run``.
 
@@ -258,9 +262,11 @@ class Trainer:
                 for it in bar:
                     losses.append(self.step())
                     bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-                    if time.perf_counter() - last_status > 5:
-                        last_status = time.perf_counter()
-                        run.update_status(iteration=it + 1, loss=float(np.mean(losses)))
+                    now = time.perf_counter()
+                    if now - last_status > STATUS_EVERY_S:  # progress for `hydrolens jobs` / the app
+                        last_status = now
+                        run.update_status(iteration=it + 1, loss=float(np.mean(losses)),
+                                          seconds_per_iteration=round((now - t0) / (it + 1), 4))
                 secs = time.perf_counter() - t0
                 loss = float(np.mean(losses))
                 # log, checkpoints and status of one epoch land together: a SIGTERM arriving here
@@ -270,6 +276,7 @@ class Trainer:
                     run.append_train_log({"epoch": epoch, "loss": loss, "seconds": round(secs, 2)})
                     self._checkpoint(epoch)
                     run.update_status(epoch=epoch, loss=loss, iteration=self.iters,
+                                      seconds_per_iteration=round(secs / self.iters, 4),
                                       message=f"epoch {epoch}/{t.epochs} loss {loss:.4f} ({secs:.0f} s)")
                 if self.progress:
                     tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}  {secs:.1f} s")

@@ -1,0 +1,470 @@
+"""The one job runner: training jobs as separate processes, a queue with state on disk.
+
+Used by the explorer (launch, watch, cancel, resume from the page), by ``hydrolens jobs`` and by
+``hydrolens benchmark``. Every job is a folder ``<runs root>/.jobs/<job id>/``::
+
+    job.json      what to run and its lifecycle: queued -> running (pid of the worker)
+    result.json   written once by the worker when the command ends: done | failed | cancelled
+    cancel        present once someone asked to cancel (the worker forwards SIGTERM)
+    log.txt       stdout and stderr of the command
+
+A job runs ``python -m core.jobs JOB_DIR`` (the *worker*, in its own session so it outlives the
+tab and the server that started it), which runs ``hydrolens train --resume RUN`` as its child,
+forwards a cancel as SIGTERM (the trainer finishes the epoch's bookkeeping, the run stays
+resumable), waits, writes result.json and starts the next queued job (:meth:`JobRunner.pump`).
+:meth:`JobRunner.pump` also runs whenever a caller lists jobs (the app's periodic callback, the
+CLI), so a queue left behind by a stopped server moves on when any of them looks at it. The
+queue is guarded by a flock on ``.jobs/.lock``; job files are written atomically; a worker
+killed without writing its result is reported ``failed`` (interrupted) and its run resumable.
+
+Progress (epoch, iteration, loss, seconds per iteration, ETA) is read from the run's own
+status.json, so what the page shows is what the trainer wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .runs import RunStore, write_json_atomic
+
+JOBS_DIR = ".jobs"
+#: Jobs running at once unless told otherwise ($HYDROLENS_MAX_JOBS): one per 2 cores.
+DEFAULT_MAX_RUNNING = int(os.environ.get("HYDROLENS_MAX_JOBS", "1") or 1)
+#: Job states. ``cancelling``: a cancel was asked for and the worker is still finishing.
+JOB_STATES = ("queued", "running", "cancelling", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
+_LIVE_PROCS: dict[int, subprocess.Popen] = {}  # workers started by this process, reaped in pump()
+
+
+class JobError(ValueError):
+    """A job cannot be submitted, cancelled or resumed (the message says why)."""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _alive(pid: int | None) -> bool:
+    """A live, non-zombie process ``pid`` that is a HydroLens job worker."""
+    if not pid:
+        return False
+    proc = _LIVE_PROCS.get(pid)
+    if proc is not None and proc.poll() is not None:
+        _LIVE_PROCS.pop(pid, None)
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        try:  # no /proc (not Linux): signal 0 says whether it exists
+            os.kill(pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+        return False
+    return b"core.jobs" in cmdline  # a reused pid is not our worker
+
+
+@dataclass
+class Progress:
+    """Where a job's training stands, from its run's status.json.
+
+    Attributes:
+        epoch: finished epochs; epochs: epochs to train.
+        iteration: iterations done in the current epoch; iters: iterations per epoch.
+        loss: mean loss of the current (or last) epoch.
+        seconds_per_iteration: measured in the current epoch (None before the first update).
+        fraction: 0..1 of all iterations of the run; eta_s: seconds left (None if unknown).
+        run_state: the run's state (training, evaluating, done, failed, ...).
+    """
+
+    epoch: int = 0
+    epochs: int = 0
+    iteration: int = 0
+    iters: int = 0
+    loss: float | None = None
+    seconds_per_iteration: float | None = None
+    fraction: float = 0.0
+    eta_s: float | None = None
+    run_state: str = "created"
+    message: str = ""
+
+
+@dataclass
+class Job:
+    """One job (a snapshot of its folder). ``state`` is one of :data:`JOB_STATES`."""
+
+    job_id: str
+    path: Path
+    state: str
+    label: str
+    run_id: str | None
+    args: list[str]
+    created: str
+    started: str | None = None
+    ended: str | None = None
+    returncode: int | None = None
+    message: str = ""
+    device: str = "auto"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.txt"
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def log_tail(self, lines: int = 20, max_bytes: int = 16384) -> str:
+        """The last ``lines`` lines of the job's log (tqdm carriage returns resolved)."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - max_bytes))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        rows = [r.rsplit("\r", 1)[-1] for r in text.splitlines()]
+        return "\n".join([r for r in rows if r.strip()][-lines:])
+
+
+class JobRunner:
+    """The job queue of one run store.
+
+    Args:
+        store: the run store (jobs live in ``<store>/.jobs``); a path or RunStore.
+        max_running: jobs running at once (default $HYDROLENS_MAX_JOBS or 1).
+    """
+
+    def __init__(self, store: RunStore | str | os.PathLike | None = None,
+                 max_running: int | None = None):
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.root = self.store.root / JOBS_DIR
+        self.max_running = max(1, int(max_running or DEFAULT_MAX_RUNNING))
+
+    # -- submitting ---------------------------------------------------------------------------
+    def submit_train(self, config: dict[str, Any], label: str | None = None,
+                     start: bool = True) -> Job:
+        """Queue the training of a new run described by ``config`` (a RunConfig dict).
+
+        The run directory is created now (config.yaml written, state ``created``) so the page
+        can show it at once; the job trains it (``hydrolens train --resume RUN``, which starts
+        from scratch when there is no checkpoint) and evaluates it.
+
+        Raises:
+            ConfigError: invalid config (names the fields); InvalidNameError: bad run name.
+        """
+        from .training.config import RunConfig
+
+        cfg = RunConfig.from_dict(config, source="job config")
+        run = self.store.create(cfg.name or cfg.preset or cfg.model.variant)
+        run.write_config(cfg.to_dict())
+        run.update_status(state="created", epochs=cfg.train.epochs, epoch=0,
+                          message="queued for training")
+        return self._submit(run.run_id, label or f"train {cfg.model.variant}", cfg.train.device, start)
+
+    def submit_resume(self, run_id: str, epochs: int | None = None, device: str | None = None,
+                      label: str | None = None, start: bool = True, threads: int | None = None) -> Job:
+        """Queue ``hydrolens train --resume RUN`` (continue after its last checkpoint, evaluate).
+
+        Raises:
+            RunNotFoundError: no such run; JobError: a job for this run is already queued or
+            running.
+        """
+        run = self.store.get(run_id)
+        extra = ["--epochs", str(int(epochs))] if epochs else []
+        extra += ["--threads", str(int(threads))] if threads else []
+        dev = device or "auto"
+        return self._submit(run.run_id, label or f"resume {run.run_id}", dev, start, extra)
+
+    def _submit(self, run_id: str, label: str, device: str, start: bool,
+                extra: Iterable[str] = ()) -> Job:
+        for job in self.jobs(pump=False):
+            if job.run_id == run_id and not job.final:
+                raise JobError(f"run {run_id} already has job {job.job_id} ({job.state})")
+        # sortable by submission time (ms), unique across processes
+        job_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + uuid.uuid4().hex[:4]
+        path = self.root / job_id
+        path.mkdir(parents=True, exist_ok=False)
+        args = ["train", "--resume", run_id, "--out", str(self.store.root), "--no-progress",
+                *extra]
+        if device and device != "auto":
+            args += ["--device", device]
+        write_json_atomic(path / "job.json", {
+            "job_id": job_id, "state": "queued", "label": label, "run_id": run_id, "args": args,
+            "device": device, "created": _now(),
+        })
+        if start:
+            self.pump()
+        return self.get(job_id)
+
+    # -- reading ------------------------------------------------------------------------------
+    def _load(self, path: Path) -> Job | None:
+        spec = _read_json(path / "job.json")
+        if spec is None:
+            return None
+        result = _read_json(path / "result.json")
+        state = spec.get("state", "queued")
+        cancel = (path / "cancel").exists()
+        info = dict(spec)
+        if result is not None:
+            info.update(result)
+            state = result.get("state", "failed")
+        elif state == "running":
+            if not _alive(spec.get("pid")):
+                state = "failed"
+                info["message"] = ("the worker stopped without a result (killed?); the run can be "
+                                   "resumed")
+            elif cancel:
+                state = "cancelling"
+        elif state == "queued" and cancel:
+            state = "cancelled"
+        return Job(job_id=path.name, path=path, state=state, label=str(info.get("label", "")),
+                   run_id=info.get("run_id"), args=list(info.get("args", [])),
+                   created=str(info.get("created", "")), started=info.get("started"),
+                   ended=info.get("ended"), returncode=info.get("returncode"),
+                   message=str(info.get("message", "")), device=str(info.get("device", "auto")),
+                   info=info)
+
+    def get(self, job_id: str) -> Job:
+        """The job ``job_id``.
+
+        Raises:
+            JobError: no such job.
+        """
+        if "/" in job_id or job_id.startswith("."):
+            raise JobError(f"invalid job id {job_id!r}")
+        job = self._load(self.root / job_id)
+        if job is None:
+            raise JobError(f"no job {job_id!r} in {self.root}")
+        return job
+
+    def jobs(self, pump: bool = True) -> list[Job]:
+        """Every job, newest first (``pump``: first start queued jobs where slots are free)."""
+        if pump:
+            self.pump()
+        if not self.root.is_dir():
+            return []
+        out = [j for p in self.root.iterdir() if p.is_dir() and not p.is_symlink()
+               and (j := self._load(p)) is not None]
+        return sorted(out, key=lambda j: j.job_id, reverse=True)
+
+    def progress(self, job: Job) -> Progress:
+        """The job's training progress (from its run's status.json and train_log.csv)."""
+        p = Progress()
+        if not job.run_id:
+            return p
+        try:
+            run = self.store.get(job.run_id)
+            st = run.status()
+        except Exception:  # noqa: BLE001 - a missing or broken run shows no progress
+            return p
+        num = lambda v, d=0: v if isinstance(v, (int, float)) and not isinstance(v, bool) else d  # noqa: E731
+        p.epoch, p.epochs = int(num(st.get("epoch"))), int(num(st.get("epochs")))
+        p.iters = int(num(st.get("iters_per_epoch")))
+        p.iteration = int(num(st.get("iteration"))) if st.get("state") == "training" else 0
+        if p.iteration >= p.iters:  # the status of a finished epoch
+            p.iteration = 0
+        p.loss = st.get("loss") if isinstance(st.get("loss"), (int, float)) else None
+        spi = st.get("seconds_per_iteration")
+        p.seconds_per_iteration = float(spi) if isinstance(spi, (int, float)) else None
+        p.run_state = str(st.get("state", "created"))
+        p.message = str(st.get("message", ""))
+        total = p.epochs * p.iters
+        done = p.epoch * p.iters + p.iteration
+        if p.run_state in ("evaluating", "done") or job.state == "done":
+            p.fraction = 1.0
+        elif total:
+            p.fraction = min(1.0, done / total)
+        if p.seconds_per_iteration and total and job.state in ("running", "cancelling") \
+                and p.run_state == "training":
+            p.eta_s = (total - done) * p.seconds_per_iteration
+        return p
+
+    # -- the queue ----------------------------------------------------------------------------
+    @contextmanager
+    def _queue_lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def pump(self) -> list[Job]:
+        """Start queued jobs (oldest first) while fewer than ``max_running`` run.
+
+        Safe to call from any process at any time (a flock serialises callers). A queued job
+        whose run another process is busy with (``hydrolens train`` in a terminal) waits.
+
+        Returns:
+            the jobs started by this call.
+        """
+        for pid, proc in list(_LIVE_PROCS.items()):  # reap our finished workers
+            if proc.poll() is not None:
+                _LIVE_PROCS.pop(pid, None)
+        if not self.root.is_dir():
+            return []
+        started = []
+        with self._queue_lock():
+            jobs = sorted(self.jobs(pump=False), key=lambda j: j.job_id)
+            running = sum(j.state in ("running", "cancelling") for j in jobs)
+            for job in jobs:
+                if running >= self.max_running:
+                    break
+                if job.state != "queued":
+                    continue
+                if job.run_id and self._run_busy(job.run_id):
+                    continue
+                self._start(job)
+                started.append(job)
+                running += 1
+        return started
+
+    def _run_busy(self, run_id: str) -> bool:
+        try:
+            return self.store.get(run_id).busy() is not None
+        except Exception:  # noqa: BLE001 - a vanished run: the job fails when it starts
+            return False
+
+    def _start(self, job: Job) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDROLENS_MAX_JOBS": str(self.max_running)}
+        repo = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with open(job.log_path, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "core.jobs", str(job.path)],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, cwd=repo, start_new_session=True)
+        _LIVE_PROCS[proc.pid] = proc
+        spec = _read_json(job.path / "job.json") or {}
+        spec.update(state="running", pid=proc.pid, started=_now())
+        write_json_atomic(job.path / "job.json", spec)
+
+    # -- control ------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job, or stop a running one (SIGTERM; its run stays resumable).
+
+        Raises:
+            JobError: no such job, or it has already ended.
+        """
+        job = self.get(job_id)
+        if job.final:
+            raise JobError(f"job {job_id} has already ended ({job.state})")
+        (job.path / "cancel").write_text(_now() + "\n")
+        pid = job.info.get("pid")
+        if job.state in ("running", "cancelling") and _alive(pid):
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        elif job.state == "queued" and job.run_id:
+            try:
+                self.store.get(job.run_id).update_status(
+                    message="cancelled before training started; resume to train it")
+            except Exception:  # noqa: BLE001
+                pass
+        return self.get(job_id)
+
+    def resume(self, job_id: str, epochs: int | None = None) -> Job:
+        """Queue a new job that continues the run of an ended job from its last checkpoint.
+
+        Raises:
+            JobError: the job is still queued or running, or has no run.
+        """
+        job = self.get(job_id)
+        if not job.final:
+            raise JobError(f"job {job_id} is still {job.state}")
+        if not job.run_id:
+            raise JobError(f"job {job_id} has no run to resume")
+        return self.submit_resume(job.run_id, epochs=epochs, device=job.device)
+
+    def wait(self, job_ids: Iterable[str], poll: float = 2.0, timeout: float | None = None,
+             log=None) -> list[Job]:
+        """Block until every job has ended (pumping the queue meanwhile); returns them."""
+        ids = list(job_ids)
+        t0 = time.monotonic()
+        seen: dict[str, str] = {}
+        while True:
+            jobs = [self.get(i) for i in ids]
+            self.pump()
+            for j in jobs:
+                if log and seen.get(j.job_id) != j.state:
+                    log(f"job {j.job_id} ({j.label}): {j.state}")
+                seen[j.job_id] = j.state
+            if all(j.final for j in jobs):
+                return jobs
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"jobs still running after {timeout} s: "
+                                   f"{[j.job_id for j in jobs if not j.final]}")
+            time.sleep(poll)
+
+
+def _worker(job_dir: Path) -> int:
+    """Run one job's command as a child, forward a cancel as SIGTERM, record the result."""
+    spec = _read_json(job_dir / "job.json") or {}
+    cmd = [sys.executable, "-m", "core.cli", *spec.get("args", [])]
+    print(f"$ hydrolens {' '.join(spec.get('args', []))}", flush=True)
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+
+    def forward(signum, _frame):
+        (job_dir / "cancel").touch()
+        try:
+            child.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    if (job_dir / "cancel").exists():  # cancelled between start and now
+        forward(signal.SIGTERM, None)
+    while True:
+        try:
+            rc = child.wait()
+            break
+        except InterruptedError:
+            continue
+    cancelled = (job_dir / "cancel").exists()
+    state = "done" if rc == 0 else ("cancelled" if cancelled else "failed")
+    message = {"done": "trained and evaluated",
+               "cancelled": "cancelled; the run keeps its last finished epoch and can be resumed",
+               "failed": f"exit code {rc}; see the log"}[state]
+    write_json_atomic(job_dir / "result.json", {"state": state, "returncode": rc, "ended": _now(),
+                                                "message": message})
+    print(f"job {state} (exit {rc})", flush=True)
+    runs_root = job_dir.parent.parent
+    try:  # move the queue on, even with no app or CLI watching
+        JobRunner(runs_root).pump()
+    except Exception as e:  # noqa: BLE001
+        print(f"could not start the next queued job: {e}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m core.jobs JOB_DIR")
+    sys.exit(_worker(Path(sys.argv[1])))

@@ -1,0 +1,401 @@
+"""The workbench: pick sites, launch training jobs, watch them.
+
+`SelectionPanel` filters the data root's sites on CAMELS attributes and on the selected run's
+metric, takes a typed list of gauge ids and shows the picked sites with their count (the map's
+tap/box/lasso tools pick too). `LaunchPanel` trains a variant on the picked sites through the
+one job runner of ``core.jobs`` (the one ``hydrolens jobs`` and ``hydrolens benchmark`` use),
+and `JobsPanel` shows every job of the store with a live progress bar (epoch, iteration, loss,
+ETA), its log tail, cancel and resume. Jobs are processes with their state on disk, so they
+outlive the tab and the server.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from core.jobs import FINAL_STATES, JobError, JobRunner
+from explorer.mapview import describe_selection
+from explorer.style import html_pane
+from explorer.state import AppState, escape, parse_ids
+
+#: Attribute filters: column of the site table -> (label, units).
+FILTERS = {
+    "aridity": ("aridity PET/P", "–"),
+    "frac_snow": ("snow fraction of P", "–"),
+    "area": ("area", "km²"),
+    "elev_mean": ("mean elevation", "m"),
+}
+
+
+def _bounds(values: pd.Series) -> tuple[float, float] | None:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+class SelectionPanel(Viewer):
+    """Site picking: attribute filters, a run-metric filter, typed ids, the picked list.
+
+    Attributes:
+        sliders: column -> RangeSlider over the site table's range.
+        huc: MultiChoice of HUC-02 regions.
+        metric: RangeSlider on the selected run's NSE (sites outside the run never pass it
+            when it is narrowed).
+        ids: TextAreaInput for gauge ids; ``add_ids`` adds them to the picks.
+        matching: the sites passing every filter (bool per row of ``state.sites``).
+    """
+
+    state = param.ClassSelector(class_=AppState, doc="The explorer state.")
+
+    def __init__(self, state: AppState, map_view=None, **params):
+        super().__init__(state=state, **params)
+        self.map_view = map_view
+        sites = state.sites
+        self.sliders = {}
+        for col, (label, units) in FILTERS.items():
+            b = _bounds(sites[col]) if col in sites else None
+            if b is None:
+                continue
+            step = 1.0 if b[1] - b[0] > 50 else 0.01
+            self.sliders[col] = pn.widgets.RangeSlider(
+                name=f"{label} ({units})", start=b[0], end=b[1], value=b, step=step,
+                sizing_mode="stretch_width")
+        regions = sorted(str(h) for h in sites["huc_02"].dropna().unique()) if "huc_02" in sites else []
+        self.huc = pn.widgets.MultiChoice(name="HUC-02 regions (empty: all)", options=regions,
+                                          sizing_mode="stretch_width")
+        self.metric = pn.widgets.RangeSlider(name="NSE of the selected run", start=-1.0, end=1.0,
+                                             value=(-1.0, 1.0), step=0.05, sizing_mode="stretch_width")
+        self.select_matching = pn.widgets.Button(name="Pick all matching sites", button_type="primary",
+                                                 sizing_mode="stretch_width")
+        self.ids = pn.widgets.TextAreaInput(name="Gauge ids (comma, space or line separated)",
+                                            placeholder="01022500, 01031500", height=70,
+                                            sizing_mode="stretch_width")
+        self.add_ids = pn.widgets.Button(name="Add ids", button_type="light", width=90)
+        self.clear = pn.widgets.Button(name="Clear picks", button_type="light", width=110)
+        self.count = html_pane(sizing_mode="stretch_width", css_classes=["hl-pick-count"])
+        self.listing = html_pane(sizing_mode="stretch_width", max_height=180,
+                                    styles={"overflow-y": "auto"})
+        self.feedback = html_pane(sizing_mode="stretch_width")
+        for w in (*self.sliders.values(), self.huc, self.metric):
+            w.param.watch(self._filter_changed, "value")
+        self.select_matching.on_click(self._pick_matching)
+        self.add_ids.on_click(self._add_ids)
+        self.clear.on_click(lambda _e: setattr(self.state, "selection", []))
+        state.param.watch(self._show_selection, "selection")
+        state.param.watch(self._filter_changed, "metrics")
+        self._layout = pn.Column(
+            html_pane('<div class="hl-section">Filter sites</div>'),
+            *self.sliders.values(), self.huc, self.metric, self.select_matching,
+            html_pane('<div class="hl-section">Or type gauge ids</div>'),
+            self.ids, pn.Row(self.add_ids, self.clear),
+            self.feedback, self.count, self.listing,
+            sizing_mode="stretch_width",
+        )
+        self._filter_changed()
+        self._show_selection()
+
+    @property
+    def matching(self) -> np.ndarray:
+        """Bool per row of ``state.sites``: the site passes every filter."""
+        sites = self.state.sites
+        ok = np.ones(len(sites), bool)
+        for col, w in self.sliders.items():
+            v = pd.to_numeric(sites[col], errors="coerce").to_numpy(float)
+            lo, hi = w.value
+            if (lo, hi) != (w.start, w.end):
+                ok &= (v >= lo - 1e-9) & (v <= hi + 1e-9)
+        if self.huc.value:
+            ok &= sites["huc_02"].astype(str).isin(self.huc.value).to_numpy()
+        lo, hi = self.metric.value
+        if (lo, hi) != (self.metric.start, self.metric.end) and self.state.metrics is not None:
+            nse = pd.to_numeric(self.state.metrics["NSE"], errors="coerce").reindex(sites.index)
+            ok &= ((nse >= lo) & (nse <= hi)).fillna(False).to_numpy()
+        return ok
+
+    def _filter_changed(self, *_events) -> None:
+        ok = self.matching
+        if self.map_view is not None:
+            self.map_view.set_filter(ok)
+        self.select_matching.name = f"Pick all {int(ok.sum())} matching sites"
+
+    def _pick_matching(self, _event=None) -> None:
+        sites = self.state.sites
+        self.state.selection = [str(b) for b in sites.index[self.matching]]
+
+    def _add_ids(self, _event=None) -> None:
+        typed = parse_ids(self.ids.value_input or self.ids.value)
+        known = set(self.state.sites.index)
+        good = [b for b in typed if b in known]
+        bad = [b for b in typed if b not in known]
+        self.state.selection = list(dict.fromkeys([*self.state.selection, *good]))
+        msg = f"added {len(good)} site(s)" if good else ""
+        if bad:
+            msg += ("; " if msg else "") + (f"not in the data root: {escape(', '.join(bad[:10]))}"
+                                            + (" …" if len(bad) > 10 else ""))
+        self.feedback.object = f'<div class="hl-muted">{msg}</div>' if msg else ""
+
+    def _show_selection(self, *_events) -> None:
+        n = len(self.state.selection)
+        self.count.object = (f'<div class="hl-count"><b data-count="{n}">{n}</b> site(s) picked'
+                             f'{" — launch a job below" if n else ": tap, box- or lasso-select on the map"}</div>')
+        self.listing.object = describe_selection(self.state)
+
+    def __panel__(self):
+        return self._layout
+
+
+def device_options() -> tuple[list[str], str]:
+    """Devices a job can run on here (auto, cpu and cuda when torch sees a GPU) and a note."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return ["auto", "cpu", "cuda"], f"CUDA: {torch.cuda.get_device_name(0)}"
+    except Exception:  # noqa: BLE001
+        pass
+    return ["auto", "cpu"], "CUDA: not available on this server (CPU only)"
+
+
+class LaunchPanel(Viewer):
+    """Train a variant on the picked sites: variant, preset, epochs, learner size, n, seed, device.
+
+    Submits through :class:`core.jobs.JobRunner`; the run is created at once (state created)
+    and trained and evaluated by the job.
+    """
+
+    state = param.ClassSelector(class_=AppState, doc="The explorer state.")
+
+    def __init__(self, state: AppState, runner: JobRunner, on_launch=None, **params):
+        super().__init__(state=state, **params)
+        from core.models.registry import VARIANTS
+        from core.training.config import PRESETS
+
+        self.runner = runner
+        self.on_launch = on_launch
+        self.variant = pn.widgets.Select(
+            name="Variant", options={f"{v.label} ({k})": k for k, v in VARIANTS.items()},
+            value="delta_n_gamma_beta", sizing_mode="stretch_width")
+        presets = [p for p in PRESETS if p != "camels432"]
+        self.preset = pn.widgets.Select(name="Preset (settings below override it)", options=presets,
+                                        value="demo", sizing_mode="stretch_width")
+        self.epochs = pn.widgets.IntInput(name="Epochs", start=1, end=1000, width=90)
+        self.iters = pn.widgets.IntInput(name="Iterations/epoch", start=1, end=100000, width=120)
+        self.hidden = pn.widgets.IntInput(name="LSTM hidden", start=4, end=1024, width=100)
+        self.nmul = pn.widgets.IntInput(name="Components n", start=1, end=64, width=110)
+        self.seed = pn.widgets.IntInput(name="Seed", start=0, end=2**31 - 1, value=0, width=90)
+        devices, note = device_options()
+        self.device = pn.widgets.RadioButtonGroup(name="Device", options=devices, value="auto",
+                                                  button_type="light")
+        self.device_note = html_pane(f'<div class="hl-muted">{html.escape(note)}</div>')
+        self.launch = pn.widgets.Button(name="Launch training", button_type="success",
+                                        sizing_mode="stretch_width")
+        self.feedback = html_pane(sizing_mode="stretch_width")
+        self.preset.param.watch(self._preset_changed, "value")
+        self.variant.param.watch(self._preset_changed, "value")
+        self.launch.on_click(self._launch)
+        state.param.watch(self._enable, "selection")
+        self._preset_changed()
+        self._enable()
+        self._layout = pn.Column(
+            self.variant, self.preset,
+            pn.Row(self.epochs, self.iters, self.hidden), pn.Row(self.nmul, self.seed),
+            html_pane('<div class="hl-label">Device</div>'), self.device, self.device_note,
+            self.launch, self.feedback, sizing_mode="stretch_width")
+
+    def _preset_changed(self, *_events) -> None:
+        from core.models.registry import VARIANTS
+        from core.training.config import preset_config
+
+        cfg = preset_config(self.preset.value)
+        self.epochs.value = cfg.train.epochs
+        self.iters.value = cfg.train.iters_per_epoch or 100
+        self.hidden.value = cfg.model.hidden
+        self.nmul.value = cfg.model.nmul or max(1, VARIANTS[self.variant.value].nmul)
+        self.seed.value = cfg.train.seed
+
+    def _enable(self, *_events) -> None:
+        n = len(self.state.selection)
+        self.launch.disabled = n == 0
+        self.launch.name = f"Launch training on {n} site(s)" if n else "Pick sites to launch"
+
+    def config(self) -> dict:
+        """The RunConfig dict this panel would launch."""
+        from core.training.config import preset_config
+
+        cfg = preset_config(self.preset.value).to_dict()
+        cfg["data"]["basins"] = list(self.state.selection)
+        if self.state.data_root:
+            cfg["data"]["root"] = str(self.state.data_root)
+        cfg["model"].update(variant=self.variant.value, hidden=int(self.hidden.value),
+                            nmul=int(self.nmul.value))
+        cfg["train"].update(epochs=int(self.epochs.value), iters_per_epoch=int(self.iters.value),
+                            seed=int(self.seed.value), device=self.device.value)
+        cfg["train"]["batch_size"] = min(int(cfg["train"]["batch_size"]), len(self.state.selection))
+        cfg["name"] = f"{self.variant.value}-{len(self.state.selection)}sites"
+        return cfg
+
+    def _launch(self, _event=None) -> None:
+        if not self.state.selection:
+            return
+        try:
+            job = self.runner.submit_train(self.config(), label=f"{self.variant.value} on "
+                                           f"{len(self.state.selection)} sites")
+        except (JobError, ValueError, OSError) as e:
+            self.feedback.object = f'<div class="hl-error">Cannot launch: {escape(e)}</div>'
+            return
+        self.feedback.object = (f'<div class="hl-muted">Job <code>{escape(job.job_id)}</code> '
+                                f"{escape(job.state)}: run <code>{escape(job.run_id)}</code></div>")
+        if self.on_launch:
+            self.on_launch(job)
+
+    def __panel__(self):
+        return self._layout
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    return f" · ETA {seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f" · ETA {seconds} s"
+
+
+class _JobRow:
+    """The widgets of one job, updated in place."""
+
+    def __init__(self, panel: "JobsPanel", job_id: str):
+        self.job_id = job_id
+        self.head = html_pane(sizing_mode="stretch_width")
+        self.bar = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", height=14,
+                                          bar_color="primary")
+        self.detail = html_pane(sizing_mode="stretch_width")
+        self.log = pn.pane.Str("", sizing_mode="stretch_width", styles={
+            "font-size": "11px", "max-height": "140px", "overflow-y": "auto", "background": "#f8fafc"})
+        self.cancel = pn.widgets.Button(name="Cancel", button_type="warning", width=80, height=30)
+        self.resume = pn.widgets.Button(name="Resume", button_type="primary", width=80, height=30)
+        self.show = pn.widgets.Button(name="Show run", button_type="light", width=90, height=30)
+        self.cancel.on_click(lambda _e: panel.cancel(job_id))
+        self.resume.on_click(lambda _e: panel.resume(job_id))
+        self.show.on_click(lambda _e: panel.show_run(job_id))
+        self.card = pn.Column(self.head, self.bar, self.detail,
+                              pn.Row(self.cancel, self.resume, self.show),
+                              pn.Card(self.log, title="log", collapsed=True, sizing_mode="stretch_width",
+                                      header_background="#f1f5f9"),
+                              css_classes=["hl-job"], sizing_mode="stretch_width",
+                              styles={"border-bottom": "1px solid #e5e7eb", "padding-bottom": "6px"})
+
+    def update(self, job, progress) -> None:
+        state = job.state
+        self.card.css_classes = ["hl-job", f"hl-job-{state}"]
+        self.head.object = (
+            f'<div class="hl-job-head" data-job="{escape(job.job_id)}" data-state="{escape(state)}">'
+            f'<span class="hl-badge hl-badge-{escape(state)}">{escape(state)}</span> '
+            f"<b>{escape(job.label)}</b><br><span class=\"hl-muted\">run <code>{escape(job.run_id)}</code>"
+            f" · job {escape(job.job_id)}</span></div>")
+        self.bar.value = int(round(progress.fraction * 1000))
+        self.bar.bar_color = {"done": "success", "failed": "danger", "cancelled": "secondary",
+                              "cancelling": "warning"}.get(state, "primary")
+        loss = f" · loss {progress.loss:.4f}" if progress.loss is not None else ""
+        what = (f"epoch {progress.epoch}/{progress.epochs} · iteration {progress.iteration}/"
+                f"{progress.iters}{loss}{_eta(progress.eta_s)}" if progress.epochs else "waiting to start")
+        if progress.run_state == "evaluating":
+            what = "evaluating on the test period"
+        msg = job.message if job.final else ""
+        self.detail.object = (f'<div class="hl-job-progress" data-fraction="{progress.fraction:.4f}" '
+                              f'data-iteration="{progress.epoch * max(progress.iters, 1) + progress.iteration}">'
+                              f"{escape(what)}{'<br>' + escape(msg) if msg else ''}</div>")
+        self.cancel.visible = not job.final
+        self.resume.visible = job.final and state in ("cancelled", "failed")
+        self.show.visible = state == "done"
+        tail = job.log_tail(12)
+        if tail != self.log.object:
+            self.log.object = tail
+
+
+class JobsPanel(Viewer):
+    """Every job of the run store, newest first, refreshed by :meth:`refresh` (the app calls it
+    every second); a job launched here selects its run when it is done."""
+
+    state = param.ClassSelector(class_=AppState, doc="The explorer state.")
+
+    def __init__(self, state: AppState, runner: JobRunner, limit: int = 8, **params):
+        super().__init__(state=state, **params)
+        self.runner = runner
+        self.limit = limit
+        self.rows: dict[str, _JobRow] = {}
+        self.mine: set[str] = set()
+        self._seen: dict[str, str] = {}  # job id -> state at the last refresh
+        self.header = html_pane(sizing_mode="stretch_width")
+        self.list = pn.Column(sizing_mode="stretch_width")
+        self._layout = pn.Column(self.header, self.list, sizing_mode="stretch_width")
+        self.refresh()
+
+    def track(self, job) -> None:
+        """Remember a job launched from this session (its run is shown when done)."""
+        self.mine.add(job.job_id)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the jobs (and start queued ones where slots are free); update the rows."""
+        try:
+            jobs = self.runner.jobs()[: self.limit]
+        except OSError as e:
+            self.header.object = f'<div class="hl-error">Jobs cannot be read: {escape(e)}</div>'
+            return
+        running = sum(j.state in ("running", "cancelling") for j in jobs)
+        queued = sum(j.state == "queued" for j in jobs)
+        self.header.object = (
+            f'<div class="hl-muted">{running} running · {queued} queued · at most '
+            f"{self.runner.max_running} at a time · state in <code>{escape(self.runner.root)}</code></div>"
+            if jobs else '<div class="hl-muted">No jobs yet: pick sites and launch one.</div>')
+        ended_now = []
+        for job in jobs:
+            row = self.rows.get(job.job_id) or _JobRow(self, job.job_id)
+            self.rows[job.job_id] = row
+            row.update(job, self.runner.progress(job))
+            before = self._seen.get(job.job_id)
+            if job.final and before is not None and before not in FINAL_STATES:
+                ended_now.append(job)  # ended while this page watched it
+            self._seen[job.job_id] = job.state
+        cards = [self.rows[j.job_id].card for j in jobs]
+        if [id(c) for c in self.list.objects] != [id(c) for c in cards]:
+            self.list.objects = cards
+        if ended_now:
+            self.state.refresh()
+            for job in ended_now:
+                if job.state == "done" and job.job_id in self.mine:
+                    self.state.run_id = job.run_id
+
+    def cancel(self, job_id: str) -> None:
+        try:
+            self.runner.cancel(job_id)
+        except JobError as e:
+            self.header.object = f'<div class="hl-error">{escape(e)}</div>'
+        self.refresh()
+
+    def resume(self, job_id: str) -> None:
+        try:
+            job = self.runner.resume(job_id)
+            self.mine.add(job.job_id)
+        except (JobError, KeyError) as e:
+            self.header.object = f'<div class="hl-error">{escape(e)}</div>'
+        self.refresh()
+
+    def show_run(self, job_id: str) -> None:
+        job = self.runner.get(job_id)
+        self.state.refresh()
+        if job.run_id:
+            self.state.run_id = job.run_id
+
+    def __panel__(self):
+        return self._layout
+
+
+__all__ = ["FINAL_STATES", "JobsPanel", "LaunchPanel", "SelectionPanel", "device_options"]
