@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.layouts import column as bokeh_column
 from bokeh.models import ColumnDataSource, HoverTool, Legend, Range1d, Span
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
@@ -102,16 +103,18 @@ class SeriesView(Viewer):
         if key != self._layout_key:
             self._layout_key = key
             self.figures = {}
-            panes = []
+            self._scaled: list[tuple[object, bool]] = []  # (figure, is_log) of log-toggled panels
+            figs = []
             for p in self.state.panels:
                 for log in ((False, True) if p.get("log") else (False,)):
                     fig = self._panel_figure(p, log)
-                    wrapper = pn.Column(pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
-                                        sizing_mode="stretch_width",
-                                        visible=(not p.get("log")) or (log == self.state.log_q))
-                    wrapper.tags = ["log" if log else "linear"] if p.get("log") else []
-                    panes.append(wrapper)
-            self.plots.objects = panes
+                    if p.get("log"):
+                        fig.visible = log == self.state.log_q
+                        self._scaled.append((fig, log))
+                    figs.append(fig)
+            # one Bokeh layout in one pane: one document root instead of one per panel
+            self.plots.objects = [pn.pane.Bokeh(bokeh_column(*figs, sizing_mode="stretch_width"),
+                                                sizing_mode="stretch_width")] if figs else []
         self._show_basin()
 
     def _panel_figure(self, p: dict, log: bool):
@@ -216,9 +219,8 @@ class SeriesView(Viewer):
         self.state.period = "" if (lo, hi) == full else f"{lo}..{hi}"
 
     def _show_log(self, *_events) -> None:
-        for wrapper in self.plots.objects:
-            if wrapper.tags:
-                wrapper.visible = (wrapper.tags[0] == "log") == self.state.log_q
+        for fig, is_log in getattr(self, "_scaled", []):
+            fig.visible = is_log == self.state.log_q
 
     def _csv(self):
         """The site's series as CSV (time, one column per variable; units in the header)."""
@@ -313,11 +315,12 @@ class TraceView(Viewer):
             v = self.state.variable(n)
             fig = _figure(f"hydrolens-trace-{n}", f"{n}ᵗ: {v.long_name}", self.x_range, 190,
                           f"{n} ({units_label(v.units)})")
-            if v.bounds:
-                lo, hi = v.bounds
-                fig.y_range = Range1d(lo, hi)
+            # the axis follows the data (βᵗ moves within a small part of its bounds); the
+            # ParamSpec bounds are in the legend
+            fig.y_range.range_padding = 0.3
+            bounds = f", bounds {v.bounds[0]:g}–{v.bounds[1]:g}" if v.bounds else ""
             r = fig.line("time", n, source=self.source, color=color_of(n, i), line_width=1.4,
-                         legend_label=f"{n}ᵗ (daily, mean of the components)")
+                         legend_label=f"{n}ᵗ (daily, mean of the components{bounds})")
             span = Span(dimension="width", location=float("nan"), line_dash="dashed",
                         line_color="#111827", line_width=1.5)
             fig.add_layout(span)
@@ -343,7 +346,9 @@ class TraceView(Viewer):
         ctx.legend.label_text_font_size = "11px"
         self._ctx = ctx
         figs.append(ctx)
-        self.plots.objects = [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in figs]
+        self.figs = figs
+        self.plots.objects = [pn.pane.Bokeh(bokeh_column(*figs, sizing_mode="stretch_width"),
+                                            sizing_mode="stretch_width")]
         self._show_basin()
 
     def _show_basin(self, *_events) -> None:
@@ -381,8 +386,7 @@ class TraceView(Viewer):
         for n, span in self.spans.items():
             v = values.get(n)
             span.location = float(v) if v is not None and np.isfinite(v) else float("nan")
-            fig = next((p.object for p in self.plots.objects
-                        if getattr(p.object, "name", "") == f"hydrolens-trace-{n}"), None)
+            fig = next((f for f in getattr(self, "figs", []) if f.name == f"hydrolens-trace-{n}"), None)
             if fig is not None:
                 suffix = (f" — dashed: static {n} of {ref} = {v:.2f}" if v is not None and np.isfinite(v)
                           else "")

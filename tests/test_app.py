@@ -163,52 +163,113 @@ def test_serve_function_serves_the_app(trained_run, tmp_path):
 # -- in-process ----------------------------------------------------------------------------------
 
 
-def test_map_has_one_point_per_basin_with_its_nse(app, trained_run):
+def test_map_shows_every_site_and_colours_the_runs_by_nse(app, trained_run):
+    from core.datasets import site_table
+
     metrics = trained_run.metrics()
     data = app.map.source.data
-    assert list(data["basin"]) == [str(b) for b in metrics.index]
-    np.testing.assert_allclose(data["NSE"], metrics["NSE"].to_numpy(float), equal_nan=True)
-    np.testing.assert_allclose(data["KGE"], metrics["KGE"].to_numpy(float), equal_nan=True)
-    np.testing.assert_allclose(data["gauge_lon"], metrics["gauge_lon"].to_numpy(float))
-    assert list(data["gauge_name"]) == metrics["gauge_name"].astype(str).tolist()
-    assert np.isfinite(data["x"]).all() and np.isfinite(data["y"]).all()
+    sites = site_table(trained_run.config()["data"]["root"])
+    assert list(data["basin"]) == [str(b) for b in sites.index]  # every site can be picked
+    member = dict(zip(data["basin"], data["in_run"]))
+    assert {b for b, m in member.items() if m} == set(metrics.index)
+    values = dict(zip(data["basin"], data["value"]))
+    for b in metrics.index:
+        assert values[b] == pytest.approx(float(metrics.loc[b, "NSE"]), nan_ok=True)
+    others = [v for b, v in values.items() if b not in metrics.index]
+    assert others and all(math.isnan(v) for v in others)
+    assert np.isfinite(data["x"]).all() and np.isfinite(data["y"]).all()  # Albers metres
+    assert app.map.color_bar.title == "NSE"
 
 
-def test_default_basin_is_the_median_nse_basin_and_hydrograph_is_filled(app, trained_run):
+def test_default_basin_is_the_median_nse_basin_and_series_are_filled(app, trained_run):
     nse = trained_run.metrics()["NSE"].astype(float).dropna()
     expected = (nse - nse.median()).abs().idxmin()
     assert app.state.basin == expected
-    assert app.map.source.selected.indices == [list(app.map.source.data["basin"]).index(expected)]
-    assert len(app.hydrograph.source.data["Q_obs"]) > 0
-    assert expected in app.hydrograph.figure.title.text
+    assert app.map.ring.data["x"]  # the shown site is ringed
+    data = app.series.source.data
+    assert len(data["Q_obs"]) > 0 and len(data["time"]) == len(data["Q_sim"])
+    title = app.series.figures["hydrolens-hydrograph"].title.text
+    assert title.startswith(expected)
+    # every variable of every panel the run declares is drawn
+    for panel in trained_run.panels():
+        assert all(n in data for n in panel["variables"]), panel
 
 
-def test_clicking_a_basin_shows_its_streamflow(app, trained_run):
+def test_tapping_a_site_shows_its_series(app, trained_run):
     basins = list(app.map.source.data["basin"])
-    target = next(b for b in reversed(basins) if b != app.state.basin)
+    metrics = trained_run.metrics()
+    target = next(b for b in metrics.index if b != app.state.basin)
     app.map.source.selected.indices = [basins.index(target)]  # what a tap on the map sets
-    assert app.state.basin == target
+    assert app.state.basin == target and app.state.selection == [target]
 
     with trained_run.outputs() as ds:
-        expected = ds[["Q_obs", "Q_sim"]].sel(basin=target).load()
-    data = app.hydrograph.source.data
-    np.testing.assert_allclose(data["Q_obs"], expected["Q_obs"].to_numpy(), equal_nan=True)
-    np.testing.assert_allclose(data["Q_sim"], expected["Q_sim"].to_numpy(), equal_nan=True)
+        expected = ds.sel(basin=target).load()
+    data = app.series.source.data
+    for name in ("Q_obs", "Q_sim", "P", "T", "PET", "SWE", "SM", "Q2", "ET"):
+        np.testing.assert_allclose(data[name], expected[name].to_numpy(), rtol=1e-6, equal_nan=True)
     assert np.array_equal(np.asarray(data["time"]), expected["time"].to_numpy())
-
-    row = trained_run.metrics().loc[target]
-    title = app.hydrograph.figure.title.text
+    row = metrics.loc[target]
+    title = app.series.figures["hydrolens-hydrograph"].title.text
     assert target in title and str(row["gauge_name"]) in title
     for metric in ("NSE", "KGE"):
         value = float(row[metric])
         assert f"{metric} {'—' if math.isnan(value) else f'{value:.2f}'}" in title
+    # a box selection of several sites picks them without changing the shown site
+    picks = [basins.index(b) for b in metrics.index[:3]]
+    app.map.source.selected.indices = picks
+    assert app.state.selection == [basins[i] for i in picks] and app.state.basin == target
 
 
-def test_a_click_beside_the_points_keeps_the_basin(app):
-    basin = app.state.basin
-    app.map.source.selected.indices = []
-    assert app.state.basin == basin
-    assert app.map.source.selected.indices == [list(app.map.source.data["basin"]).index(basin)]
+def test_map_quantity_switch_to_a_parameter_changes_colours_and_title(app, trained_run):
+    q = app.state.quantities()
+    assert {"NSE", "KGE", "BFI_sim", "BFI_diff", "ET_mean", "P_minus_Q", "param:FC", "param:BETA"} <= set(q)
+    app.state.quantity = "param:FC"
+    assert app.map.color_bar.title == "FC (mm)"
+    table = trained_run.site_parameters()
+    values = dict(zip(app.map.source.data["basin"], app.map.source.data["value"]))
+    for b in table.index:
+        assert values[b] == pytest.approx(float(table.loc[b, "FC"]), rel=1e-6)
+    assert 50 <= app.map.mapper.low < app.map.mapper.high <= 1000  # within FC's bounds (mm)
+    app.state.quantity = "param:BETA"
+    assert app.map.color_bar.title == "BETA (time mean)"
+
+
+def test_traces_hold_the_daily_dynamic_parameters_of_parameters_nc(app, trained_run):
+    import xarray as xr
+
+    assert app.traces.dynamic_names() == ["BETA", "GAMMA"]  # δn(γᵗ,βᵗ), from parameters.nc
+    data = app.traces.source.data
+    with xr.open_dataset(trained_run.parameters_path) as p:
+        for name in ("BETA", "GAMMA"):
+            expected = p[name].sel(basin=app.state.basin).to_numpy()
+            np.testing.assert_allclose(data[name], expected, rtol=1e-6)
+            assert np.std(data[name]) > 0  # daily values that vary
+            lo, hi = p[name].attrs["valid_min"], p[name].attrs["valid_max"]
+            assert lo <= np.min(data[name]) and np.max(data[name]) <= hi
+
+
+def test_csv_download_has_the_sites_series_with_units(app):
+    text = app.series._csv().getvalue().decode()
+    lines = text.splitlines()
+    assert app.state.basin in lines[0]
+    header = lines[1].split(",")
+    assert header[0] == "time" and "Q_sim [mm d-1]" in header and "T [degC]" in header
+    assert len(lines) == 2 + len(app.series.source.data["time"])
+
+
+def test_signatures_and_selection_panels_follow_the_run(app, trained_run):
+    metrics = trained_run.metrics()
+    picker = app.picker
+    picker.ids.value = f"{metrics.index[0]}, 99999999 {int(metrics.index[1])}"
+    picker._add_ids()
+    assert set(app.state.selection) >= {metrics.index[0], metrics.index[1]}
+    assert "99999999" in picker.feedback.object  # unknown ids are named
+    assert f'data-count="{len(app.state.selection)}"' in picker.count.object
+    assert app.launcher.launch.disabled is False
+    cfg = app.launcher.config()
+    assert cfg["data"]["basins"] == app.state.selection and cfg["model"]["variant"] == "delta_n_gamma_beta"
+    picker.clear.clicks += 1
+    assert app.state.selection == [] and app.launcher.launch.disabled
 
 
 def test_run_panel_lists_runs_newest_first_with_summary(app, trained_run):
@@ -224,7 +285,7 @@ def test_run_panel_lists_runs_newest_first_with_summary(app, trained_run):
     html = panel.summary.object
     assert info.state in html and f"{info.median_nse:.2f}" in html
     assert f"{info.epochs_done} / {info.epochs}" in html
-    assert set(panel.basin_select.options.values()) == set(app.map.source.data["basin"])
+    assert set(panel.basin_select.options.values()) == set(trained_run.metrics().index)
     assert app.state.message == "" and not app.alert.visible
 
 
@@ -234,8 +295,8 @@ def test_empty_store_shows_a_message(tmp_path):
     app = create_app(runs_root=tmp_path)
     assert app.state.run_id is None
     assert "No runs" in app.state.message and app.alert.visible
-    assert len(app.map.source.data["basin"]) == 0
-    assert len(app.hydrograph.source.data["Q_obs"]) == 0
+    assert not any(app.map.source.data["in_run"])
+    assert len(app.series.source.data["time"]) == 0
     assert app.run_panel.run_select.disabled
 
 
@@ -244,8 +305,10 @@ def test_empty_store_shows_a_message(tmp_path):
 
 def test_run_without_evaluation_shows_its_status(tmp_path):
     from core.runs import RunStore
+    from explorer.mapview import MapView
+    from explorer.series import SeriesView
     from explorer.state import AppState
-    from explorer.views import HydrographView, MapView, RunPanel
+    from explorer.views import RunPanel
 
     store = RunStore(tmp_path)
     run = store.create("training")
@@ -256,24 +319,13 @@ def test_run_without_evaluation_shows_its_status(tmp_path):
     assert "training" in state.message and "epoch 2/10" in state.message
     assert "no evaluation" in state.message
 
-    map_view, hydrograph, panel = MapView(state), HydrographView(state), RunPanel(state)
-    assert len(map_view.source.data["basin"]) == 0
+    map_view, series, panel = MapView(state), SeriesView(state), RunPanel(state)
+    assert not any(map_view.source.data["in_run"])
     assert "not evaluated" in map_view.figure.title.text
-    assert len(hydrograph.source.data["Q_obs"]) == 0
+    assert len(series.source.data["time"]) == 0
     assert "training" in panel.summary.object and "2 / 10" in panel.summary.object
     assert panel.basin_select.disabled
 
     run.update_status(epoch=3)  # the app's periodic poll picks up progress
     state.poll()
     assert "epoch 3/10" in state.message and "3 / 10" in panel.summary.object
-
-
-def test_conus_outlines_are_offline_and_contiguous():
-    from explorer.geometry import albers, conus_states
-
-    states = conus_states()
-    assert len(states["name"]) == 49  # 48 contiguous states and DC
-    assert "Alaska" not in states["name"] and "Hawaii" not in states["name"]
-    x, y = albers([-96.0, -124.7, -67.0], [23.0, 48.4, 44.8])
-    assert abs(x[0]) < 1e-6 and abs(y[0]) < 1e-6  # projection origin
-    assert x[1] < -2000 and x[2] > 2000  # west and east coasts, km

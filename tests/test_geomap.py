@@ -78,18 +78,6 @@ def test_one_crs_everywhere():
     assert CONUS_CRS.proj4_params["lat_0"] == 23.0 and CONUS_CRS.proj4_params["lon_0"] == -96.0
 
 
-def test_geometry_shim_uses_the_same_projection():
-    from explorer.geometry import albers, conus_states
-
-    xk, yk = albers([-77.0365, -110.0], [38.8977, 44.0])
-    xm, ym = project([-77.0365, -110.0], [38.8977, 44.0])
-    np.testing.assert_allclose(xk * 1000, xm)
-    np.testing.assert_allclose(yk * 1000, ym)
-    states = conus_states()
-    assert len(states["name"]) == 49
-    assert len(states["xs"]) == len(states["ys"]) == 49
-
-
 def test_relief_asset_is_small_and_consistent():
     png = geomap.RELIEF_PNG
     assert png.exists() and png.stat().st_size < 2_000_000
@@ -103,8 +91,11 @@ def test_relief_asset_is_small_and_consistent():
     # the image covers the 48 states' default view
     x0, y0, x1, y1 = geomap.conus_extent()
     assert left <= x0 < x1 <= right and bottom <= y0 < y1 <= top
-    arr = geomap.relief_array()
+    arr = geomap.relief_array(width=None)
     assert arr.shape == (height, width, 3) and arr.dtype == np.uint8
+    small = geomap.relief_array()  # what a page carries: resampled, same aspect
+    assert small.shape[1] == geomap.RELIEF_WIDTH
+    assert small.shape[0] == round(height * geomap.RELIEF_WIDTH / width)
     # muted: light overall, so coloured markers stand out
     assert arr.mean() > 190
 

@@ -1,0 +1,171 @@
+"""The run-output contract (outputs.nc, parameters.nc, the display API) and the job runner.
+
+Uses the real `trained_run` (demo preset: δn(γᵗ,βᵗ), 5 basins, 1 epoch) and real training jobs
+of 5 basins through `core.jobs` (each a few seconds of training plus evaluation).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from core.jobs import JobError, JobRunner
+from core.physics import ALL_PARAMETERS
+from core.runs import RunStore
+
+pytestmark = pytest.mark.slow
+
+
+# -- outputs.nc and parameters.nc ----------------------------------------------------------------
+
+
+def test_parameters_nc_holds_static_and_dynamic_parameters_with_units_and_bounds(trained_run):
+    cfg = trained_run.config()
+    with xr.open_dataset(trained_run.parameters_path) as p, xr.open_dataset(trained_run.outputs_path) as o:
+        assert list(p.basin.values) == list(o.basin.values)
+        np.testing.assert_array_equal(p.time.values, o.time.values)  # the simulated (test) period
+        assert str(p.time.values[0])[:10] == cfg["data"]["test_start"]
+        dynamic = {n for n, v in p.data_vars.items() if v.attrs["parameter_type"] == "dynamic"}
+        assert dynamic == {"BETA", "GAMMA"} and p.attrs["dynamic"] == "BETA,GAMMA"
+        for name, var in p.data_vars.items():
+            spec = ALL_PARAMETERS[name]
+            assert var.attrs["units"] == spec.units and var.attrs["long_name"] == spec.description
+            assert (var.attrs["valid_min"], var.attrs["valid_max"]) == (spec.lower, spec.upper)
+            assert var.dims == (("basin", "time") if name in dynamic else ("basin",))
+            values = var.to_numpy()
+            assert np.isfinite(values).all()
+            assert (values >= spec.lower - 1e-5).all() and (values <= spec.upper + 1e-5).all()
+        assert {"FC", "K0", "K1", "K2", "PERC", "route_a", "route_b"} <= set(p.data_vars)
+        assert float(p["BETA"].std("time").max()) > 0  # βᵗ changes from day to day
+
+
+def test_outputs_nc_is_self_describing(trained_run):
+    with xr.open_dataset(trained_run.outputs_path) as o:
+        for name in ("P", "T", "PET", "Q_obs", "Q_sim", "SWE", "SM", "ET"):
+            assert o[name].attrs["units"] in ("mm d-1", "mm", "degC"), name
+        assert o["P"].attrs["kind"] == "forcing" and o["SM"].attrs["kind"] == "state"
+        np.testing.assert_allclose(o["SWE"], o["SNOWPACK"] + o["MELTWATER"], rtol=1e-6)
+        assert float(o["P"].min()) >= 0 and float(o["PET"].min()) >= 0
+        assert o.attrs["site_kind"] == "basin"
+    panels = trained_run.panels()
+    assert [p["variables"] for p in panels][:3] == [["P"], ["T"], ["Q_obs", "Q_sim"]]
+    assert any(p["style"] == "stacked" and p["variables"] == ["Q0", "Q1", "Q2"] for p in panels)
+    kinds = {v.name: v for v in trained_run.variables()}
+    assert kinds["BETA"].parameter_type == "dynamic" and kinds["BETA"].bounds == (1.0, 6.0)
+    assert kinds["FC"].kind == "parameter" and kinds["FC"].units == "mm"
+    assert kinds["Q_obs"].kind == "observation" and kinds["T"].units == "degC"
+
+
+def test_site_series_reads_one_site_and_matches_the_files(trained_run):
+    site = str(trained_run.metrics().index[1])
+    frame = trained_run.site_series(site)
+    with xr.open_dataset(trained_run.outputs_path) as o, xr.open_dataset(trained_run.parameters_path) as p:
+        np.testing.assert_allclose(frame["Q_sim"], o["Q_sim"].sel(basin=site), rtol=1e-6)
+        np.testing.assert_allclose(frame["BETA"], p["BETA"].sel(basin=site), rtol=1e-6)
+        table = trained_run.site_parameters()
+        assert table.loc[site, "FC"] == pytest.approx(float(p["FC"].sel(basin=site)))
+        assert table.loc[site, "BETA"] == pytest.approx(float(p["BETA"].sel(basin=site).mean()), rel=1e-5)
+    with pytest.raises(KeyError, match="99999999"):
+        trained_run.site_series("99999999")
+
+
+def test_components_on_request_average_to_the_saved_means(trained_run, tmp_path):
+    from core.evaluation import evaluate_run
+
+    run = RunStore(tmp_path).get(shutil.copytree(trained_run.path, tmp_path / trained_run.run_id).name)
+    evaluate_run(run, components=True)
+    with xr.open_dataset(run.parameters_path) as p:
+        assert p["FC_components"].dims == ("basin", "component") and p.sizes["component"] == 16
+        assert p["BETA_components"].dims == ("basin", "time", "component")
+        np.testing.assert_allclose(p["FC_components"].mean("component"), p["FC"], rtol=1e-5)
+        np.testing.assert_allclose(p["BETA_components"].mean("component"), p["BETA"], rtol=1e-5)
+
+
+def test_metrics_hold_the_water_balance_signatures(trained_run):
+    m = trained_run.metrics()
+    np.testing.assert_allclose(m["P_minus_Q"], m["P_mean"] - m["Q_obs_mean"], rtol=1e-6)
+    np.testing.assert_allclose(m["BFI_diff"], m["BFI_sim"] - m["BFI_camels"], rtol=1e-6)
+    assert ((m["BFI_sim"] >= 0) & (m["BFI_sim"] <= 1)).all()  # ΣQ2 ≤ ΣQ
+
+
+# -- the job runner ---------------------------------------------------------------------------------
+
+
+def small_config(trained_run, epochs=1, iters=3, name="job") -> dict:
+    cfg = trained_run.config()
+    cfg["train"].update(epochs=epochs, iters_per_epoch=iters)
+    cfg["name"] = name
+    return cfg
+
+
+def wait_for(predicate, timeout=120.0, poll=0.2):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def test_a_job_trains_and_evaluates_its_run_and_the_queue_holds_the_second(trained_run, tmp_path):
+    runner = JobRunner(tmp_path, max_running=1)
+    first = runner.submit_train(small_config(trained_run, iters=20, name="first"))
+    second = runner.submit_train(small_config(trained_run, name="second"))
+    assert runner.get(first.job_id).state == "running" and runner.get(second.job_id).state == "queued"
+    with pytest.raises(JobError, match="already has job"):
+        runner.submit_resume(second.run_id)
+    seen = wait_for(lambda: runner.progress(runner.get(first.job_id)).iteration > 0 and
+                    runner.progress(runner.get(first.job_id)), timeout=180)
+    assert 0 < seen.fraction < 1 and seen.epochs == 1 and seen.iters == 20
+    jobs = runner.wait([first.job_id, second.job_id], poll=0.5, timeout=400)
+    assert [j.state for j in jobs] == ["done", "done"], [j.log_tail() for j in jobs]
+    for job in jobs:
+        run = runner.store.get(job.run_id)
+        assert run.info().state == "done" and run.has_evaluation() and run.parameters_path.exists()
+        assert runner.progress(job).fraction == 1.0
+        assert "test median NSE" in job.log_tail(50)
+    # the second started only after the first ended (concurrency limit 1)
+    assert jobs[1].info["started"] >= jobs[0].info["ended"]
+
+
+def test_cancel_keeps_the_run_resumable_and_resume_finishes_it(trained_run, tmp_path):
+    runner = JobRunner(tmp_path, max_running=1)
+    job = runner.submit_train(small_config(trained_run, epochs=3, iters=40, name="cancel"))
+    wait_for(lambda: runner.progress(runner.get(job.job_id)).epoch >= 1, timeout=240)
+    runner.cancel(job.job_id)
+    ended = wait_for(lambda: (j := runner.get(job.job_id)).final and j, timeout=120)
+    assert ended.state == "cancelled"
+    run = runner.store.get(job.run_id)
+    status = run.status()
+    assert status["state"] == "failed" and "--resume" in status["message"]
+    assert (run.checkpoint_dir / "last.pt").exists()
+    done_epochs = status["epoch"]
+    with pytest.raises(JobError, match="already ended"):
+        runner.cancel(job.job_id)
+    again = runner.resume(job.job_id)
+    final = runner.wait([again.job_id], poll=0.5, timeout=400)[0]
+    assert final.state == "done", final.log_tail()
+    assert f"resuming after epoch {done_epochs}" in final.log_tail(50)
+    assert run.info().epochs_done == 3 and run.has_evaluation()
+
+
+def test_a_killed_worker_is_reported_and_a_queued_job_can_be_cancelled(trained_run, tmp_path):
+    runner = JobRunner(tmp_path, max_running=1)
+    job = runner.submit_train(small_config(trained_run, epochs=2, iters=200, name="killed"))
+    queued = runner.submit_train(small_config(trained_run, name="queued"))
+    assert runner.cancel(queued.job_id).state == "cancelled"
+    wait_for(lambda: runner.progress(runner.get(job.job_id)).iteration > 0, timeout=180)
+    pid = runner.get(job.job_id).info["pid"]
+    os.killpg(os.getpgid(pid), signal.SIGKILL)  # worker and trainer die without a word
+    ended = wait_for(lambda: (j := runner.get(job.job_id)).final and j, timeout=60)
+    assert ended.state == "failed" and "resumed" in ended.message
+    assert runner.store.get(job.run_id).info().state == "interrupted"
+    assert runner.get(queued.job_id).state == "cancelled"  # never started
+    assert runner.jobs(pump=True)[0].state in ("cancelled", "failed")
