@@ -95,8 +95,19 @@ class HydroLensApp(param.Parameterized):
             pn.state.add_periodic_callback(self.state.poll, period=POLL_MS)
             pn.state.add_periodic_callback(self.jobs.refresh, period=JOBS_MS)
             if pn.state.location is not None:
-                pn.state.location.sync(self.state, URL_KEYS)
+                pn.state.location.sync(self.state, URL_KEYS, on_error=self._url_values)
                 pn.state.location.sync(self, {"tab": "view"})
+
+    def _url_values(self, values: dict) -> None:
+        """Apply the URL values Panel could not: it reads digit-only strings as numbers (gauge id
+        01022500 -> 1022500), which a String parameter refuses; restore them as ids."""
+        fixed = {k: (str(v).zfill(8) if k == "basin" else str(v))
+                 if isinstance(v, (int, float)) and isinstance(self.state.param[k], param.String) else v
+                 for k, v in values.items()}
+        try:
+            self.state.param.update(**fixed)
+        except (ValueError, TypeError):  # a malformed URL value: keep the current view
+            pass
 
     def _launched(self, job) -> None:
         self.jobs.track(job)

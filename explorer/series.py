@@ -24,7 +24,7 @@ from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from explorer.style import html_pane
-from explorer.state import AppState, escape, fmt
+from explorer.state import AppState, escape_html as escape, fmt
 
 SERIES_NAME = "hydrolens-series"
 TRACES_NAME = "hydrolens-traces"

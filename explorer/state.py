@@ -69,6 +69,12 @@ def escape(text) -> str:
     return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=True))
 
 
+def escape_html(text) -> str:
+    """Text from a run directory made inert for an HTML pane (HTML-escaped only: an HTML pane
+    renders no Markdown, so `escape`'s backslashes would show, as in ``delta\\_n``)."""
+    return html.escape(str(text), quote=True)
+
+
 def default_basin(metrics: pd.DataFrame | None) -> str | None:
     """The basin shown on start: the one whose NSE is closest to the run's median NSE."""
     if metrics is None or metrics.empty:

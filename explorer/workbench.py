@@ -22,7 +22,7 @@ from panel.viewable import Viewer
 from core.jobs import FINAL_STATES, JobError, JobRunner
 from explorer.mapview import describe_selection
 from explorer.style import html_pane
-from explorer.state import AppState, escape, parse_ids
+from explorer.state import AppState, escape_html as escape, parse_ids
 
 #: Attribute filters: column of the site table -> (label, units).
 FILTERS = {
