@@ -210,6 +210,8 @@ class AppState(param.Parameterized):
         if len(extra) == 0:
             return universe
         cols = [c for c in ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02") if c in metrics]
+        if universe.empty:  # no data root: the run's own sites
+            return metrics.loc[extra, cols]
         return pd.concat([universe, metrics.loc[extra, cols]])
 
     # -- run list and run selection ------------------------------------------------------------

@@ -674,6 +674,7 @@ def test_box_select_launch_progress_and_the_new_run_on_the_map(
         if 0 < fraction < 1 and (not fractions or fraction != fractions[-1]):
             fractions.append(fraction)
         page.wait_for_timeout(400)
+    print(f"job {job}: {len(sites)} sites x {iterations} iterations; progress seen {fractions}")
     assert len(fractions) >= 2 and fractions == sorted(fractions), \
         f"progress not seen increasing while running: {fractions}"
     wait_job_state(page, job, ("done",), timeout=240)
@@ -727,6 +728,7 @@ def test_cancel_leaves_a_resumable_run(main_app, main_store, app_page, trained_r
     assert status["state"] == "failed", status
     assert "stopped" in status["message"] and f"--resume {run_id}" in status["message"], status
     epochs_done = int(status.get("epoch") or 0)
+    print(f"job {job} cancelled after {epochs_done} epoch(s) of 3 x {iterations} iterations")
     assert epochs_done < 3
     if epochs_done:  # an epoch finished before the cancel: its checkpoint survives
         assert (run.path / "checkpoints").is_dir() and any((run.path / "checkpoints").iterdir())
