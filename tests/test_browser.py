@@ -65,9 +65,19 @@ if not CHROMIUM.exists():
 
 # Shared helpers, prepended to the snippets below: a model by name, a source column as a plain
 # array (NaN -> null, so Python gets None), whether a model's view has finished drawing.
+# BokehJS keeps models that left the page in its document (the series panels are rebuilt when a
+# run without panels is shown and then one with them), so a name may be found twice: the model
+# with a view on the page is the one shown.
 JS_LIB = """
 const doc = Bokeh.documents[0];
-const model = (name) => doc.get_model_by_name(name);
+const model = (name) => {
+  try {
+    return doc.get_model_by_name(name);
+  } catch (e) {
+    const all = Array.from(doc._all_models.values()).filter((m) => m.name === name);
+    return all.find((m) => Bokeh.index.find_one(m) != null) ?? all[all.length - 1];
+  }
+};
 const column = (source, name) => {
   const data = source.data;
   const col = data instanceof Map ? data.get(name) : data[name];
@@ -592,9 +602,15 @@ def test_comparison_of_two_runs(main_app, main_store, app_page, trained_run):
 
 
 def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
+    """A link with run, site, map quantity and tab reopens that view; changing the view in the
+    page updates the link; reloading it shows the same again. The site has a leading zero (all
+    gauge ids are 8 digits): Panel reads digit-only query values as numbers."""
+    from explorer.state import default_basin
+
     page = app_page
     metrics = trained_run.metrics()
-    site = str(metrics["NSE"].astype(float).idxmax())  # not the default (median) site
+    default = default_basin(metrics)
+    site = next(b for b in sorted(metrics.index) if b.startswith("0") and b != default)
     open_app(page, url_with(main_app, run=trained_run.run_id, site=site, q="KGE", view="traces"))
     assert chosen(run_select(page)) == trained_run.run_id
     assert chosen(labelled(page, "Basin").locator("select")) == site
@@ -622,7 +638,17 @@ def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
     page.wait_for_function("() => new URLSearchParams(window.location.search).get('q') === 'NSE'",
                            timeout=10_000)
     q = query(page)
-    assert q["run"] == trained_run.run_id and q["site"] == site and q["view"] == "series"
+    assert q["run"] == trained_run.run_id and q["view"] == "series"
+    # Panel rewrites the untouched keys of the query from their parsed values, so the site may
+    # read 1022500 for 01022500 by now; the app restores the id when the link is opened
+    assert q["site"].zfill(8) == site
+
+    page.reload(wait_until="load")
+    page.wait_for_function(MAP_READY_JS, timeout=60_000)
+    hydrograph_shows(page, site)
+    assert chosen(labelled(page, "Basin").locator("select")) == site
+    assert chosen(quantity_select(page)) == "NSE"
+    assert page.locator(".bk-tab.bk-active", has_text="Time series").count() == 1
     assert_clean(page, main_app)
 
 
