@@ -454,13 +454,14 @@ def report(ours: dict, ref: dict | None, info: str) -> None:
         ratio = f"{med / rmed:6.1f}x" if rmed else ""
         samples = " ".join(f"{v:.3f}" for v in ours[key])
         rtext = fmt_s(rmed) if rmed is not None else ""
-        print(f"{key:<10} {fmt_s(med):>10} {'<= ' + fmt_s(TARGETS[key]):>10} {ok:>4} {rtext:>10} {ratio:>7}   "
-              f"{samples}")
+        limit = "<= " + fmt_s(TARGETS[key])
+        print(f"{key:<10} {fmt_s(med):>10} {limit:>10} {ok:>4} {rtext:>10} {ratio:>7}   {samples}")
         if ref:
             print(f"{'':<10} {'':>10} {'':>10} {'':>4} {'':>10} {'':>7}   reference: "
                   + " ".join(f"{v:.3f}" for v in ref[key]))
-    print(f"click: the server's answer reached the page after {fmt_s(statistics.median(ours['click_shown']))}"
-          f" (median; samples {' '.join(f'{v:.3f}' for v in ours['click_shown'])}); the rest is drawing"
+    print(f"click: the hydrograph's new title (the server's last update) was on the page after "
+          f"{fmt_s(statistics.median(ours['click_shown']))} (median; samples "
+          f"{' '.join(f'{v:.3f}' for v in ours['click_shown'])}); the rest is drawing"
           + (f"; reference {fmt_s(statistics.median(ref['click_shown']))}" if ref else ""))
     for key, label in (("rss_0", "RSS, 0 sessions"), ("rss_1", "RSS, 1 session"),
                        ("rss_4", "RSS, 4 sessions")):
@@ -527,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     target = Target("reference", url, map_name="ref-map", source_name="ref-points",
                                     colorbar="ref-colorbar", ready=REFERENCE_READY,
-                                    titled=REFERENCE_TITLED, clicked=REFERENCE_CLICKED, select_label="Colour by", proc=proc)
+                                    titled=REFERENCE_TITLED, clicked=REFERENCE_CLICKED,
+                                    select_label="Colour by", proc=proc)
                     ref = measure(browser, target, a.repeats)
                 finally:
                     stop(proc)

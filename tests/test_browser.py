@@ -472,7 +472,7 @@ def launch_job(page, sites_shown: int, epochs: int, iterations: int) -> str:
 # -- tests -----------------------------------------------------------------------------------------
 
 
-def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run, tmp_path):
+def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run):
     page = app_page
     open_app(page, url_with(main_app, run=trained_run.run_id))
     metrics = trained_run.metrics()
@@ -480,8 +480,7 @@ def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run, t
     assert len(layout["points"]) >= 400  # every site of the data root (432 CAMELS basins)
     assert sorted(p["basin"] for p in layout["points"] if p["in_run"]) == sorted(metrics.index)
     assert layout["current"] == 1  # the default site is ringed ...
-    default = query(page).get("site") or page.evaluate(
-        js("return model('hydrolens-hydrograph').title.text.split(' ')[0];"))
+    default = chosen(labelled(page, "Basin").locator("select"))
     hydrograph_shows(page, default)  # ... and shown below
 
     target = pick_target(layout["points"], layout["frame"], default)
@@ -522,7 +521,7 @@ def test_traces_show_the_daily_beta_and_gamma_of_the_site(main_app, app_page, tr
                               "column(t, 'time').length > 0 && ['BETA', 'GAMMA', 'context']"
                               ".every((n) => finished('hydrolens-trace-' + n));"), timeout=30_000)
     traces = page.evaluate(TRACES_JS)
-    site = query(page).get("site") or page.locator(".hl-view-title b").first.inner_text()
+    site = chosen(labelled(page, "Basin").locator("select"))
     assert len(traces["time"]) == TEST_DAYS
     with xr.open_dataset(trained_run.path / "parameters.nc") as ds:
         expected = {n: ds[n].sel(basin=site).to_numpy() for n in ("BETA", "GAMMA")}
