@@ -442,12 +442,7 @@ def _worker(job_dir: Path) -> int:
     signal.signal(signal.SIGINT, forward)
     if (job_dir / "cancel").exists():  # cancelled between start and now
         forward(signal.SIGTERM, None)
-    while True:
-        try:
-            rc = child.wait()
-            break
-        except InterruptedError:
-            continue
+    rc = child.wait()  # retried across the forwarded signals (PEP 475)
     cancelled = (job_dir / "cancel").exists()
     state = "done" if rc == 0 else ("cancelled" if cancelled else "failed")
     message = {"done": "trained and evaluated",

@@ -39,7 +39,7 @@ from bokeh.palettes import Category10_10, RdBu11
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
-from explorer.state import AppState, fmt, pearson, readable
+from explorer.state import AppState, echo_guard, fmt, pearson, readable
 from explorer.views import CSS
 
 #: Bokeh model names, stable for tests and for the browser.
@@ -342,14 +342,11 @@ class SignatureView(Viewer):
         if self._key is not None and self._key[1] is metrics and self._key[0] == ids:
             return
         self._key = (ids, metrics)
-        self._syncing = True
-        try:
+        with echo_guard(self, "_syncing"):
             self.source.data = signature_columns(ids, metrics)
             if self.map_source is not None:
                 n = len(ids)
                 self.source.selected.indices = [i for i in self.map_source.selected.indices if i < n]
-        finally:
-            self._syncing = False
         self._show_titles()
 
     def _show_titles(self) -> None:
@@ -392,11 +389,8 @@ class SignatureView(Viewer):
         n = len(self.source.data["basin"])
         wanted = [i for i in new if i < n]
         if list(self.source.selected.indices) != wanted:
-            self._syncing = True
-            try:
+            with echo_guard(self, "_syncing"):
                 self.source.selected.indices = wanted
-            finally:
-                self._syncing = False
 
     def _to_map(self, _attr, _old, new) -> None:
         if self._syncing or self.map_source is None:
@@ -534,11 +528,8 @@ class CompareView(Viewer):
         current = self.picker.options
         current = list(current.items()) if isinstance(current, dict) else list(current)
         if list(options.items()) != current or list(self.picker.value) != wanted:
-            self._syncing = True
-            try:
+            with echo_guard(self, "_syncing"):
                 self.picker.param.update(options=options, value=wanted, disabled=len(options) < 2)
-            finally:
-                self._syncing = False
         return list(runs)
 
     def _pick(self, event) -> None:

@@ -20,7 +20,7 @@ from bokeh.palettes import RdBu11, Viridis256, interp_palette
 from panel.viewable import Viewer
 
 from explorer.geomap import CONUS_CRS, basemap, project
-from explorer.state import AppState, Quantity
+from explorer.state import AppState, Quantity, echo_guard
 
 #: NSE/KGE colour scale in bins of 0.1, clipped to [-0.5, 1]: red to yellow below 0 (worse than
 #: the mean flow), green to dark blue from 0 to 1; darkest red below -0.5, grey when undefined.
@@ -186,14 +186,11 @@ class MapView(Viewer):
         sites = state.sites
         in_run = state.metrics.index if state.metrics is not None else pd.Index([])
         cols = site_columns(sites, in_run, state.values(), self._shown)
-        self._updating = True
-        try:
+        with echo_guard(self, "_updating"):
             self._ids = cols["basin"]
             self.source.data = {k: cols[k] for k in self.source.column_names if k in cols} | {
                 k: v for k, v in cols.items() if k not in self.source.column_names}
             self._show_selection()
-        finally:
-            self._updating = False
         self._show_quantity()
         self._show_basin()
 
@@ -228,11 +225,8 @@ class MapView(Viewer):
         pos = {b: i for i, b in enumerate(self._ids)}
         wanted = sorted(pos[b] for b in self.state.selection if b in pos)
         if list(self.source.selected.indices) != wanted:
-            self._updating = True
-            try:
+            with echo_guard(self, "_updating"):
                 self.source.selected.indices = wanted
-            finally:
-                self._updating = False
 
     def _on_indices(self, _attr, old, new) -> None:
         if self._updating:

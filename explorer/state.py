@@ -18,6 +18,7 @@ import re
 import pandas as pd
 import param
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -136,6 +137,17 @@ def site_universe(root: str | None = None) -> pd.DataFrame:
         return site_table(root)
     except Exception:  # noqa: BLE001 - no data root: picking is disabled, runs still display
         return pd.DataFrame(columns=list(SITE_COLUMNS), index=pd.Index([], name="basin"))
+
+
+@contextmanager
+def echo_guard(view, flag: str):
+    """Set ``view.<flag>`` while the block runs, so the view's own change handlers ignore the
+    changes it makes itself (a Bokeh selection it sets, a widget it updates)."""
+    setattr(view, flag, True)
+    try:
+        yield
+    finally:
+        setattr(view, flag, False)
 
 
 def parse_ids(text: str) -> list[str]:

@@ -16,7 +16,7 @@ import param
 from panel.viewable import Viewer
 
 from explorer.state import AppState, fmt, readable, run_label
-from explorer.style import CSS, CSS_PATH  # noqa: F401  (re-exported)
+from explorer.style import CSS
 
 GROUP_TITLES = {"metric": "Skill (test period)", "signature": "Signatures", "parameter": "Learned parameters"}
 

@@ -398,4 +398,4 @@ class JobsPanel(Viewer):
         return self._layout
 
 
-__all__ = ["FINAL_STATES", "JobsPanel", "LaunchPanel", "SelectionPanel", "device_options"]
+__all__ = ["JobsPanel", "LaunchPanel", "SelectionPanel", "device_options"]

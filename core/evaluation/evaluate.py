@@ -7,6 +7,7 @@ training period (Feng et al. 2022). Metrics use the test period only.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -15,11 +16,9 @@ import pandas as pd
 import torch
 import xarray as xr
 
-import json
-
 from ..physics import (DERIVED_OUTPUTS, FLUX_DESCRIPTIONS, FORCING_OUTPUTS, HBV_PANELS, OUTPUT_NAMES,
                        OUTPUT_UNITS, STATE_DESCRIPTIONS, spec)
-from ..runs import METRIC_SPECS, Run, RunFileError, atomic_write_many  # noqa: F401 (METRIC_SPECS re-exported)
+from ..runs import Run, RunFileError, atomic_write_many
 from ..datasets.schema import BASIN_COORDS
 from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare
 from ..training.trainer import load_model, select_device
