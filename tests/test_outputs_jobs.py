@@ -116,14 +116,21 @@ def wait_for(predicate, timeout=120.0, poll=0.2):
 
 def test_a_job_trains_and_evaluates_its_run_and_the_queue_holds_the_second(trained_run, tmp_path):
     runner = JobRunner(tmp_path, max_running=1)
-    first = runner.submit_train(small_config(trained_run, iters=20, name="first"))
+    # long enough (several seconds) that a progress update lands inside the epoch: the trainer
+    # writes one per second (core.training.trainer.STATUS_EVERY_S)
+    first = runner.submit_train(small_config(trained_run, iters=150, name="first"))
     second = runner.submit_train(small_config(trained_run, name="second"))
     assert runner.get(first.job_id).state == "running" and runner.get(second.job_id).state == "queued"
     with pytest.raises(JobError, match="already has job"):
         runner.submit_resume(second.run_id)
-    seen = wait_for(lambda: runner.progress(runner.get(first.job_id)).iteration > 0 and
-                    runner.progress(runner.get(first.job_id)), timeout=180)
-    assert 0 < seen.fraction < 1 and seen.epochs == 1 and seen.iters == 20
+    def running_progress():
+        job = runner.get(first.job_id)
+        assert not job.final, f"job ended ({job.state}) before any progress was seen"
+        p = runner.progress(job)
+        return p.iteration > 0 and p
+
+    seen = wait_for(running_progress, timeout=180, poll=0.1)
+    assert 0 < seen.fraction < 1 and seen.epochs == 1 and seen.iters == 150
     jobs = runner.wait([first.job_id, second.job_id], poll=0.5, timeout=400)
     assert [j.state for j in jobs] == ["done", "done"], [j.log_tail() for j in jobs]
     for job in jobs:
@@ -166,6 +173,8 @@ def test_a_killed_worker_is_reported_and_a_queued_job_can_be_cancelled(trained_r
     os.killpg(os.getpgid(pid), signal.SIGKILL)  # worker and trainer die without a word
     ended = wait_for(lambda: (j := runner.get(job.job_id)).final and j, timeout=60)
     assert ended.state == "failed" and "resumed" in ended.message
-    assert runner.store.get(job.run_id).info().state == "interrupted"
+    # the trainer (the worker's child) dies with it; its lock is gone once the kernel has reaped it
+    run = runner.store.get(job.run_id)
+    wait_for(lambda: run.info().state == "interrupted", timeout=30)
     assert runner.get(queued.job_id).state == "cancelled"  # never started
     assert runner.jobs(pump=True)[0].state in ("cancelled", "failed")
