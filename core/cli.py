@@ -382,7 +382,9 @@ def serve(
     env = {**os.environ, "HYDROLENS_RUNS": str(_store(out).root)}
     cmd = [sys.executable, "-m", "panel", "serve", str(app_file), "--port", str(port),
            "--address", address, "--allow-websocket-origin", f"{address}:{port}",
-           "--allow-websocket-origin", f"localhost:{port}"]
+           "--allow-websocket-origin", f"localhost:{port}",
+           # imports and caches at start, so the first page does not pay for them
+           "--setup", str(app_file.parent / "warmup.py")]
     if show:
         cmd.append("--show")
     typer.echo(f"serving the explorer on http://{address}:{port}  (runs: {env['HYDROLENS_RUNS']})",

@@ -40,7 +40,7 @@ from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from explorer.state import AppState, echo_guard, fmt, pearson, readable
-from explorer.views import CSS
+from explorer.style import html_pane
 
 #: Bokeh model names, stable for tests and for the browser.
 BFI_SCATTER_NAME = "hydrolens-bfi-scatter"
@@ -61,16 +61,6 @@ DNSE_CLIP = 0.3
 DNSE_PALETTE = tuple(reversed(RdBu11))
 NAN_COLOR = "#9ca3af"
 RUN_COLORS = Category10_10
-
-_EXTRA_CSS = """
-.hl-compare-table { width: 100%; }
-.hl-compare-table th { width: auto; }
-.hl-compare-table td.hl-num, .hl-compare-table th.hl-num { text-align: right; }
-.hl-compare-table .hl-swatch { display: inline-block; width: 10px; height: 10px;
-  border-radius: 2px; margin-right: 6px; vertical-align: middle; }
-.hl-hint { font-size: 13px; color: var(--hl-muted); padding: 4px 2px; }
-"""
-
 
 # -- pure computations ------------------------------------------------------------------------
 
@@ -281,11 +271,10 @@ class SignatureView(Viewer):
             pn.Row(pn.Column(self._bfi_note, self._bfi_box, sizing_mode="stretch_width"),
                    pn.Column(self._et_note, self._et_box, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
-            pn.pane.HTML(
+            html_pane(
                 '<div class="hl-caption">Per site of the selected run, test period. Dashed: 1:1. '
                 "Select sites on a scatter (tap, box, lasso) to pick them on the map; sites "
-                "picked on the map are highlighted here.</div>",
-                sizing_mode="stretch_width", stylesheets=[CSS]),
+                "picked on the map are highlighted here.</div>"),
             sizing_mode="stretch_width",
         )
         if map_source is not None:
@@ -325,7 +314,7 @@ class SignatureView(Viewer):
     def _boxed(fig):
         # visibility is toggled on a wrapper (see HydrographView)
         box = pn.Column(pn.pane.Bokeh(fig, sizing_mode="stretch_width"), sizing_mode="stretch_width")
-        note = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS], visible=False)
+        note = html_pane(sizing_mode="stretch_width", visible=False)
         return box, note
 
     # -- updating ------------------------------------------------------------------------------
@@ -434,16 +423,16 @@ class CompareView(Viewer):
         self.frame = comparison_table({})
         self.picker = pn.widgets.MultiChoice(label="Runs to compare", placeholder="pick two or more runs",
                                              sizing_mode="stretch_width")
-        self.hint = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS, _EXTRA_CSS])
+        self.hint = html_pane()
         self.cdf_figure = self._make_cdf()
-        self.table = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS, _EXTRA_CSS])
+        self.table = html_pane()
         self.dnse_figure = None
         self.dnse_source: ColumnDataSource | None = None
         self.dnse_mapper: LinearColorMapper | None = None
         self._cdf_box = pn.Column(pn.pane.Bokeh(self.cdf_figure, sizing_mode="stretch_width"),
                                   sizing_mode="stretch_width")
         self._map_box = pn.Column(sizing_mode="stretch_width", visible=False)
-        self._map_note = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS])
+        self._map_note = html_pane()
         self._layout = pn.Column(self.picker, self.hint, self._cdf_box, self.table, self._map_note,
                                  self._map_box, sizing_mode="stretch_width")
         self.picker.param.watch(self._pick, "value")

@@ -32,7 +32,7 @@ from explorer.analysis import CompareView, SignatureView  # noqa: E402
 from explorer.mapview import MapView  # noqa: E402
 from explorer.series import SeriesView, TraceView  # noqa: E402
 from explorer.state import AppState  # noqa: E402
-from explorer.style import CSS, html_pane  # noqa: E402
+from explorer.style import CSS, html_pane, stylesheets  # noqa: E402
 from explorer.views import QuantityPicker, RunPanel  # noqa: E402
 from explorer.workbench import JobsPanel, LaunchPanel, SelectionPanel  # noqa: E402
 
@@ -54,7 +54,7 @@ MAP_CAPTION = (
     "the box or lasso tool (toolbar) to pick sites for a training job."
 )
 
-pn.extension(raw_css=[CSS], notifications=False)
+pn.extension(notifications=False)
 
 
 class HydroLensApp(param.Parameterized):
@@ -78,7 +78,8 @@ class HydroLensApp(param.Parameterized):
         self.map = MapView(self.state)
         x_range = Range1d(start=0, end=1, name="hydrolens-x-range")
         self.series = SeriesView(self.state, x_range=x_range)
-        self.traces = TraceView(self.state, x_range=x_range)
+        # the traces tab is usually hidden: its figures and data wait until it is shown
+        self.traces = TraceView(self.state, x_range=x_range, shown=self.tab == "traces")
         self.signatures = SignatureView(self.state, self.map.source)
         self.compare = CompareView(self.state)
         self.run_panel = RunPanel(self.state)
@@ -92,8 +93,11 @@ class HydroLensApp(param.Parameterized):
         self.template = self._make_template()
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
-            pn.state.add_periodic_callback(self.state.poll, period=POLL_MS)
-            pn.state.add_periodic_callback(self.jobs.refresh, period=JOBS_MS)
+            for callback, period in ((self.state.poll, POLL_MS), (self.jobs.refresh, JOBS_MS)):
+                cb = pn.state.add_periodic_callback(callback, period=period, start=False)
+                # background: these polls must not flash the page's busy indicator every second
+                cb._background = True
+                cb.start()
             if pn.state.location is not None:
                 pn.state.location.sync(self.state, URL_KEYS, on_error=self._url_values)
                 pn.state.location.sync(self, {"tab": "view"})
@@ -118,13 +122,13 @@ class HydroLensApp(param.Parameterized):
         self.alert.visible = bool(self.state.message)
 
     def _make_template(self):
-        card = dict(css_classes=["hl-card"], stylesheets=[CSS], sizing_mode="stretch_width")
+        card = dict(css_classes=["hl-card"], stylesheets=stylesheets(), sizing_mode="stretch_width")
         self.workbench = pn.Tabs(
             ("Pick sites", self.picker), ("Launch", self.launcher), ("Jobs", self.jobs),
-            sizing_mode="stretch_width", dynamic=False)
+            sizing_mode="stretch_width", dynamic=True)  # hidden tabs are sent when opened
         top = pn.Row(
             pn.Column(self.map, html_pane(f'<div class="hl-caption">{MAP_CAPTION}</div>'), **card),
-            pn.Column(self.workbench, css_classes=["hl-card"], stylesheets=[CSS], width=390,
+            pn.Column(self.workbench, css_classes=["hl-card"], stylesheets=stylesheets(), width=390,
                       min_width=390, styles={"max-height": "640px", "overflow-y": "auto"}),
             sizing_mode="stretch_width",
         )
@@ -136,9 +140,10 @@ class HydroLensApp(param.Parameterized):
         self.tabs.active = TABS.index(self.tab)
         self.tabs.param.watch(lambda e: setattr(self, "tab", TABS[e.new]), "active")
         self.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
+        self.param.watch(lambda e: setattr(self.traces, "shown", e.new == "traces"), "tab")
         main = pn.Column(self.alert, top, pn.Column(self.tabs, **card), sizing_mode="stretch_width")
         store = os.fspath(self.state.store.root)
-        return pn.template.BootstrapTemplate(
+        template = pn.template.BootstrapTemplate(
             title=TITLE,
             header_background=ACCENT,
             sidebar=[
@@ -148,11 +153,34 @@ class HydroLensApp(param.Parameterized):
             ],
             main=[main],
             sidebar_width=340,
+            raw_css=[CSS],  # page CSS; components get it by URL (explorer.style)
         )
+        _batch_document_updates(template)
+        return template
 
     def servable(self):
         """Mark the page servable (for ``panel serve``) and return it."""
         return self.template.servable(title=TITLE)
+
+
+def _batch_document_updates(template) -> None:
+    """Make ``template`` attach its roots to a session's document in one batch.
+
+    The template adds its nine roots (main, sidebar, header, ...) one by one, and after each
+    ``add_root`` Bokeh re-walks every model of the document (``recompute``): with ~500 models
+    that is ~0.2 s of each page's start. Freezing the document's model set while the template
+    attaches defers that to one walk at the end (Bokeh's own ``doc.models.freeze()``).
+    """
+    init_doc = template._init_doc
+
+    def _init_doc(doc=None, *args, **kwargs):
+        target = doc if doc is not None else pn.state.curdoc
+        if target is None:
+            return init_doc(doc, *args, **kwargs)
+        with target.models.freeze():
+            return init_doc(doc, *args, **kwargs)
+
+    template._init_doc = _init_doc
 
 
 def create_app(runs_root: str | os.PathLike | None = None) -> HydroLensApp:

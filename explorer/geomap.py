@@ -143,9 +143,10 @@ def relief_meta() -> dict:
     return json.loads(RELIEF_JSON.read_text())
 
 
-#: Width (px) the relief is drawn at: every session's page carries it as an RGBA array, so it
-#: is sized for a ~1000 px map (about 2.4 MB per page instead of 6 MB at the asset's 1625 px).
-RELIEF_WIDTH = 1000
+#: Width (px) the relief is drawn at (the asset is 1625 px; the map is ~1000-1300 px wide).
+RELIEF_WIDTH = 1300
+#: JPEG quality of the relief a page carries (85: no visible artefacts on the muted relief).
+RELIEF_QUALITY = 85
 
 
 def relief_array(width: int | None = RELIEF_WIDTH) -> np.ndarray:
@@ -158,6 +159,21 @@ def relief_array(width: int | None = RELIEF_WIDTH) -> np.ndarray:
         if width and img.width > width:
             img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
         return np.asarray(img)
+
+
+@lru_cache(maxsize=2)
+def relief_data_url(width: int | None = RELIEF_WIDTH) -> str:
+    """The relief as a ``data:image/jpeg;base64,...`` URL (`relief_array` at ``width``), computed
+    once per process: what a page carries for the backdrop (~160 kB, decoded by the browser),
+    where an ``hv.RGB`` would carry raw RGBA pixels (2.3 MB per page at 1000 px)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(relief_array(width)).save(buf, "JPEG", quality=RELIEF_QUALITY, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _ring_xy(ring) -> tuple[np.ndarray, np.ndarray]:
@@ -267,13 +283,31 @@ def _lock_aspect(plot, element) -> None:
         tool.zoom_on_axis = False
 
 
+RELIEF_NAME = "hydrolens-relief"
+
+
+def _add_relief(plot, element) -> None:
+    """HoloViews hook: the shaded relief under every other layer, as one Bokeh ``ImageURL``
+    (`relief_data_url`, placed at the asset's bounds in metres), and a canvas (not WebGL)
+    output backend: a few hundred markers draw faster on a canvas than through a WebGL context,
+    which software-rendering browsers (no GPU) blit slowly."""
+    fig = plot.state
+    fig.output_backend = "canvas"
+    if any(getattr(r, "name", None) == RELIEF_NAME for r in fig.renderers):
+        return
+    left, bottom, right, top = relief_meta()["bounds"]
+    renderer = fig.image_url(url=[relief_data_url()], x=left, y=top, w=right - left,
+                             h=top - bottom, anchor="top_left", name=RELIEF_NAME, level="image")
+    fig.renderers = [renderer, *fig.renderers[:-1]]
+
+
 def map_opts() -> dict:
     """Plot options every explorer map shares (bokeh backend). `basemap` sets them on each of
     its layers, so they survive ``basemap() * element`` (which builds a new overlay)."""
     x0, y0, x1, y1 = conus_extent()
     return dict(projection=CONUS_CRS, xaxis=None, yaxis=None, responsive=True, height=MAP_HEIGHT,
                 xlim=(x0, x1), ylim=(y0, y1), show_grid=False, bgcolor=BACKGROUND,
-                active_tools=["wheel_zoom"], hooks=[_lock_aspect])
+                active_tools=["wheel_zoom"], hooks=[_lock_aspect, _add_relief])
 
 
 @lru_cache(maxsize=1)
@@ -281,7 +315,8 @@ def basemap():
     """The CONUS map base: relief, lakes and state outlines in `CONUS_CRS` (metres), cached.
 
     A HoloViews overlay for the bokeh backend, layers in ``x``/``y`` metres: the relief
-    (``hv.RGB``, drawn as one Bokeh ``ImageRGBA``), the lakes (light blue, one
+    (added by the `_add_relief` plot hook as one Bokeh ``ImageURL`` of a JPEG, not an ``hv.RGB``
+    whose raw RGBA pixels would weigh 2.3 MB in every page), the lakes (light blue, one
     ``MultiPolygons`` glyph; only if ``assets/conus_lakes.json`` exists) and the unfilled thin
     grey state outlines (one ``MultiLine`` glyph). Every layer carries `map_opts`: projection
     `CONUS_CRS`, axes hidden, responsive width, height `MAP_HEIGHT`, equal x/y scale (what
@@ -302,9 +337,7 @@ def basemap():
     import holoviews as hv
 
     opts = map_opts()
-    left, bottom, right, top = relief_meta()["bounds"]
-    layers = [hv.RGB(relief_array(), bounds=(left, bottom, right, top), kdims=["x", "y"],
-                     group="Relief")]
+    layers = []
     lakes = lake_polygons()
     if lakes:
         layers.append(hv.Polygons(

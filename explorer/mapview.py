@@ -1,6 +1,6 @@
 """The site map: every site of the data root on the CONUS Albers basemap, coloured by a quantity.
 
-Drawn with HoloViews/GeoViews (``explorer.geomap.basemap() * gv.Points(..., crs=CONUS_CRS)``),
+Drawn with HoloViews/GeoViews (``explorer.geomap.basemap() * hv.Points(...)`` in CONUS_CRS metres),
 rendered to Bokeh once per session; later changes (run, quantity, filters, picks) only update
 the points' ColumnDataSource and the colour mapper, so they take milliseconds. Tap, box and
 lasso selection pick sites (``state.selection``); a tap on a site of the run also shows it
@@ -19,7 +19,7 @@ from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Scatter
 from bokeh.palettes import RdBu11, Viridis256, interp_palette
 from panel.viewable import Viewer
 
-from explorer.geomap import CONUS_CRS, basemap, project
+from explorer.geomap import basemap, project
 from explorer.state import AppState, Quantity, echo_guard
 
 #: NSE/KGE colour scale in bins of 0.1, clipped to [-0.5, 1]: red to yellow below 0 (worse than
@@ -151,14 +151,14 @@ class MapView(Viewer):
             return "basin"
 
     def _make_figure(self):
-        import geoviews as gv
         import geoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend's plots)
         import holoviews as hv
 
         cols = site_columns(self.state.sites, pd.Index([]), pd.Series(dtype=float))
         df = pd.DataFrame(cols)
-        points = gv.Points(df, kdims=["x", "y"], vdims=[c for c in df.columns if c not in ("x", "y")],
-                           crs=CONUS_CRS).opts(
+        # x/y are already CONUS_CRS metres (`project`): a plain HoloViews element on the
+        # basemap's projection, which GeoViews has nothing to re-project on each render
+        points = hv.Points(df, kdims=["x", "y"], vdims=[c for c in df.columns if c not in ("x", "y")]).opts(
             tools=["hover", "tap", "box_select", "lasso_select"], size=SIZE_OTHER, color="#9ca3af",
             hover_tooltips=[("site", "@basin"), ("name", "@gauge_name"), ("value", "@value{0.000}"),
                             ("lat, lon", "@lat{0.00}, @lon{0.00}")],

@@ -18,7 +18,9 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.layouts import column as bokeh_column
-from bokeh.models import ColumnDataSource, HoverTool, Legend, Range1d, Span
+from bokeh.models import (BasicTicker, BasicTickFormatter, ColumnDataSource, DatetimeAxis,
+                          DatetimeTicker, DatetimeTickFormatter, Grid, HoverTool, Legend, LinearAxis,
+                          LogAxis, LogScale, LogTicker, LogTickFormatter, Range1d, Span)
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 from panel.viewable import Viewer
@@ -47,15 +49,47 @@ def units_label(units: str) -> str:
     return {"mm d-1": "mm/d", "degC": "°C", "1": "–", "d-1": "1/d", "": ""}.get(units, units)
 
 
-def _figure(name: str, title: str, x_range, height: int, y_label: str, log: bool = False):
-    fig = figure(name=name, height=height, sizing_mode="stretch_width", x_axis_type="datetime",
-                 x_range=x_range, y_axis_type="log" if log else "linear",
+class AxisKit:
+    """Tickers and tick formatters shared by the axes of a view's figures.
+
+    A datetime axis built by ``figure(x_axis_type="datetime")`` brings 18 models of its own (a
+    DatetimeTicker with 13 sub-tickers, three formatters): with one kit per view, a page of nine
+    time-series panels carries one set instead of nine, which halves the models the page sends
+    and lays out. Tickers and formatters hold no per-axis state, so sharing them is safe.
+    """
+
+    def __init__(self):
+        self.time_ticker = DatetimeTicker()
+        self.time_format = DatetimeTickFormatter()
+        self.ticker = BasicTicker()
+        self.format = BasicTickFormatter()
+        self.log_ticker = LogTicker()
+        self.log_format = LogTickFormatter()
+
+    def linear_axis(self, label: str = "", **kw) -> LinearAxis:
+        return LinearAxis(ticker=self.ticker, formatter=self.format, axis_label=label, **kw)
+
+
+def _figure(name: str, title: str, x_range, height: int, y_label: str, log: bool = False,
+            kit: AxisKit | None = None):
+    """A time-series panel: datetime x (the shared `x_range`), linear or log y labelled
+    `y_label`, x-only pan and wheel zoom, box zoom, reset and PNG save; axes from `kit`."""
+    kit = kit or AxisKit()
+    fig = figure(name=name, height=height, sizing_mode="stretch_width", x_axis_type=None,
+                 y_axis_type=None, x_range=x_range,
                  tools="xpan,xwheel_zoom,box_zoom,reset,save", toolbar_location="right",
-                 active_scroll="xwheel_zoom", y_axis_label=y_label, title=title,
+                 active_scroll="xwheel_zoom", title=title,
                  border_fill_color="#ffffff", outline_line_color=None, min_border_left=60)
+    fig.add_layout(DatetimeAxis(ticker=kit.time_ticker, formatter=kit.time_format), "below")
+    if log:
+        fig.y_scale = LogScale()
+        y_axis = LogAxis(ticker=kit.log_ticker, formatter=kit.log_format, axis_label=y_label)
+    else:
+        y_axis = kit.linear_axis(y_label)
+    fig.add_layout(y_axis, "left")
+    fig.add_layout(Grid(dimension=1, ticker=y_axis.ticker))
     fig.toolbar.logo = None
     fig.title.text_font_size = "13px"
-    fig.xgrid.grid_line_color = None
     return fig
 
 
@@ -77,7 +111,9 @@ class SeriesView(Viewer):
         self.source = ColumnDataSource({"time": []}, name=SERIES_NAME)
         self.x_range = x_range or Range1d(start=0, end=1, name="hydrolens-x-range")
         self.figures: dict[str, object] = {}
+        self.kit = AxisKit()
         self._layout_key = None
+        self._column = None
         self.title = html_pane(sizing_mode="stretch_width")
         self.placeholder = html_pane(sizing_mode="stretch_width")
         self.log_toggle = pn.widgets.Toggle(name="log scale Q", value=state.log_q, width=110,
@@ -103,18 +139,19 @@ class SeriesView(Viewer):
         if key != self._layout_key:
             self._layout_key = key
             self.figures = {}
-            self._scaled: list[tuple[object, bool]] = []  # (figure, is_log) of log-toggled panels
+            # panels with a log-scale twin: panel spec -> {False: linear figure, True: log one};
+            # the log twin is built the first time it is asked for (`_show_log`)
+            self._scaled: list[tuple[dict, dict]] = []
             figs = []
             for p in self.state.panels:
-                for log in ((False, True) if p.get("log") else (False,)):
-                    fig = self._panel_figure(p, log)
-                    if p.get("log"):
-                        fig.visible = log == self.state.log_q
-                        self._scaled.append((fig, log))
-                    figs.append(fig)
+                fig = self._panel_figure(p, False)
+                figs.append(fig)
+                if p.get("log"):
+                    self._scaled.append((p, {False: fig}))
             # one Bokeh layout in one pane: one document root instead of one per panel
-            self.plots.objects = [pn.pane.Bokeh(bokeh_column(*figs, sizing_mode="stretch_width"),
-                                                sizing_mode="stretch_width")] if figs else []
+            self._column = bokeh_column(*figs, sizing_mode="stretch_width") if figs else None
+            self.plots.objects = [pn.pane.Bokeh(self._column, sizing_mode="stretch_width")] if figs else []
+            self._show_log()
         self._show_basin()
 
     def _panel_figure(self, p: dict, log: bool):
@@ -123,7 +160,7 @@ class SeriesView(Viewer):
         y_label = units_label(units[0]) if len(set(units)) == 1 else " / ".join(map(units_label, units))
         is_q = "Q_sim" in names
         name = (HYDROGRAPH_NAME + ("-log" if log else "")) if is_q else f"hydrolens-panel-{names[0]}"
-        fig = _figure(name, p["title"], self.x_range, 240 if is_q else 170, y_label, log)
+        fig = _figure(name, p["title"], self.x_range, 240 if is_q else 170, y_label, log, self.kit)
         items, renderers = [], []
         src = self.source
         if p["style"] == "stacked":
@@ -132,8 +169,11 @@ class SeriesView(Viewer):
             items = [(n, [r]) for n, r in zip(names, rs)]
             renderers = rs
         elif p["style"] == "bars":
+            # daily totals as one stepped area (a bar per day without a glyph per day: 5479 bars
+            # of a 15-year period cost ~8x the paint time of the other panels)
             for i, n in enumerate(names):
-                r = fig.vbar(x="time", top=n, width=DAY_MS * 0.9, source=src, color=color_of(n, i))
+                r = fig.varea_step(x="time", y1=0, y2=n, step_mode="center", source=src,
+                                   fill_color=color_of(n, i), fill_alpha=0.85)
                 items.append((n, [r]))
                 renderers.append(r)
             fig.y_range.start = 0
@@ -219,8 +259,18 @@ class SeriesView(Viewer):
         self.state.period = "" if (lo, hi) == full else f"{lo}..{hi}"
 
     def _show_log(self, *_events) -> None:
-        for fig, is_log in getattr(self, "_scaled", []):
-            fig.visible = is_log == self.state.log_q
+        log = self.state.log_q
+        for p, twins in getattr(self, "_scaled", []):
+            if log not in twins:  # first use of the log scale: build the twin beside the other
+                twin = twins[False]
+                twins[True] = fig = self._panel_figure(p, True)
+                children = list(self._column.children)
+                children.insert(children.index(twin) + 1, fig)
+                self._column.children = children
+                if self.source.data.get("time") is not None and twin.title.text:
+                    fig.title.text = twin.title.text
+            for is_log, fig in twins.items():
+                fig.visible = is_log == log
 
     def _csv(self):
         """The site's series as CSV (time, one column per variable; units in the header)."""
@@ -251,9 +301,14 @@ class TraceView(Viewer):
     """
 
     state = param.ClassSelector(class_=AppState, doc="The explorer state.")
+    shown = param.Boolean(default=True, doc=(
+        "Whether the view is on screen. While False (a hidden tab) run and site changes are only "
+        "noted; the figures and data are brought up to date when it becomes True."))
 
     def __init__(self, state: AppState, x_range: Range1d | None = None, **params):
         super().__init__(state=state, **params)
+        self._stale = False
+        self.kit = AxisKit()
         self.x_range = x_range or Range1d(start=0, end=1)
         self.source = ColumnDataSource({"time": []}, name=TRACES_NAME)
         self.reference = pn.widgets.Select(name="Static reference run", width=360)
@@ -266,7 +321,20 @@ class TraceView(Viewer):
         state.param.watch(self._rebuild, ["variables", "runs"])
         state.param.watch(self._show_basin, "basin")
         self.reference.param.watch(self._show_reference, "value")
+        self.param.watch(self._show, "shown")
         self._rebuild()
+
+    def _deferred(self) -> bool:
+        """True (and the view marked stale) when hidden: the caller skips its work."""
+        if not self.shown:
+            self._stale = True
+        return not self.shown
+
+    def _show(self, *_events) -> None:
+        if self.shown and self._stale:
+            self._stale = False
+            self._key = None
+            self._rebuild()
 
     def dynamic_names(self) -> list[str]:
         """The run's dynamic parameters (from parameters.nc attributes)."""
@@ -289,6 +357,8 @@ class TraceView(Viewer):
         return opts
 
     def _rebuild(self, *_events) -> None:
+        if self._deferred():
+            return
         names = self.dynamic_names()
         key = (self.state.run_id, tuple(names), len(self.state.runs))
         if key == self._key:
@@ -314,7 +384,7 @@ class TraceView(Viewer):
         for i, n in enumerate(names):
             v = self.state.variable(n)
             fig = _figure(f"hydrolens-trace-{n}", f"{n}ᵗ: {v.long_name}", self.x_range, 190,
-                          f"{n} ({units_label(v.units)})")
+                          f"{n} ({units_label(v.units)})", kit=self.kit)
             # the axis follows the data (βᵗ moves within a small part of its bounds); the
             # ParamSpec bounds are in the legend
             fig.y_range.range_padding = 0.3
@@ -331,17 +401,17 @@ class TraceView(Viewer):
             fig.legend.label_text_font_size = "11px"
             figs.append(fig)
         ctx = _figure("hydrolens-trace-context", "Context: soil moisture SM and precipitation P",
-                      self.x_range, 190, "SM (mm)")
+                      self.x_range, 190, "SM (mm)", kit=self.kit)
         have = {v.name for v in self.state.variables}
         if "SM" in have:
             ctx.line("time", "SM", source=self.source, color=color_of("SM", 0), line_width=1.3,
                      legend_label="SM (mm)")
         if "P" in have:
-            from bokeh.models import LinearAxis
             ctx.extra_y_ranges = {"p": Range1d(0, 1)}
-            ctx.add_layout(LinearAxis(y_range_name="p", axis_label="P (mm/d)"), "right")
-            ctx.vbar(x="time", top="P", width=DAY_MS * 0.9, source=self.source, y_range_name="p",
-                     color=color_of("P", 0), alpha=0.5, legend_label="P (mm/d)")
+            ctx.add_layout(self.kit.linear_axis("P (mm/d)", y_range_name="p"), "right")
+            ctx.varea_step(x="time", y1=0, y2="P", step_mode="center", source=self.source,
+                           y_range_name="p", fill_color=color_of("P", 0), fill_alpha=0.5,
+                           legend_label="P (mm/d)")
         ctx.legend.location = "top_left"
         ctx.legend.label_text_font_size = "11px"
         self._ctx = ctx
@@ -352,6 +422,8 @@ class TraceView(Viewer):
         self._show_basin()
 
     def _show_basin(self, *_events) -> None:
+        if self._deferred():
+            return
         names = self.dynamic_names()
         if not names:
             self.source.data = {"time": []}

@@ -16,7 +16,7 @@ import param
 from panel.viewable import Viewer
 
 from explorer.state import AppState, fmt, readable, run_label
-from explorer.style import CSS
+from explorer.style import html_pane
 
 GROUP_TITLES = {"metric": "Skill (test period)", "signature": "Signatures", "parameter": "Learned parameters"}
 
@@ -60,9 +60,9 @@ class RunPanel(Viewer):
             label="↻ Refresh runs", color="light", sizing_mode="stretch_width"
         )
         self.basin_select = pn.widgets.Select(label="Basin", sizing_mode="stretch_width")
-        self.summary = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS])
+        self.summary = html_pane()
         #: runs whose files cannot be read, named with the reason (they never hide the others)
-        self.corrupt = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[CSS], visible=False)
+        self.corrupt = html_pane(sizing_mode="stretch_width", visible=False)
         self._layout = pn.Column(
             self.run_select,
             self.refresh_button,

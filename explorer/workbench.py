@@ -21,7 +21,7 @@ from panel.viewable import Viewer
 
 from core.jobs import FINAL_STATES, JobError, JobRunner
 from explorer.mapview import describe_selection
-from explorer.style import html_pane
+from explorer.style import html_pane, stylesheets
 from explorer.state import AppState, escape_html as escape, parse_ids
 
 #: Attribute filters: column of the site table -> (label, units).
@@ -288,7 +288,7 @@ class _JobRow:
                               pn.Row(self.cancel, self.resume, self.show),
                               pn.Card(self.log, title="log", collapsed=True, sizing_mode="stretch_width",
                                       header_background="#f1f5f9"),
-                              css_classes=["hl-job"], sizing_mode="stretch_width",
+                              css_classes=["hl-job"], stylesheets=stylesheets(), sizing_mode="stretch_width",
                               styles={"border-bottom": "1px solid #e5e7eb", "padding-bottom": "6px"})
 
     def update(self, job, progress) -> None:
@@ -345,7 +345,11 @@ class JobsPanel(Viewer):
     def refresh(self) -> None:
         """Re-read the jobs (and start queued ones where slots are free); update the rows."""
         try:
-            jobs = self.runner.jobs()[: self.limit]
+            jobs = self.runner.jobs(pump=False)
+            if any(j.state == "queued" for j in jobs):  # start them where slots are free
+                self.runner.pump()
+                jobs = self.runner.jobs(pump=False)
+            jobs = jobs[: self.limit]
         except OSError as e:
             self.header.object = f'<div class="hl-error">Jobs cannot be read: {escape(e)}</div>'
             return
@@ -359,8 +363,9 @@ class JobsPanel(Viewer):
         for job in jobs:
             row = self.rows.get(job.job_id) or _JobRow(self, job.job_id)
             self.rows[job.job_id] = row
-            row.update(job, self.runner.progress(job))
             before = self._seen.get(job.job_id)
+            if not (job.final and before == job.state):  # an ended job shown as such stays put
+                row.update(job, self.runner.progress(job))
             if job.final and before is not None and before not in FINAL_STATES:
                 ended_now.append(job)  # ended while this page watched it
             self._seen[job.job_id] = job.state

@@ -238,6 +238,10 @@ def test_traces_hold_the_daily_dynamic_parameters_of_parameters_nc(app, trained_
     import xarray as xr
 
     assert app.traces.dynamic_names() == ["BETA", "GAMMA"]  # δn(γᵗ,βᵗ), from parameters.nc
+    # a hidden tab reads nothing; opening it brings the traces of the shown site
+    assert not app.traces.shown and len(app.traces.source.data["time"]) == 0
+    app.tab = "traces"
+    assert app.traces.shown and app.tabs.active == 1
     data = app.traces.source.data
     with xr.open_dataset(trained_run.parameters_path) as p:
         for name in ("BETA", "GAMMA"):

