@@ -249,6 +249,9 @@ class SignatureView(Viewer):
     """
 
     state = param.ClassSelector(class_=AppState, doc="The explorer state.")
+    shown = param.Boolean(default=True, doc=(
+        "Whether the view is on screen. The figures are built the first time it is True (a "
+        "hidden tab costs no figures); `source` and its selection are kept linked throughout."))
 
     def __init__(self, state: AppState, map_source: ColumnDataSource | None = None, **params):
         super().__init__(state=state, **params)
@@ -256,27 +259,18 @@ class SignatureView(Viewer):
         self._key: tuple | None = None
         self._syncing = False
         self.source = ColumnDataSource(signature_columns([], None), name=SIGNATURE_SOURCE_NAME)
-        self.bfi_figure = self._make_figure(
-            BFI_SCATTER_NAME, "BFI_camels", "BFI_sim", "CAMELS baseflow index (–)",
-            "simulated baseflow index (–)",
-            [("site", "@basin"), ("name", "@gauge_name"), ("BFI sim", "@BFI_sim{0.000}"),
-             ("BFI CAMELS", "@BFI_camels{0.000}")], unit_range=True)
-        self.et_figure = self._make_figure(
-            ET_SCATTER_NAME, "P_minus_Q", "ET_mean", "P − Q (mm/d)", "mean simulated ET (mm/d)",
-            [("site", "@basin"), ("name", "@gauge_name"), ("ET sim", "@ET_mean{0.00} mm/d"),
-             ("P − Q", "@P_minus_Q{0.00} mm/d")], unit_range=False)
-        self._bfi_box, self._bfi_note = self._boxed(self.bfi_figure)
-        self._et_box, self._et_note = self._boxed(self.et_figure)
+        self.bfi_figure = self.et_figure = None
+        self._content = pn.Column(sizing_mode="stretch_width")
         self._layout = pn.Column(
-            pn.Row(pn.Column(self._bfi_note, self._bfi_box, sizing_mode="stretch_width"),
-                   pn.Column(self._et_note, self._et_box, sizing_mode="stretch_width"),
-                   sizing_mode="stretch_width"),
+            self._content,
             html_pane(
                 '<div class="hl-caption">Per site of the selected run, test period. Dashed: 1:1. '
                 "Select sites on a scatter (tap, box, lasso) to pick them on the map; sites "
                 "picked on the map are highlighted here.</div>"),
             sizing_mode="stretch_width",
         )
+        self.param.watch(self._build, "shown")
+        self._build()
         if map_source is not None:
             map_source.on_change("data", self._on_map_data)
             map_source.selected.on_change("indices", self._from_map)
@@ -289,6 +283,28 @@ class SignatureView(Viewer):
         self.refresh()
 
     # -- building ------------------------------------------------------------------------------
+    def _build(self, *_events) -> None:
+        """Build the two scatters (once, when first shown) and show the current titles."""
+        if not self.shown or self.bfi_figure is not None:
+            return
+        self.bfi_figure = self._make_figure(
+            BFI_SCATTER_NAME, "BFI_camels", "BFI_sim", "CAMELS baseflow index (–)",
+            "simulated baseflow index (–)",
+            [("site", "@basin"), ("name", "@gauge_name"), ("BFI sim", "@BFI_sim{0.000}"),
+             ("BFI CAMELS", "@BFI_camels{0.000}")], unit_range=True)
+        self.et_figure = self._make_figure(
+            ET_SCATTER_NAME, "P_minus_Q", "ET_mean", "P − Q (mm/d)", "mean simulated ET (mm/d)",
+            [("site", "@basin"), ("name", "@gauge_name"), ("ET sim", "@ET_mean{0.00} mm/d"),
+             ("P − Q", "@P_minus_Q{0.00} mm/d")], unit_range=False)
+        self._bfi_box, self._bfi_note = self._boxed(self.bfi_figure)
+        self._et_box, self._et_note = self._boxed(self.et_figure)
+        self._content.objects = [
+            pn.Row(pn.Column(self._bfi_note, self._bfi_box, sizing_mode="stretch_width"),
+                   pn.Column(self._et_note, self._et_box, sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width")]
+        if self._key is not None:
+            self._show_titles()
+
     def _make_figure(self, name, x, y, xlabel, ylabel, tooltips, unit_range):
         ranges = {"x_range": Range1d(-0.02, 1.02), "y_range": Range1d(-0.02, 1.02)} if unit_range else {}
         fig = figure(name=name, height=340, sizing_mode="stretch_width",
@@ -339,6 +355,8 @@ class SignatureView(Viewer):
         self._show_titles()
 
     def _show_titles(self) -> None:
+        if self.bfi_figure is None:  # not built yet (hidden): `_build` shows them
+            return
         m = self.state.metrics
         run = self.state.run_id
         for fig, box, note, (x, y), what, missing in (

@@ -78,9 +78,9 @@ class HydroLensApp(param.Parameterized):
         self.map = MapView(self.state)
         x_range = Range1d(start=0, end=1, name="hydrolens-x-range")
         self.series = SeriesView(self.state, x_range=x_range)
-        # the traces tab is usually hidden: its figures and data wait until it is shown
+        # views of hidden tabs build their figures and read their data when first shown
         self.traces = TraceView(self.state, x_range=x_range, shown=self.tab == "traces")
-        self.signatures = SignatureView(self.state, self.map.source)
+        self.signatures = SignatureView(self.state, self.map.source, shown=self.tab == "signatures")
         self.compare = CompareView(self.state)
         self.run_panel = RunPanel(self.state)
         self.quantity = QuantityPicker(self.state)
@@ -113,6 +113,11 @@ class HydroLensApp(param.Parameterized):
         except (ValueError, TypeError):  # a malformed URL value: keep the current view
             pass
 
+    def _tab_shown(self, event) -> None:
+        """The views of hidden tabs wait (no figures or data) until their tab is opened."""
+        self.traces.shown = event.new == "traces"
+        self.signatures.shown = event.new == "signatures"
+
     def _launched(self, job) -> None:
         self.jobs.track(job)
         self.workbench.active = 2  # show the jobs
@@ -140,7 +145,7 @@ class HydroLensApp(param.Parameterized):
         self.tabs.active = TABS.index(self.tab)
         self.tabs.param.watch(lambda e: setattr(self, "tab", TABS[e.new]), "active")
         self.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
-        self.param.watch(lambda e: setattr(self.traces, "shown", e.new == "traces"), "tab")
+        self.param.watch(self._tab_shown, "tab")
         main = pn.Column(self.alert, top, pn.Column(self.tabs, **card), sizing_mode="stretch_width")
         store = os.fspath(self.state.store.root)
         template = pn.template.BootstrapTemplate(

@@ -1,8 +1,8 @@
 """Inside a run, for one site: linked time-series panels and the dynamic-parameter traces.
 
 `SeriesView` draws the panels the run itself declares (outputs.nc attribute ``panels``, e.g.
-for HBV: P; T; Q_obs vs Q_sim; Q0/Q1/Q2 stacked; SWE and SM; SUZ and SLZ; ET vs PET), with
-units from the file, one shared x-range (zoom one, all follow), a log-scale toggle for
+for HBV: P with T on a right axis; Q_obs vs Q_sim; Q0/Q1/Q2 stacked; the storages SWE, SM, SUZ,
+SLZ; ET vs PET), with units from the file, one shared x-range (zoom one, all follow), a log-scale toggle for
 streamflow and a CSV download of the site's series. `TraceView` shows the dynamic parameters
 (βᵗ, γᵗ) through time in the manner of Feng et al. (2022, Fig. 4), with soil moisture and
 precipitation for context and the static value of a static run for comparison.
@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.layouts import column as bokeh_column
-from bokeh.models import (BasicTicker, BasicTickFormatter, ColumnDataSource, DatetimeAxis,
+from bokeh.models import (BasicTicker, BasicTickFormatter, ColumnDataSource, DataRange1d, DatetimeAxis,
                           DatetimeTicker, DatetimeTickFormatter, Grid, HoverTool, Legend, LinearAxis,
                           LogAxis, LogScale, LogTicker, LogTickFormatter, Range1d, Span)
 from bokeh.palettes import Category10_10
@@ -155,37 +155,59 @@ class SeriesView(Viewer):
         self._show_basin()
 
     def _panel_figure(self, p: dict, log: bool):
+        """One panel of the run's ``panels`` spec: its ``variables`` drawn in its ``style`` on the
+        left axis, except those listed in ``right``, drawn as lines on a right axis of their own
+        units and range (e.g. T in °C beside P in mm/d)."""
         names = p["variables"]
-        units = [self.state.variable(n).units if self.state.variable(n) else "" for n in names]
-        y_label = units_label(units[0]) if len(set(units)) == 1 else " / ".join(map(units_label, units))
+        right = [n for n in p.get("right", []) if n in names]
+        left = [n for n in names if n not in right] or names
+        right = [n for n in right if n not in left]
+        unit = {n: self.state.variable(n).units if self.state.variable(n) else "" for n in names}
+
+        def label(ns):
+            us = list(dict.fromkeys(units_label(unit[n]) for n in ns))
+            return " / ".join(us)
+
         is_q = "Q_sim" in names
         name = (HYDROGRAPH_NAME + ("-log" if log else "")) if is_q else f"hydrolens-panel-{names[0]}"
-        fig = _figure(name, p["title"], self.x_range, 240 if is_q else 170, y_label, log, self.kit)
+        fig = _figure(name, p["title"], self.x_range, 240 if is_q else 170, label(left), log, self.kit)
         items, renderers = [], []
         src = self.source
         if p["style"] == "stacked":
-            rs = fig.varea_stack(stackers=names, x="time", source=src,
-                                 color=[color_of(n, i) for i, n in enumerate(names)], alpha=0.8)
-            items = [(n, [r]) for n, r in zip(names, rs)]
-            renderers = rs
+            rs = fig.varea_stack(stackers=left, x="time", source=src,
+                                 color=[color_of(n, i) for i, n in enumerate(left)], alpha=0.8)
+            items = [(n, [r]) for n, r in zip(left, rs)]
+            renderers = list(rs)
         elif p["style"] == "bars":
             # daily totals as one stepped area (a bar per day without a glyph per day: 5479 bars
             # of a 15-year period cost ~8x the paint time of the other panels)
-            for i, n in enumerate(names):
+            for i, n in enumerate(left):
                 r = fig.varea_step(x="time", y1=0, y2=n, step_mode="center", source=src,
                                    fill_color=color_of(n, i), fill_alpha=0.85)
                 items.append((n, [r]))
                 renderers.append(r)
             fig.y_range.start = 0
         else:
-            for i, n in enumerate(names):
+            for i, n in enumerate(left):
                 r = fig.line("time", n, source=src, color=color_of(n, i), line_width=1.3,
                              alpha=0.9, name=f"line-{n}")
                 items.append((LABELS.get(n, n), [r]))
                 renderers.append(r)
+        fig.y_range.renderers = list(renderers)  # the left axis fits its own variables only
+        if right:
+            fig.extra_y_ranges = {"right": DataRange1d()}
+            fig.add_layout(self.kit.linear_axis(label(right), y_range_name="right"), "right")
+            drawn = []
+            for i, n in enumerate(right, start=len(left)):
+                r = fig.line("time", n, source=src, color=color_of(n, i), line_width=1.1,
+                             alpha=0.8, y_range_name="right", name=f"line-{n}")
+                items.append((f"{LABELS.get(n, n)} (right)", [r]))
+                drawn.append(r)
+            fig.extra_y_ranges["right"].renderers = drawn
+            renderers += drawn
         fig.add_tools(HoverTool(renderers=renderers[:1], mode="vline", formatters={"@time": "datetime"},
                                 tooltips=[("date", "@time{%F}")] + [
-                                    (n, f"@{{{n}}}{{0.00}} {units_label(u)}") for n, u in zip(names, units)]))
+                                    (n, f"@{{{n}}}{{0.00}} {units_label(unit[n])}") for n in left + right]))
         fig.add_layout(Legend(items=items, orientation="horizontal", click_policy="hide",
                               border_line_color=None, margin=0, padding=2, label_text_font_size="11px"),
                        "above")

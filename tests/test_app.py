@@ -274,6 +274,12 @@ def test_signatures_and_selection_panels_follow_the_run(app, trained_run):
     assert cfg["data"]["basins"] == app.state.selection and cfg["model"]["variant"] == "delta_n_gamma_beta"
     picker.clear.clicks += 1
     assert app.state.selection == [] and app.launcher.launch.disabled
+    # the signature scatters: no figures while their tab is hidden, built and titled when opened
+    assert app.signatures.bfi_figure is None
+    assert list(app.signatures.source.data["basin"]) == list(app.map.source.data["basin"])
+    app.tab = "signatures"
+    title = app.signatures.bfi_figure.title.text
+    assert title.startswith("Baseflow index: simulated vs CAMELS · r = ") and f"n = {len(metrics)}" in title
 
 
 def test_run_panel_lists_runs_newest_first_with_summary(app, trained_run):

@@ -54,7 +54,8 @@ def test_outputs_nc_is_self_describing(trained_run):
         assert float(o["P"].min()) >= 0 and float(o["PET"].min()) >= 0
         assert o.attrs["site_kind"] == "basin"
     panels = trained_run.panels()
-    assert [p["variables"] for p in panels][:3] == [["P"], ["T"], ["Q_obs", "Q_sim"]]
+    assert [p["variables"] for p in panels][:2] == [["P", "T"], ["Q_obs", "Q_sim"]]
+    assert panels[0]["right"] == ["T"]  # °C on its own axis beside mm/d
     assert any(p["style"] == "stacked" and p["variables"] == ["Q0", "Q1", "Q2"] for p in panels)
     kinds = {v.name: v for v in trained_run.variables()}
     assert kinds["BETA"].parameter_type == "dynamic" and kinds["BETA"].bounds == (1.0, 6.0)

@@ -192,7 +192,8 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
             sim = sim.assign_coords({c: ds[c]})
     period = f"{str(start)[:10]}..{str(end)[:10]}"
     sim.attrs.update(variant=cfg.model.variant, period=period, site_kind="basin",
-                     panels=json.dumps(list(HBV_PANELS) if "Q2" in sim else [HBV_PANELS[2]]))
+                     panels=json.dumps(list(HBV_PANELS) if "Q2" in sim  # an LSTM run: streamflow only
+                                       else [p for p in HBV_PANELS if "Q_sim" in p["variables"]]))
     params.attrs.update(variant=cfg.model.variant, period=period, site_kind="basin",
                         dynamic=",".join(n for n in params.data_vars
                                          if params[n].attrs.get("parameter_type") == "dynamic"

@@ -121,18 +121,20 @@ DERIVED_OUTPUTS = {
 
 #: How a run of this backbone is displayed: linked time-series panels, in order. Each panel has
 #: a title, the variables it draws (missing ones are skipped), a style (``lines``, ``stacked``
-#: areas, ``bars``) and whether a log-scale toggle makes sense. Written into outputs.nc
+#: areas, ``bars``) for them, optionally ``right``: variables drawn as lines on a second y-axis
+#: of their own units, and whether a log-scale toggle makes sense. Written into outputs.nc
 #: (attribute ``panels``, JSON) so the explorer learns them from the run, not from HBV lists.
+#: Five panels: each one is ~0.15 s of a page's start, so variables that share a panel's time
+#: axis and units share it (forcing; the four storages in mm).
 HBV_PANELS: tuple[dict, ...] = (
-    {"title": "Precipitation P", "variables": ["P"], "style": "bars"},
-    {"title": "Air temperature T", "variables": ["T"], "style": "lines"},
+    {"title": "Forcing: precipitation P (bars) and air temperature T (right axis)",
+     "variables": ["P", "T"], "style": "bars", "right": ["T"]},
     {"title": "Streamflow: observed vs simulated", "variables": ["Q_obs", "Q_sim"], "style": "lines",
      "log": True},
     {"title": "Runoff components Q0 (fast), Q1 (interflow), Q2 (baseflow)",
      "variables": ["Q0", "Q1", "Q2"], "style": "stacked"},
-    {"title": "Snow and soil water: SWE, SM", "variables": ["SWE", "SM"], "style": "lines"},
-    {"title": "Groundwater: upper (SUZ) and lower (SLZ) zone storage", "variables": ["SUZ", "SLZ"],
-     "style": "lines"},
+    {"title": "Storages: snow SWE, soil moisture SM, upper (SUZ) and lower (SLZ) groundwater zone",
+     "variables": ["SWE", "SM", "SUZ", "SLZ"], "style": "lines"},
     {"title": "Evapotranspiration: ET vs PET", "variables": ["PET", "ET"], "style": "lines"},
 )
 
