@@ -398,6 +398,9 @@ class TraceView(Viewer):
                 "(Feng et al. 2022, Fig. 4).</div>" if self.state.metrics is not None else "")
             return
         self.reference.visible = True
+        # the site's data first: figures that reach the page before their columns draw nothing
+        # and warn ("nonexistent field", "could not set initial ranges")
+        self._show_basin()
         opts = self._reference_options(names)
         self.reference.options = opts
         if self.reference.value not in opts.values():
@@ -431,9 +434,8 @@ class TraceView(Viewer):
         if "P" in have:
             ctx.extra_y_ranges = {"p": Range1d(0, 1)}
             ctx.add_layout(self.kit.linear_axis("P (mm/d)", y_range_name="p"), "right")
-            ctx.varea_step(x="time", y1=0, y2="P", step_mode="center", source=self.source,
-                           y_range_name="p", fill_color=color_of("P", 0), fill_alpha=0.5,
-                           legend_label="P (mm/d)")
+            ctx.vbar(x="time", top="P", width=DAY_MS * 0.9, source=self.source, y_range_name="p",
+                     color=color_of("P", 0), alpha=0.5, legend_label="P (mm/d)")
         ctx.legend.location = "top_left"
         ctx.legend.label_text_font_size = "11px"
         self._ctx = ctx
