@@ -193,6 +193,12 @@ def test_default_basin_is_the_median_nse_basin_and_series_are_filled(app, traine
     # every variable of every panel the run declares is drawn
     for panel in trained_run.panels():
         assert all(n in data for n in panel["variables"]), panel
+    # T (°C) is drawn on its own right axis beside P (mm/d), and fits its own range
+    forcing = app.series.figures["hydrolens-panel-P"]
+    t_line = next(r for r in forcing.renderers if r.name == "line-T")
+    assert t_line.y_range_name == "right" and forcing.extra_y_ranges["right"].renderers == [t_line]
+    assert [a.axis_label for a in forcing.right] == ["°C"] and forcing.left[0].axis_label == "mm/d"
+    assert t_line not in forcing.y_range.renderers
 
 
 def test_tapping_a_site_shows_its_series(app, trained_run):
