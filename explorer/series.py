@@ -199,8 +199,9 @@ class SeriesView(Viewer):
             fig.add_layout(self.kit.linear_axis(label(right), y_range_name="right"), "right")
             drawn = []
             for i, n in enumerate(right, start=len(left)):
-                r = fig.line("time", n, source=src, color=color_of(n, i), line_width=1.1,
-                             alpha=0.8, y_range_name="right", name=f"line-{n}")
+                # context on the right axis: thin and light, so the left variables stay in front
+                r = fig.line("time", n, source=src, color=color_of(n, i), line_width=0.8,
+                             alpha=0.45, y_range_name="right", name=f"line-{n}")
                 items.append((f"{LABELS.get(n, n)} (right)", [r]))
                 drawn.append(r)
             fig.extra_y_ranges["right"].renderers = drawn
