@@ -401,7 +401,7 @@ class TraceView(Viewer):
         self.reference.visible = True
         # the site's data first: figures that reach the page before their columns draw nothing
         # and warn ("nonexistent field", "could not set initial ranges")
-        self._show_basin()
+        series = self._load_site()
         opts = self._reference_options(names)
         self.reference.options = opts
         if self.reference.value not in opts.values():
@@ -444,24 +444,38 @@ class TraceView(Viewer):
         self.figs = figs
         self.plots.objects = [pn.pane.Bokeh(bokeh_column(*figs, sizing_mode="stretch_width"),
                                             sizing_mode="stretch_width")]
-        self._show_basin()
+        if series is not None:
+            self._decorate(series)
 
     def _show_basin(self, *_events) -> None:
         if self._deferred():
             return
+        series = self._load_site()
+        if series is not None:
+            self._decorate(series)
+
+    def _load_site(self) -> pd.DataFrame | None:
+        """Put the shown site's dynamic parameters, SM and P in `source`; the frame, or None
+        (no dynamic parameters, or no site: `source` emptied, the note says why)."""
         names = self.dynamic_names()
         if not names:
             self.source.data = {"time": []}
-            return
+            return None
         have = {v.name for v in self.state.variables}
         cols = names + [c for c in ("SM", "P") if c in have]
         series = self.state.series(names=cols)
         if series is None:
             self.source.data = {"time": []}
             self.note.object = '<div class="hl-muted">Select a site of this run on the map.</div>'
-            return
-        data = {"time": series.index.to_numpy(), **{c: series[c].to_numpy(np.float32) for c in series}}
-        self.source.data = data
+            return None
+        self.source.data = {"time": series.index.to_numpy(),
+                            **{c: series[c].to_numpy(np.float32) for c in series}}
+        return series
+
+    def _decorate(self, series: pd.DataFrame) -> None:
+        """The P axis, the note (daily ranges) and the reference run's static values for the
+        site whose ``series`` (from `_load_site`) is shown."""
+        names = self.dynamic_names()
         if "P" in series and hasattr(self, "_ctx"):
             pmax = float(np.nanmax(series["P"])) if len(series) else 1.0
             self._ctx.extra_y_ranges["p"].update(start=pmax * 3 if pmax > 0 else 1, end=0)  # P from the top
