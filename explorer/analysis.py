@@ -478,29 +478,17 @@ class CompareView(Viewer):
         return fig
 
     def _make_map(self):
-        import geoviews as gv
-        import geoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend's plots)
-        import holoviews as hv
-
-        from explorer.geomap import CONUS_CRS, basemap
+        from explorer.geomap import site_map
 
         df = pd.DataFrame({k: pd.Series(dtype=object if k in ("basin", "gauge_name") else float)
                            for k in ("x", "y", "basin", "gauge_name", "lon", "lat", "NSE_1", "NSE_2",
                                      "dNSE")})
-        points = gv.Points(df, kdims=["x", "y"], vdims=[c for c in df.columns if c not in ("x", "y")],
-                           crs=CONUS_CRS).opts(
+        fig, renderer = site_map(
+            df, name=DNSE_MAP_NAME, key="dNSE", title_font_size="14px",
             tools=["hover"], size=9, color="#9ca3af", line_color="#1f2937",
             hover_tooltips=[("site", "@basin"), ("name", "@gauge_name"),
                             ("NSE run 1", "@NSE_1{0.000}"), ("NSE run 2", "@NSE_2{0.000}"),
-                            ("ΔNSE", "@dNSE{+0.000}")],
-            backend="bokeh")
-        fig = hv.render(basemap() * points, backend="bokeh")
-        fig.name = DNSE_MAP_NAME
-        fig.toolbar.logo = None
-        fig.title.text_font_size = "14px"
-        fig.sizing_mode = "stretch_width"
-        renderer = next(r for r in fig.renderers
-                        if hasattr(r, "data_source") and "dNSE" in r.data_source.column_names)
+                            ("ΔNSE", "@dNSE{+0.000}")])
         source = renderer.data_source
         source.name = DNSE_SOURCE_NAME
         mapper = LinearColorMapper(palette=list(DNSE_PALETTE), low=-DNSE_CLIP, high=DNSE_CLIP,

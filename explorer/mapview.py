@@ -19,7 +19,7 @@ from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper, Scatter
 from bokeh.palettes import RdBu11, Viridis256, interp_palette
 from panel.viewable import Viewer
 
-from explorer.geomap import basemap, project
+from explorer.geomap import project, site_map
 from explorer.state import AppState, Quantity, echo_guard
 
 #: NSE/KGE colour scale in bins of 0.1, clipped to [-0.5, 1]: red to yellow below 0 (worse than
@@ -151,25 +151,13 @@ class MapView(Viewer):
             return "basin"
 
     def _make_figure(self):
-        import geoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend's plots)
-        import holoviews as hv
-
         cols = site_columns(self.state.sites, pd.Index([]), pd.Series(dtype=float))
-        df = pd.DataFrame(cols)
-        # x/y are already CONUS_CRS metres (`project`): a plain HoloViews element on the
-        # basemap's projection, which GeoViews has nothing to re-project on each render
-        points = hv.Points(df, kdims=["x", "y"], vdims=[c for c in df.columns if c not in ("x", "y")]).opts(
+        fig, renderer = site_map(
+            pd.DataFrame(cols), name=MAP_NAME, key="basin",
             tools=["hover", "tap", "box_select", "lasso_select"], size=SIZE_OTHER, color="#9ca3af",
             hover_tooltips=[("site", "@basin"), ("name", "@gauge_name"), ("value", "@value{0.000}"),
                             ("lat, lon", "@lat{0.00}, @lon{0.00}")],
-            line_color="#1f2937", nonselection_alpha=0.35, backend="bokeh")
-        fig = hv.render(basemap() * points, backend="bokeh")
-        fig.name = MAP_NAME
-        fig.toolbar.logo = None
-        fig.title.text_font_size = "15px"
-        fig.sizing_mode = "stretch_width"
-        renderer = next(r for r in fig.renderers
-                        if hasattr(r, "data_source") and "basin" in r.data_source.column_names)
+            line_color="#1f2937", nonselection_alpha=0.35)
         renderer.data_source.name = BASINS_NAME
         return fig, renderer.data_source, renderer
 
