@@ -5,6 +5,8 @@ Measures, with the same headless Chromium (playwright, Debian's /usr/bin/chromiu
 
   ready     navigation -> the map and the hydrograph are drawn (their views have finished),
             in a fresh page of a browser whose HTTP cache is warm (a returning user);
+  complete  the same navigation -> every time-series panel of the run is on the page and drawn
+            (the panels below the hydrograph follow the first paint; printed, no target);
   click     a real mouse click on a site of the run -> the hydrograph is titled with that site
             and every figure of the open tab (map, time-series panels) has finished drawing;
   quantity  choosing another map quantity in the sidebar select -> the colour bar shows its
@@ -136,8 +138,10 @@ class Target:
     """One served page to measure: the explorer or the reference."""
 
     def __init__(self, name: str, url: str, *, map_name: str, source_name: str, colorbar: str,
-                 ready: str, titled: str, clicked: str, select_label: str, proc: subprocess.Popen):
+                 ready: str, titled: str, clicked: str, select_label: str, proc: subprocess.Popen,
+                 complete: str | None = None, n_panels: int = 0):
         self.name, self.url, self.proc = name, url, proc
+        self.complete, self.n_panels = complete or ready, n_panels
         self.map_name, self.source_name, self.colorbar = map_name, source_name, colorbar
         self.ready, self.titled, self.clicked = ready, titled, clicked
         self.select_label = select_label
@@ -147,6 +151,17 @@ EXPLORER_READY = """
   const fig = model("hydrolens-hydrograph");
   return finished(model("hydrolens-map")) && fig != null && fig.title.text.length > 0
          && finished(fig);
+"""
+EXPLORER_COMPLETE = """
+  // arg: the number of time-series panels of the run; each has a view that has finished
+  let k = 0;
+  for (const m of doc._all_models.values()) {
+    const name = m.name || "";
+    if (name !== "hydrolens-hydrograph" && !name.startsWith("hydrolens-panel-")) continue;
+    if (!finished(m)) return false;
+    k++;
+  }
+  return k >= arg && all_drawn();
 """
 EXPLORER_CLICKED = """
   const fig = model("hydrolens-hydrograph");
@@ -327,23 +342,29 @@ def new_page(context, errors: list[str]):
     return page
 
 
-def measure_ready(context, target: Target, repeats: int, errors: list[str]) -> list[float]:
-    samples = []
+def measure_ready(context, target: Target, repeats: int, errors: list[str]) -> tuple[list[float], list[float]]:
+    """(ready, complete) seconds after navigation, one of each per repeat."""
+    ready, complete = [], []
     for _ in range(repeats):
         page = new_page(context, errors)
         t0 = time.perf_counter()
         page.goto(target.url, wait_until="commit")
         if not page.evaluate(js_wait(target.ready)):
             raise RuntimeError(f"{target.name}: page not ready within 60 s")
-        samples.append(time.perf_counter() - t0)
+        ready.append(time.perf_counter() - t0)
+        if not page.evaluate(js_wait(target.complete), target.n_panels):
+            raise RuntimeError(f"{target.name}: page not complete within 60 s")
+        complete.append(time.perf_counter() - t0)
         page.close()
-    return samples
+    return ready, complete
 
 
 def open_ready(context, target: Target, errors: list[str]):
+    """A new page of `target`, complete (every panel drawn)."""
     page = new_page(context, errors)
     page.goto(target.url, wait_until="commit")
-    if not page.evaluate(js_wait(target.ready)):
+    if not page.evaluate(js_wait(target.ready)) or not page.evaluate(
+            js_wait(target.complete), target.n_panels):
         raise RuntimeError(f"{target.name}: page not ready within 60 s")
     return page
 
@@ -421,7 +442,7 @@ def measure(browser, target: Target, repeats: int) -> dict:
     try:
         # memory first, from a server that has served no session yet
         result = measure_rss(context, target, errors)
-        result["ready"] = measure_ready(context, target, repeats, errors)
+        result["ready"], result["complete"] = measure_ready(context, target, repeats, errors)
         page = open_ready(context, target, errors)
         result["click"], result["click_shown"] = measure_click(page, target, repeats)
         result["quantity"] = measure_quantity(page, target, repeats)
@@ -459,6 +480,8 @@ def report(ours: dict, ref: dict | None, info: str) -> None:
         if ref:
             print(f"{'':<10} {'':>10} {'':>10} {'':>4} {'':>10} {'':>7}   reference: "
                   + " ".join(f"{v:.3f}" for v in ref[key]))
+    print(f"complete: every time-series panel drawn after {fmt_s(statistics.median(ours['complete']))} "
+          f"(median; samples {' '.join(f'{v:.3f}' for v in ours['complete'])})")
     print(f"click: the hydrograph's new title (the server's last update) was on the page after "
           f"{fmt_s(statistics.median(ours['click_shown']))} (median; samples "
           f"{' '.join(f'{v:.3f}' for v in ours['click_shown'])}); the rest is drawing"
@@ -496,10 +519,13 @@ def main(argv: list[str] | None = None) -> int:
     run_id = bench_run(store, a.data_root)
     from core.runs import RunStore
 
+    from core.runs.outputs import panels_of
+
     run = RunStore(store).get(run_id)
     n_sites = len(run.metrics())
     with run.outputs() as ds:
         n_days = ds.sizes["time"]
+        n_panels = len(panels_of(ds))
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_app_"))
     ref_script = tmp / "reference.py"
@@ -518,8 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                 target = Target("explorer", f"{url}?run={run_id}", map_name="hydrolens-map",
                                 source_name="hydrolens-basins", colorbar="hydrolens-colorbar",
                                 ready=EXPLORER_READY, titled=EXPLORER_TITLED,
-                                clicked=EXPLORER_CLICKED,
-                                select_label="Colour the map by", proc=proc)
+                                clicked=EXPLORER_CLICKED, complete=EXPLORER_COMPLETE,
+                                n_panels=n_panels, select_label="Colour the map by", proc=proc)
                 ours = measure(browser, target, a.repeats)
             finally:
                 stop(proc)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.runs.outputs import panels_of
 from test_app import serve_app
 
 pytestmark = pytest.mark.browser
@@ -132,6 +133,24 @@ HYDROGRAPH_JS = js("""
   const sum = (a) => a.reduce((acc, v) => (v == null ? acc : acc + v), 0);
   const q = column(source, "Q_obs"), s = column(source, "Q_sim");
   return {title: fig.title.text, n: q.length, obs_sum: sum(q), sim_sum: sum(s)};
+""")
+
+# The time-series panels on screen (name -> has finished drawing); the panels below the
+# hydrograph follow the first paint (SeriesView._rebuild), so tests wait for them.
+SERIES_PANELS_BODY = """
+  const out = {};
+  for (const m of Bokeh.documents[0]._all_models.values()) {
+    const name = m.name || "";
+    if (name !== "hydrolens-hydrograph" && !name.startsWith("hydrolens-panel-")) continue;
+    const view = Bokeh.index.find_one(m);
+    if (view != null) out[name] = view.has_finished() && view.el.getBoundingClientRect().height > 50;
+  }
+"""
+SERIES_PANELS_JS = js(SERIES_PANELS_BODY + "return out;")
+# at least `arg` panels on screen, all drawn
+SERIES_PANELS_DRAWN_JS = js(SERIES_PANELS_BODY + """
+  const drawn = Object.values(out);
+  return drawn.length >= arg && drawn.every(Boolean);
 """)
 
 # The hydrograph is titled with `arg` (a site id) and drawn on screen.
@@ -499,6 +518,12 @@ def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run):
 
     shown = page.evaluate(HYDROGRAPH_JS)
     assert str(metrics.loc[basin, "gauge_name"]) in shown["title"]
+    # every panel of the run is on the page and drawn, those held back from the first paint too
+    with trained_run.outputs() as ds:
+        names = {"hydrolens-hydrograph" if "Q_sim" in p["variables"]
+                 else f"hydrolens-panel-{p['variables'][0]}" for p in panels_of(ds)}
+    page.wait_for_function(SERIES_PANELS_DRAWN_JS, arg=len(names), timeout=20_000)
+    assert set(page.evaluate(SERIES_PANELS_JS)) == names
     assert f"NSE {float(metrics.loc[basin, 'NSE']):.2f}" in shown["title"]
     with trained_run.outputs() as ds:
         expected = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
