@@ -1,5 +1,8 @@
 """HydroLens data readers: one ``xarray.Dataset`` type for Caravan and raw CAMELS-US.
 
+Gridded SMAP + NLDAS-2 cells (sites are grid cells, dims ``site``/``time``): :func:`load_smap`
+and :func:`smap_splits` in :mod:`core.datasets.smap`.
+
 Entry point: :func:`load_dataset`. The dataset layout (dims ``basin``/``time``, variables,
 units, attrs) is documented in :mod:`core.datasets.schema`; name lists in ``ds.attrs`` are
 comma-joined strings, read them with :func:`attr_list`.
@@ -42,10 +45,20 @@ from .schema import (
     VARIABLES,
     BasinNotFoundError,
     DataFormatError,
+    SiteNotFoundError,
     attr_list,
     cfs_to_mm_per_day,
     pad_gauge_id,
     pad_gauge_ids,
+)
+from .smap import (
+    SMAP_BAD_CELLS,
+    SMAP_DOWNLOAD_HELP,
+    SMAP_PERIODS,
+    SMAP_STATICS,
+    fao56_pet,
+    load_smap,
+    smap_splits,
 )
 
 __all__ = [
@@ -59,10 +72,14 @@ __all__ = [
     "attach_camels_attributes", "read_forcing", "read_streamflow", "parse_forcing_file",
     "parse_streamflow_file", "forcing_path", "streamflow_path", "list_camels_us_basins",
     "hargreaves_pet", "ATTRIBUTE_FILES", "FORCING_SOURCES",
+    # SMAP + NLDAS-2 grid cells
+    "load_smap", "smap_splits", "fao56_pet", "SMAP_PERIODS", "SMAP_BAD_CELLS", "SMAP_STATICS",
+    "SMAP_DOWNLOAD_HELP",
     # schema
     "FENG2022_ATTRIBUTES", "CATEGORICAL_ATTRIBUTES", "MISSING_CATEGORY_CODE", "SIGNATURES",
     "DYNAMIC_VARS", "CAMELS_EXTRA_VARS", "BASIN_COORDS", "VARIABLES", "DataFormatError",
-    "BasinNotFoundError", "attr_list", "cfs_to_mm_per_day", "pad_gauge_id", "pad_gauge_ids",
+    "BasinNotFoundError", "SiteNotFoundError", "attr_list", "cfs_to_mm_per_day", "pad_gauge_id",
+    "pad_gauge_ids",
     # paths
     "resolve_data_root", "DataRootError", "DOWNLOAD_HELP",
 ]

@@ -114,6 +114,30 @@ class BasinNotFoundError(KeyError):
         return self.message
 
 
+class SiteNotFoundError(BasinNotFoundError):
+    """A requested site id that is not a basin (e.g. a grid cell of a gridded dataset) is not
+    available.
+
+    Same contract as :class:`BasinNotFoundError` (a subclass, so code catching that one also
+    catches this): the message names the id, where it was looked for and, when cheap, close
+    ids. ``kind`` words the message (``"Grid cell '4120' not found in ..."``); ``site`` (and
+    ``basin``, for the parent's interface) hold the id.
+    """
+
+    def __init__(self, site: str, where: str, candidates: Iterable[str] | None = None,
+                 kind: str = "Site"):
+        self.site = self.basin = site
+        self.where = where
+        close: list[str] = []
+        if candidates is not None:
+            close = difflib.get_close_matches(str(site), list(candidates), n=3, cutoff=0.75)
+        msg = f"{kind} {site!r} not found in {where}."
+        if close:
+            msg += f" Close ids: {', '.join(close)}."
+        self.message = msg
+        KeyError.__init__(self, msg)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 _ID_RE = re.compile(r"^(?:camels_|us_)?(\d{1,8})$")

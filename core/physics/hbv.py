@@ -17,12 +17,13 @@ This module is the reference: any faster kernel must reproduce ``hbv_step`` and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 
-from .spec import GAMMA, HBV_FLUXES, HBV_PARAMETERS, HBV_STATES, OUTPUT_UNITS
+from .backbone import BackboneResult, OutputSpec, check_params
+from .snow import degree_day_snow
+from .spec import FLUX_DESCRIPTIONS, GAMMA, HBV_FLUXES, HBV_PARAMETERS, HBV_STATES, OUTPUT_UNITS, STATE_DESCRIPTIONS
 
 FORCING_NAMES: tuple[str, ...] = ("P", "T", "PET")
 OUTPUT_NAMES: tuple[str, ...] = (*HBV_STATES, *HBV_FLUXES)
@@ -32,20 +33,9 @@ OUTPUT_NAMES: tuple[str, ...] = (*HBV_STATES, *HBV_FLUXES)
 _POW_FLOOR = 1e-6
 
 
-@dataclass
-class HBVResult:
-    """What ``HBV.forward`` returns.
-
-    Attributes:
-        outputs: name -> ``[time, basin]``, component-averaged; states (mm, end of day) and
-            fluxes (mm/d) listed in ``OUTPUT_NAMES``.
-        final_state: name -> ``[basin, nmul]`` (mm), to continue a run (warm-up).
-        components: name -> ``[time, basin, nmul]`` when asked for, else None.
-    """
-
-    outputs: dict[str, torch.Tensor]
-    final_state: dict[str, torch.Tensor]
-    components: dict[str, torch.Tensor] | None = None
+#: What ``HBV.forward`` returns: the backbone contract's result (outputs name -> [time, basin],
+#: final_state name -> [basin, nmul], components on request).
+HBVResult = BackboneResult
 
 
 class RechargeNet(torch.nn.Module):
@@ -127,19 +117,9 @@ def hbv_step(
     tt, cfmax = p["TT"], p["CFMAX"]
     fc = p["FC"]
 
-    # snow routine
-    is_rain = (T >= tt).to(P.dtype)
-    rain = P * is_rain
-    snow = P - rain
-    snowpack = snowpack + snow
-    melt = torch.minimum(torch.clamp(cfmax * (T - tt), min=0.0), snowpack)
-    meltwater = meltwater + melt
-    snowpack = snowpack - melt
-    refreeze = torch.minimum(torch.clamp(p["CFR"] * cfmax * (tt - T), min=0.0), meltwater)
-    snowpack = snowpack + refreeze
-    meltwater = meltwater - refreeze
-    tosoil = torch.clamp(meltwater - p["CWH"] * snowpack, min=0.0)
-    meltwater = meltwater - tosoil
+    # snow routine (core.physics.snow, shared with the VIC-type model)
+    snowpack, meltwater, rain, snow, melt, refreeze, tosoil = degree_day_snow(
+        P, T, snowpack, meltwater, tt, cfmax, p["CFR"], p["CWH"])
 
     # soil routine
     infil = rain + tosoil
@@ -232,32 +212,25 @@ class HBV(torch.nn.Module):
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.parameter_specs)
 
+    name = "hbv"
     output_names = OUTPUT_NAMES
     output_units = OUTPUT_UNITS
+    forcing_names = FORCING_NAMES
+    forcing_units = {"P": "mm d-1", "T": "degC", "PET": "mm d-1"}
+    state_names = HBV_STATES
+    site_property_names: tuple[str, ...] = ()
+    output_specs = tuple(
+        OutputSpec(n, OUTPUT_UNITS[n], STATE_DESCRIPTIONS.get(n) or FLUX_DESCRIPTIONS.get(n, n),
+                   "state" if n in HBV_STATES else "flux")
+        for n in OUTPUT_NAMES)
 
-    def initial_state(self, nbasin: int, dtype=torch.float32, device=None) -> dict[str, torch.Tensor]:
+    def initial_state(self, nbasin: int, dtype=torch.float32, device=None, *,
+                      site: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """All storages at ``init_storage`` mm, each [basin, nmul]."""
         return {
             s: torch.full((nbasin, self.nmul), self.init_storage, dtype=dtype, device=device)
             for s in HBV_STATES
         }
-
-    def _check(self, forcing: torch.Tensor, params: Mapping[str, torch.Tensor]) -> None:
-        if forcing.ndim != 3 or forcing.shape[-1] != len(FORCING_NAMES):
-            raise ValueError(
-                f"forcing must be [time, basin, 3] with (P mm/d, T °C, PET mm/d); got "
-                f"{tuple(forcing.shape)}"
-            )
-        nt, nb = forcing.shape[:2]
-        missing = [n for n in self.parameter_names if n not in params]
-        if missing:
-            raise KeyError(f"HBV parameters missing: {missing}")
-        for name in self.parameter_names:
-            v = params[name]
-            if v.ndim != 3 or v.shape[1:] != (nb, self.nmul) or v.shape[0] not in (1, nt):
-                raise ValueError(
-                    f"parameter {name} must be [1 or {nt}, {nb}, {self.nmul}], got {tuple(v.shape)}"
-                )
 
     def forward(
         self,
@@ -265,6 +238,8 @@ class HBV(torch.nn.Module):
         params: Mapping[str, torch.Tensor],
         state: Mapping[str, torch.Tensor] | None = None,
         return_components: bool = False,
+        *,
+        site: Mapping[str, torch.Tensor] | None = None,
     ) -> HBVResult:
         """Run the HBV over a window.
 
@@ -273,6 +248,7 @@ class HBV(torch.nn.Module):
             params: name -> [1 or time, basin, nmul], physical units (see spec).
             state: name -> [basin, nmul] (mm); default: ``initial_state``.
             return_components: also return per-component series [time, basin, nmul].
+            site: per-site properties (backbone contract); the HBV needs none and ignores it.
 
         Returns:
             HBVResult with component-averaged outputs [time, basin].
@@ -280,7 +256,7 @@ class HBV(torch.nn.Module):
         Raises:
             ValueError / KeyError: wrong shapes or missing parameters (message names them).
         """
-        self._check(forcing, params)
+        check_params(self, forcing, params)
         nt, nb = forcing.shape[:2]
         if state is None:
             state = self.initial_state(nb, forcing.dtype, forcing.device)

@@ -1,0 +1,382 @@
+"""Differentiable VIC-type land-surface model (daily, PyTorch autograd), for SMAP soil moisture.
+
+The process model under the ParaFormer learners of Li & Lu (2023, *Remote Sensing* 15, 3536),
+written from ``../shared/docs/paraformer_vic.md`` section 3, which distils VIC-2L (Liang et al.
+1994, JGR 99(D7), 14415) and the VIC documentation (UW-Hydro/VIC ``SoilParam.md``,
+``runoff.c``, ``arno_evap.c``). No VIC build is used: this module is the model.
+
+States (mm): SNOWPACK, MELTWATER (degree-day snow, ``core.physics.snow``), W1, W2, W3 (three
+soil layers of depths 0.1, 0.4 and 1.0 m). Learnable parameters θ (``VIC_PARAMETERS``): the
+variable-infiltration shape ``infiltr`` (b), ARNO baseflow ``Ds``, ``Dsmax``, ``Ws`` and the
+drainage exponent ``expt``. Soil hydraulics and vegetation cover are fixed per cell from the
+data's statics (``soil_properties``). Each day, in order:
+
+1. snow: liquid input Pw = rain + release of the snowpack (fixed ``SNOW_DEFAULTS``);
+2. ET: bare-soil evaporation Es = (1 − fv)·PET·β_ARNO(W1, b) from layer 1 (VIC ``arno_evap.c``:
+   x = 1 − W1/W1max, r = x^(1/(1+b)), As = 1 − r^b, β = As + (1 − As)(1 − r)(1 + Σₙ₌₁³⁰ b rⁿ/(b + n)))
+   capped by W1; transpiration Et = fv·PET·Σₗ rootₗ·clip((Wₗ − Wwpₗ)/(Wcrₗ − Wwpₗ), 0, 1), each
+   layer's share capped by its water above the wilting point;
+3. variable infiltration curve on layers 1+2 (W = W1 + W2, Wm = W1max + W2max, im = (1 + b)·Wm,
+   i0 = im·[1 − (1 − W/Wm)^(1/(1+b))]): surface runoff R = Pw − (Wm − W) if i0 + Pw ≥ im, else
+   R = Pw − (Wm − W) + Wm·(1 − (i0 + Pw)/im)^(1+b); R clipped to [0, Pw]; the infiltration
+   Pw − R fills W1, the overflow goes to W2;
+4. drainage and ARNO baseflow in ``SUBSTEPS`` sub-steps of dt = 1/SUBSTEPS d, bottom layer first:
+   with s = W3/W3max, Qb = dt·[Dsmax·Ds/Ws·s + 1(s > Ws)·Dsmax·(1 − Ds/Ws)·((s − Ws)/(1 − Ws))²]
+   (≥ 0, ≤ W3); then Q23 and Q12 with Qₗ = Ksat·dt·(Wₗ/Wmaxₗ)^expt, each limited by the donor's
+   water and the receiver's room. Because every transfer is limited by the receiver's room, no
+   layer ever exceeds its capacity and the "excess cascades upward" rule of the doc never fires.
+
+Mass balance per cell and day, to round-off: P = ET + R + Qb + Δ(SNOWPACK + MELTWATER + W1 + W2 + W3),
+and 0 ≤ Wₗ ≤ Wmaxₗ. Power-law bases are clamped to [1e-6, 1 − 1e-6] (the doc) so gradients stay
+finite at empty and full layers; this changes no water amount.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from .backbone import BackboneResult, OutputSpec, check_params
+from .snow import degree_day_snow
+from .spec import ParamSpec
+
+#: Learnable parameters (Li & Lu 2023, Table 1, with the valid VIC ranges of the doc, section 3:
+#: the paper's Ds [0, 7.6] and expt [0, 4.6] are not valid VIC values). Order = learner outputs.
+VIC_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("infiltr", 0.001, 1.0, "1", "variable infiltration curve shape b"),
+    ParamSpec("Ds", 0.001, 1.0, "1", "fraction of Dsmax where non-linear baseflow begins"),
+    ParamSpec("Dsmax", 0.1, 30.0, "mm d-1", "maximum baseflow velocity"),
+    ParamSpec("Ws", 0.1, 0.99, "1", "fraction of the bottom layer's capacity where non-linear baseflow begins"),
+    ParamSpec("expt", 4.0, 25.0, "1", "exponent of the Brooks-Corey drainage (unsaturated conductivity)"),
+)
+
+#: Soil layer depths (m), root fractions per layer, and the constants of the soil statics.
+LAYER_DEPTHS = (0.1, 0.4, 1.0)
+ROOT_FRACTIONS = (0.2, 0.5, 0.3)
+PARTICLE_DENSITY = 2.685          # g cm-3 (φ = 1 − bulk / 2.685)
+PSI_WILTING_MM = -150_000.0       # ψ at the wilting point (−150 m)
+PSI_FIELD_MM = -3_400.0           # ψ at field capacity (−3.4 m); Wcr = 0.7·θ(ψ_fc)
+CRITICAL_FRACTION = 0.7
+
+#: Fixed degree-day snow parameters (TT °C, CFMAX mm °C-1 d-1, CFR, CWH): the doc's "as in the
+#: project's HBV snow routine" with mid-range HBV values [default].
+SNOW_DEFAULTS = {"TT": 0.0, "CFMAX": 3.0, "CFR": 0.05, "CWH": 0.1}
+
+#: Sub-steps per day of the drainage/baseflow routine (doc section 3, step 5) [default].
+SUBSTEPS = 4
+
+#: Terms of the ARNO bare-soil evaporation series (VIC arno_evap.c uses 30).
+ARNO_TERMS = 30
+
+_EPS = 1e-6
+
+VIC_STATES: tuple[str, ...] = ("SNOWPACK", "MELTWATER", "W1", "W2", "W3")
+
+VIC_OUTPUTS: tuple[OutputSpec, ...] = (
+    OutputSpec("SM", "m3 m-3", "surface (layer 1, 0-10 cm) volumetric soil moisture", "state"),
+    OutputSpec("SWE", "mm", "snow water equivalent (SNOWPACK + MELTWATER)", "state"),
+    OutputSpec("W1", "mm", "water in soil layer 1 (0-0.1 m)", "state"),
+    OutputSpec("W2", "mm", "water in soil layer 2 (0.1-0.5 m)", "state"),
+    OutputSpec("W3", "mm", "water in soil layer 3 (0.5-1.5 m)", "state"),
+    OutputSpec("PW", "mm d-1", "liquid water input to the soil (rain + snowpack release)"),
+    OutputSpec("ET", "mm d-1", "actual evapotranspiration (Es + Et)"),
+    OutputSpec("Es", "mm d-1", "bare-soil evaporation (ARNO)"),
+    OutputSpec("Et", "mm d-1", "transpiration"),
+    OutputSpec("R", "mm d-1", "surface runoff (variable infiltration curve)"),
+    OutputSpec("Qb", "mm d-1", "baseflow (ARNO)"),
+    OutputSpec("Q", "mm d-1", "total runoff R + Qb"),
+    OutputSpec("Q12", "mm d-1", "drainage from layer 1 to layer 2"),
+    OutputSpec("Q23", "mm d-1", "drainage from layer 2 to layer 3"),
+)
+VIC_OUTPUT_NAMES = tuple(o.name for o in VIC_OUTPUTS)
+
+#: Per-site properties ``VIC.forward`` needs (``site``), from ``soil_properties``.
+SITE_PROPERTIES = ("Wmax", "Wcr", "Wwp", "Ksat", "fv")
+
+#: How a run of this backbone is displayed (the contract of ``core.physics.spec.HBV_PANELS``).
+VIC_PANELS: tuple[dict, ...] = (
+    {"title": "Forcing: precipitation P (bars) and air temperature T (right axis)",
+     "variables": ["P", "T"], "style": "bars", "right": ["T"]},
+    {"title": "Surface soil moisture: SMAP vs simulated", "variables": ["SM_obs", "SM"], "style": "lines"},
+    {"title": "Runoff: surface R and baseflow Qb", "variables": ["R", "Qb"], "style": "stacked"},
+    {"title": "Storages: snow SWE and soil layers W1, W2, W3", "variables": ["SWE", "W1", "W2", "W3"],
+     "style": "lines"},
+    {"title": "Evapotranspiration: ET (Es + Et) vs PET", "variables": ["PET", "ET", "Es", "Et"],
+     "style": "lines"},
+)
+
+
+def soil_properties(bulk: torch.Tensor, clay: torch.Tensor, sand: torch.Tensor,
+                    ndvi: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Fixed per-cell soil hydraulics and vegetation cover from the SMAP file's statics.
+
+    Args:
+        bulk: soil bulk density [site] (g cm-3).
+        clay, sand: clay and sand fractions [site] (%).
+        ndvi: long-term mean NDVI [site] (-).
+
+    Returns:
+        ``SITE_PROPERTIES``: Wmax, Wcr, Wwp [site, 3] (mm: capacity, critical point, wilting
+        point of each layer), Ksat [site] (mm/d), fv [site] (vegetation fraction, -).
+
+    Raises:
+        ValueError: a property is NaN or out of range (names it and the sites).
+
+    Equations (doc section 3; Clapp & Hornberger 1978 with Cosby et al. 1984):
+        φ = 1 − bulk/2.685; Wmaxₗ = 1000·φ·dₗ; B = 2.91 + 0.159·clay;
+        Ksat = 86400·0.0070556·10^(−0.884 + 0.0153·sand) mm/d; ψsat = −10·10^(1.88 − 0.0131·sand) mm;
+        θ(ψ) = φ·(ψ/ψsat)^(−1/B); Wwpₗ = 1000·dₗ·θ(−150 m); Wcrₗ = 1000·dₗ·0.7·θ(−3.4 m);
+        fv = clip((ndvi − 0.05)/0.6, 0, 1).
+    """
+    for name, v in (("bulk", bulk), ("clay", clay), ("sand", sand), ("ndvi", ndvi)):
+        bad = torch.nonzero(~torch.isfinite(v)).flatten().tolist()
+        if bad:
+            raise ValueError(f"soil_properties: {name} is not finite at site index {bad[:10]}")
+    phi = 1.0 - bulk / PARTICLE_DENSITY
+    if bool((phi <= 0).any() or (phi >= 1).any()):
+        raise ValueError("soil_properties: porosity 1 − bulk/2.685 outside (0, 1); bulk density "
+                         "must be in g cm-3 (0 < bulk < 2.685)")
+    depth = torch.tensor(LAYER_DEPTHS, dtype=bulk.dtype, device=bulk.device)
+    b_ch = 2.91 + 0.159 * clay
+    ksat = 86400.0 * 0.0070556 * 10.0 ** (-0.884 + 0.0153 * sand)
+    psi_sat = -10.0 * 10.0 ** (1.88 - 0.0131 * sand)
+
+    def theta(psi):
+        return phi * (psi / psi_sat) ** (-1.0 / b_ch)
+
+    wmax = 1000.0 * phi[:, None] * depth
+    wwp = 1000.0 * depth * theta(PSI_WILTING_MM)[:, None]
+    wcr = 1000.0 * depth * CRITICAL_FRACTION * theta(PSI_FIELD_MM)[:, None]
+    wcr = torch.maximum(wcr, wwp + 1e-3)  # keep the transpiration ramp well defined
+    fv = torch.clamp((ndvi - 0.05) / 0.6, 0.0, 1.0)
+    return {"Wmax": wmax, "Wcr": wcr, "Wwp": wwp, "Ksat": ksat, "fv": fv}
+
+
+def arno_beta(w1: torch.Tensor, w1max: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """ARNO bare-soil evaporation efficiency β ∈ [0, 1] of the top layer (VIC ``arno_evap.c``).
+
+    Args: w1 (mm), w1max (mm), b (the infiltration shape), broadcastable to one shape.
+    Returns: β: evaporation = β·PET over the bare fraction.
+    """
+    x = torch.clamp(1.0 - w1 / w1max, _EPS, 1.0 - _EPS)   # unsaturated fraction of capacity
+    r = x ** (1.0 / (1.0 + b))                             # 1 − i0/im
+    a_s = 1.0 - r ** b                                     # saturated area fraction As
+    n = torch.arange(1, ARNO_TERMS + 1, dtype=w1.dtype, device=w1.device)
+    series = 1.0 + (b.unsqueeze(-1) * r.unsqueeze(-1) ** n / (b.unsqueeze(-1) + n)).sum(-1)
+    return a_s + (1.0 - a_s) * (1.0 - r) * series
+
+
+def vic_runoff(pw: torch.Tensor, w: torch.Tensor, wm: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Surface runoff of the variable infiltration curve (Liang et al. 1994, eq. 4-6; the doc's
+    step 4) over the layers it covers (here 1 + 2).
+
+    Args: pw: liquid input (mm/d); w: water in the layers (mm); wm: their capacity (mm);
+        b: the shape ``infiltr``. Broadcastable tensors.
+    Returns: R (mm/d) in [0, pw]; the infiltration pw − R never exceeds the room wm − w.
+    """
+    im = (1.0 + b) * wm
+    deficit = wm - w
+    i0 = im * (1.0 - torch.clamp(1.0 - w / wm, _EPS, 1.0 - _EPS) ** (1.0 / (1.0 + b)))
+    saturated = (i0 + pw) >= im
+    rest = torch.clamp(1.0 - (i0 + pw) / im, _EPS, 1.0 - _EPS) ** (1.0 + b)
+    runoff = torch.where(saturated, pw - deficit, pw - deficit + wm * rest)
+    return torch.minimum(torch.clamp(runoff, min=0.0), pw)
+
+
+def arno_baseflow(w3: torch.Tensor, w3max: torch.Tensor, ds: torch.Tensor, dsmax: torch.Tensor,
+                  ws: torch.Tensor, dt: float) -> torch.Tensor:
+    """ARNO baseflow of the bottom layer over ``dt`` days (VIC ``runoff.c``; the doc's step 5).
+
+    Qb = dt·[Dsmax·Ds/Ws·s + 1(s > Ws)·Dsmax·(1 − Ds/Ws)·((s − Ws)/(1 − Ws))²], s = W3/W3max,
+    then limited to [0, W3]. Units: w3, w3max mm; dsmax mm/d; result mm per ``dt``.
+    """
+    s = torch.clamp(w3 / w3max, 0.0, 1.0)
+    excess = torch.clamp((s - ws) / (1.0 - ws), min=0.0)
+    q = dt * (dsmax * ds / ws * s + dsmax * (1.0 - ds / ws) * excess * excess)
+    return torch.minimum(torch.clamp(q, min=0.0), w3)
+
+
+def vic_step(P, T, PET, state, p, site):
+    """One day of the VIC-type model for all sites and components.
+
+    Args:
+        P (mm/d), T (°C), PET (mm/d): [site, 1].
+        state: (SNOWPACK, MELTWATER, W1, W2, W3), each [site, nmul] (mm).
+        p: ``VIC_PARAMETERS`` in physical units, each [site, nmul].
+        site: ``SITE_PROPERTIES`` broadcast for the step: Wmax, Wcr, Wwp as 3-tuples of
+            [site, 1] tensors (one per layer), Ksat and fv [site, 1].
+
+    Returns:
+        (new_state, outputs): new_state as ``state``; outputs name -> [site, nmul] for
+        ``VIC_OUTPUT_NAMES`` (mm, mm/d, m3 m-3).
+    """
+    snowpack, meltwater, w1, w2, w3 = state
+    b, ds, dsmax, ws, expt = p["infiltr"], p["Ds"], p["Dsmax"], p["Ws"], p["expt"]
+    wmax, wcr, wwp = site["Wmax"], site["Wcr"], site["Wwp"]
+    ksat, fv = site["Ksat"], site["fv"]
+    w1max, w2max, w3max = wmax
+
+    # 1. snow
+    snowpack, meltwater, rain, _snow, _melt, _refreeze, tosoil = degree_day_snow(
+        P, T, snowpack, meltwater, SNOW_DEFAULTS["TT"], SNOW_DEFAULTS["CFMAX"],
+        SNOW_DEFAULTS["CFR"], SNOW_DEFAULTS["CWH"])
+    pw = rain + tosoil
+
+    # 2. evapotranspiration: bare soil from layer 1, transpiration by root fraction
+    es = torch.minimum((1.0 - fv) * PET * arno_beta(w1, w1max, b), w1)
+    w1 = w1 - es
+    layers = [w1, w2, w3]
+    et_parts = []
+    for k in range(3):
+        stress = torch.clamp((layers[k] - wwp[k]) / (wcr[k] - wwp[k]), 0.0, 1.0)
+        avail = torch.clamp(layers[k] - wwp[k], min=0.0)
+        et_k = torch.minimum(fv * PET * ROOT_FRACTIONS[k] * stress, avail)
+        layers[k] = layers[k] - et_k
+        et_parts.append(et_k)
+    w1, w2, w3 = layers
+    et_t = et_parts[0] + et_parts[1] + et_parts[2]
+
+    # 3. variable infiltration curve over layers 1 + 2
+    runoff = vic_runoff(pw, w1 + w2, w1max + w2max, b)
+    infil = pw - runoff
+    fill1 = torch.minimum(infil, w1max - w1)
+    w1 = w1 + fill1
+    w2 = w2 + (infil - fill1)
+
+    # 4. drainage and ARNO baseflow, bottom layer first, in sub-steps
+    dt = 1.0 / SUBSTEPS
+    qb = q12 = q23 = torch.zeros_like(w1)
+    for _ in range(SUBSTEPS):
+        qb_k = arno_baseflow(w3, w3max, ds, dsmax, ws, dt)
+        w3 = w3 - qb_k
+        d23 = ksat * dt * torch.clamp(w2 / w2max, _EPS, 1.0 - _EPS) ** expt
+        d23 = torch.minimum(torch.minimum(d23, w2), w3max - w3)
+        w2 = w2 - d23
+        w3 = w3 + d23
+        d12 = ksat * dt * torch.clamp(w1 / w1max, _EPS, 1.0 - _EPS) ** expt
+        d12 = torch.minimum(torch.minimum(d12, w1), w2max - w2)
+        w1 = w1 - d12
+        w2 = w2 + d12
+        qb, q12, q23 = qb + qb_k, q12 + d12, q23 + d23
+
+    sm = w1 / (1000.0 * LAYER_DEPTHS[0])
+    out = {"SM": sm, "SWE": snowpack + meltwater, "W1": w1, "W2": w2, "W3": w3, "PW": pw,
+           "ET": es + et_t, "Es": es, "Et": et_t, "R": runoff, "Qb": qb, "Q": runoff + qb,
+           "Q12": q12, "Q23": q23}
+    return (snowpack, meltwater, w1, w2, w3), out
+
+
+class VIC(torch.nn.Module):
+    """The VIC-type backbone (reference implementation, autograd loop over ``vic_step``).
+
+    Args:
+        nmul: parallel parameter sets per site, averaged (1 in Li & Lu 2023).
+        init_fraction: initial soil water as a fraction of each layer's capacity (no snow).
+
+    Contract (``core.physics.backbone``): ``forward(forcing [time, site, 3] = (P mm/d, T °C,
+    PET mm/d), params name -> [1 or time, site, nmul], state=None, *, site=soil_properties(...))``
+    -> ``BackboneResult`` with outputs [time, site] named ``VIC_OUTPUT_NAMES``.
+    """
+
+    name = "vic"
+    forcing_names = ("P", "T", "PET")
+    forcing_units = {"P": "mm d-1", "T": "degC", "PET": "mm d-1"}
+    parameter_specs = VIC_PARAMETERS
+    site_property_names = SITE_PROPERTIES
+    output_specs = VIC_OUTPUTS
+    output_names = VIC_OUTPUT_NAMES
+    state_names = VIC_STATES
+    panels = VIC_PANELS
+
+    def __init__(self, nmul: int = 1, init_fraction: float = 0.5):
+        super().__init__()
+        if nmul < 1:
+            raise ValueError(f"nmul must be ≥ 1, got {nmul}")
+        if not 0.0 <= init_fraction <= 1.0:
+            raise ValueError(f"init_fraction must be in [0, 1], got {init_fraction}")
+        self.nmul = nmul
+        self.init_fraction = init_fraction
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in VIC_PARAMETERS)
+
+    def initial_state(self, nsite: int, dtype=torch.float32, device=None, *,
+                      site: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """No snow; each layer at ``init_fraction`` of its capacity (needs ``site["Wmax"]``;
+        without it the layers start empty). Each [site, nmul] (mm)."""
+        zeros = torch.zeros(nsite, self.nmul, dtype=dtype, device=device)
+        out = {"SNOWPACK": zeros, "MELTWATER": zeros.clone()}
+        for k in range(3):
+            if site is None:
+                out[f"W{k + 1}"] = zeros.clone()
+            else:
+                wmax = site["Wmax"][:, k].to(dtype=dtype, device=device)
+                out[f"W{k + 1}"] = (self.init_fraction * wmax)[:, None].expand(nsite, self.nmul).clone()
+        return out
+
+    def _site(self, site, nsite, dtype, device):
+        if site is None:
+            raise ValueError("vic: `site` properties are required (core.physics.vic.soil_properties)")
+        missing = [n for n in SITE_PROPERTIES if n not in site]
+        if missing:
+            raise KeyError(f"vic: site properties missing: {missing}")
+        for n in ("Wmax", "Wcr", "Wwp"):
+            if tuple(site[n].shape) != (nsite, 3):
+                raise ValueError(f"vic: site property {n} must be [{nsite}, 3], got {tuple(site[n].shape)}")
+        for n in ("Ksat", "fv"):
+            if tuple(site[n].shape) != (nsite,):
+                raise ValueError(f"vic: site property {n} must be [{nsite}], got {tuple(site[n].shape)}")
+        cast = {n: site[n].to(dtype=dtype, device=device) for n in SITE_PROPERTIES}
+        return {
+            "Wmax": tuple(cast["Wmax"][:, k:k + 1] for k in range(3)),
+            "Wcr": tuple(cast["Wcr"][:, k:k + 1] for k in range(3)),
+            "Wwp": tuple(cast["Wwp"][:, k:k + 1] for k in range(3)),
+            "Ksat": cast["Ksat"][:, None],
+            "fv": cast["fv"][:, None],
+        }
+
+    def forward(self, forcing: torch.Tensor, params: Mapping[str, torch.Tensor],
+                state: Mapping[str, torch.Tensor] | None = None, return_components: bool = False,
+                *, site: Mapping[str, torch.Tensor] | None = None) -> BackboneResult:
+        """Run the model over a window.
+
+        Args:
+            forcing: [time, site, 3]: P (mm/d), T (°C), PET (mm/d).
+            params: ``VIC_PARAMETERS`` name -> [1 or time, site, nmul], physical units.
+            state: ``VIC_STATES`` name -> [site, nmul] (mm); default ``initial_state``.
+            return_components: also return the per-component series [time, site, nmul].
+            site: ``soil_properties(...)`` of these sites.
+
+        Returns:
+            BackboneResult: outputs name -> [time, site] (component means), final_state.
+
+        Raises:
+            ValueError / KeyError: wrong shapes, missing parameters or site properties.
+        """
+        check_params(self, forcing, params)
+        nt, ns = forcing.shape[:2]
+        sp = self._site(site, ns, forcing.dtype, forcing.device)
+        if state is None:
+            state = self.initial_state(ns, forcing.dtype, forcing.device, site=site)
+        st = tuple(state[n] for n in VIC_STATES)
+        P, T, PET = (forcing[..., i].unsqueeze(-1).unbind(0) for i in range(3))
+        names = self.parameter_names
+        per_step = {n: (params[n][0] if params[n].shape[0] == 1 else params[n].unbind(0)) for n in names}
+        dynamic = [n for n in names if params[n].shape[0] != 1]
+        static_p = {n: v for n, v in per_step.items() if n not in dynamic}
+        rows = []
+        for t in range(nt):
+            p_t = static_p if not dynamic else {**static_p, **{n: per_step[n][t] for n in dynamic}}
+            st, out = vic_step(P[t], T[t], PET[t], st, p_t, sp)
+            block = torch.stack([out[n] for n in VIC_OUTPUT_NAMES])   # [n_out, site, nmul]
+            rows.append(block if return_components else block.mean(-1))
+        series = torch.stack(rows)
+        if return_components:
+            comps = {n: series[:, i] for i, n in enumerate(VIC_OUTPUT_NAMES)}
+            outputs = {n: v.mean(-1) for n, v in comps.items()}
+        else:
+            comps = None
+            outputs = {n: series[:, i] for i, n in enumerate(VIC_OUTPUT_NAMES)}
+        return BackboneResult(outputs=outputs, final_state=dict(zip(VIC_STATES, st)), components=comps)
