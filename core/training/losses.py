@@ -1,4 +1,5 @@
-"""Loss of the δ models (Feng et al. 2022, eq. 1-2)."""
+"""Losses: the δ models' (Feng et al. 2022, eq. 1-2) and the ParaFormer family's (Li & Lu 2023,
+eq. 13-14: masked RMSE + range-boundary loss)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,40 @@ def rmse_comb_loss(sim: torch.Tensor, obs: torch.Tensor, alpha: float = 0.25) ->
     t_sim = torch.log10(torch.sqrt(sim.clamp(min=0) + 1e-6) + 0.1)
     t_obs = torch.log10(torch.sqrt(obs0.clamp(min=0) + 1e-6) + 0.1)
     return (1 - alpha) * _masked_rmse(sim, obs0, mask) + alpha * _masked_rmse(t_sim, t_obs, mask)
+
+
+def range_boundary_loss(theta: torch.Tensor, eps: float = 0.01) -> torch.Tensor:
+    """Range-boundary loss of Li & Lu (2023, eq. 13-14) on raw parameters in normalised space.
+
+    RBL = p·Σⱼ ReLU(θⱼ − 1) / (ε + #{θⱼ > 1}) + p·Σⱼ ReLU(−θⱼ) / (ε + #{θⱼ < 0}) per site,
+    averaged over sites; p = number of parameters. Zero when every θⱼ is in [0, 1], so it only
+    pulls a learner's raw output back into the range the clamp would cut it to.
+
+    Args:
+        theta: raw learner output in normalised parameter space [site, p] (1 = upper bound,
+            0 = lower bound of each ``ParamSpec``); any leading dims before p are sites.
+        eps: ε of eq. 14 (0.01).
+
+    Returns:
+        scalar loss (≥ 0).
+    """
+    p = theta.shape[-1]
+    flat = theta.reshape(-1, p)
+    over, under = torch.relu(flat - 1.0), torch.relu(-flat)
+    n_over = (flat > 1.0).sum(-1).to(flat.dtype)
+    n_under = (flat < 0.0).sum(-1).to(flat.dtype)
+    per_site = p * over.sum(-1) / (eps + n_over) + p * under.sum(-1) / (eps + n_under)
+    return per_site.mean()
+
+
+def masked_rmse(sim: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    """RMSE over the finite entries of ``obs`` (NaN = no observation), pooled over the batch:
+    the soil-moisture term of Li & Lu (2023, eq. 13) (m³/m³ for SMAP).
+
+    Raises:
+        ValueError: shapes differ.
+    """
+    if sim.shape != obs.shape:
+        raise ValueError(f"sim {tuple(sim.shape)} and obs {tuple(obs.shape)} differ in shape")
+    mask = torch.isfinite(obs)
+    return _masked_rmse(sim, torch.where(mask, obs, torch.zeros_like(obs)), mask)
