@@ -1,6 +1,8 @@
 """VIC-type model speed on CPU: the eager reference loop vs the compiled step, on real SMAP cells.
 
-Prints medians of repeated runs in one process (ratios within this process), float32:
+Prints medians of repeated runs in one process (ratios within this process), float32, for the
+engines reference (eager autograd loop), compiled (torch.compile'd step) and fused (the C++
+forward kernel, no gradient):
 
   1. forward without gradient, every usable cell (407) x the whole forcing period (1096 days):
      what testing a learned θ and the surrogate's Latin-hypercube runs cost;
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
         VIC(engine="compiled")(forcing[:10], theta, site=site)
     compile_s = time.perf_counter() - t0
 
-    for engine in ("reference", "compiled"):
+    for engine in ("reference", "compiled", "fused"):
         model = VIC(engine=engine)
 
         def fwd():
@@ -88,7 +90,8 @@ def main(argv=None) -> int:
             out.outputs["SM"].mean().backward()
 
         results[("forward", engine)] = timeit(fwd, a.reps)
-        results[("step", engine)] = timeit(step, a.reps)
+        if engine != "fused":  # forward only
+            results[("step", engine)] = timeit(step, a.reps)
 
     for engine in ("reference", "fused"):
         hbv = HBV(nmul=1, engine=engine)
@@ -106,7 +109,7 @@ def main(argv=None) -> int:
     print(f"VIC-type model, float32, {a.threads} threads, {a.reps} repeats (median; samples)")
     print(f"first call of the compiled engine (compilation): {compile_s:.1f} s")
     ref = statistics.median(results[("forward", "reference")])
-    for engine in ("reference", "compiled"):
+    for engine in ("reference", "compiled", "fused"):
         v = results[("forward", engine)]
         print(f"forward, no gradient, {ns} cells x {nt} d, {engine:>9}: {statistics.median(v):7.3f} s "
               f"({ref / statistics.median(v):4.1f}x of reference)  " + " ".join(f"{x:.3f}" for x in v))

@@ -69,13 +69,24 @@ def _cpu_signature() -> str:
 
 
 def _build() -> Path:
-    src = SOURCE.read_bytes()
+    return build_library(SOURCE, "hbv")
+
+
+def build_library(source: Path, stem: str) -> Path:
+    """Compile ``source`` (a self-contained C++ file with extern "C" entry points) into a shared
+    library cached under ``$HYDROLENS_CACHE/kernels/<stem>_<hash>.so``, trying ``FLAG_SETS``
+    in order; the cached file is reused while the source, flags and CPU are the same.
+
+    Raises:
+        KernelUnavailable: no C++ compiler, or every flag set failed (the compiler's messages).
+    """
+    src = source.read_bytes()
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     errors = []
     for extra in FLAG_SETS:
         flags = [*BASE_FLAGS, *extra]
         key = hashlib.sha256(src + " ".join(flags).encode() + _cpu_signature().encode()).hexdigest()[:16]
-        lib_path = _cache_dir() / f"hbv_{key}.so"
+        lib_path = _cache_dir() / f"{stem}_{key}.so"
         if lib_path.exists():
             return lib_path
         if not cxx:
@@ -86,7 +97,7 @@ def _build() -> Path:
         try:
             compile_flags = [f for f in flags if not f.startswith("-l")]
             libs = [f for f in flags if f.startswith("-l")]  # after the source, for the linker
-            proc = subprocess.run([cxx, *compile_flags, str(SOURCE), "-o", tmp, *libs],
+            proc = subprocess.run([cxx, *compile_flags, str(source), "-o", tmp, *libs],
                                   capture_output=True, text=True)
             if proc.returncode == 0:
                 os.replace(tmp, lib_path)  # atomic: concurrent builders race harmlessly
@@ -95,7 +106,7 @@ def _build() -> Path:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    raise KernelUnavailable(f"compiling {SOURCE.name} failed:\n" + "\n".join(errors))
+    raise KernelUnavailable(f"compiling {source.name} failed:\n" + "\n".join(errors))
 
 
 def _declare(lib: ctypes.CDLL) -> None:

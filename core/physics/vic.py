@@ -267,6 +267,72 @@ def vic_step(P, T, PET, state, p, site):
     return (snowpack, meltwater, w1, w2, w3), out
 
 
+_KERNEL: dict[str, object] = {}
+
+
+def load_fused_forward():
+    """The fused forward kernel (``kernels/vic_kernel.cpp``), built once and cached like the
+    HBV's (``core.physics.fused.build_library``); checked against this module's names.
+
+    Raises:
+        KernelUnavailable: no C++ compiler, the build failed, or the kernel's parameter/output
+            order differs from ``VIC_PARAMETERS`` / ``VIC_OUTPUT_NAMES``.
+    """
+    import ctypes
+    from pathlib import Path
+
+    from .fused import KernelUnavailable, build_library
+
+    if "lib" in _KERNEL:
+        return _KERNEL["lib"]
+    if "error" in _KERNEL:
+        raise KernelUnavailable(_KERNEL["error"])
+    try:
+        lib = ctypes.CDLL(str(build_library(Path(__file__).with_name("kernels") / "vic_kernel.cpp", "vic")))
+        i64, vp = ctypes.c_int64, ctypes.c_void_p
+        for suffix in ("f32", "f64"):
+            fn = getattr(lib, f"vic_forward_{suffix}")
+            fn.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, vp, vp, vp, vp, vp]
+            fn.restype = None
+        lib.vic_output_names.restype = ctypes.c_char_p
+        lib.vic_param_names.restype = ctypes.c_char_p
+        if (lib.vic_output_names().decode() != ",".join(VIC_OUTPUT_NAMES)
+                or lib.vic_param_names().decode() != ",".join(s.name for s in VIC_PARAMETERS)):
+            raise KernelUnavailable("vic_kernel.cpp's parameter/output order differs from core.physics.vic")
+    except (KernelUnavailable, OSError) as e:
+        _KERNEL["error"] = str(e)
+        raise KernelUnavailable(str(e)) from None
+    _KERNEL["lib"] = lib
+    return lib
+
+
+def fused_forward(forcing: torch.Tensor, params: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+                  site: Mapping[str, torch.Tensor], nmul: int) -> BackboneResult:
+    """The whole loop in the C++ kernel, without gradient (CPU tensors; static parameters
+    ``[1, site, nmul]``). Same model and outputs as ``VIC.forward`` with the reference loop."""
+    import ctypes
+
+    dt = forcing.dtype
+    lib = load_fused_forward()
+    fn = lib.vic_forward_f64 if dt == torch.float64 else lib.vic_forward_f32
+    nt, ns = forcing.shape[:2]
+    c = lambda t: t.detach().to(dtype=dt).contiguous()  # noqa: E731
+    f = c(forcing)
+    pr = c(torch.stack([params[s.name][0] for s in VIC_PARAMETERS]))          # [5, site, nmul]
+    wmax, wcr, wwp = c(site["Wmax"]), c(site["Wcr"]), c(site["Wwp"])
+    ksat, fv = c(site["Ksat"]), c(site["fv"])
+    st = torch.stack([state[n].detach().to(dt) for n in VIC_STATES]).contiguous().clone()
+    consts = torch.tensor([SNOW_DEFAULTS["TT"], SNOW_DEFAULTS["CFMAX"], SNOW_DEFAULTS["CFR"],
+                           SNOW_DEFAULTS["CWH"], *ROOT_FRACTIONS, LAYER_DEPTHS[0], SUBSTEPS, ARNO_TERMS],
+                          dtype=torch.float64)
+    out = torch.empty(len(VIC_OUTPUT_NAMES), nt, ns, dtype=dt)
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    fn(nt, ns, nmul, ptr(f), ptr(pr), ptr(wmax), ptr(wcr), ptr(wwp), ptr(ksat), ptr(fv), ptr(consts),
+       ptr(st), ptr(out))
+    return BackboneResult(outputs={n: out[i] for i, n in enumerate(VIC_OUTPUT_NAMES)},
+                          final_state=dict(zip(VIC_STATES, st.unbind(0))))
+
+
 _COMPILED: dict[str, object] = {}
 _COMPILE_FAILED: dict[str, str] = {}
 
@@ -297,9 +363,11 @@ class VIC(torch.nn.Module):
         nmul: parallel parameter sets per site, averaged (1 in Li & Lu 2023).
         init_fraction: initial soil water as a fraction of each layer's capacity (no snow).
         engine: ``"reference"`` (the eager loop), ``"compiled"`` (``vic_step`` through
-            ``torch.compile``: the same equations, ~7-9x faster forward+backward on CPU, see
-            docs/performance.md; raises when it cannot compile) or ``"auto"`` (compiled, falling
-            back to the reference with a warning when compiling fails).
+            ``torch.compile``: the same equations, ~5x faster forward+backward on CPU, see
+            docs/performance.md; raises when it cannot compile), ``"fused"`` (the C++ forward of
+            ``kernels/vic_kernel.cpp``: no gradient, CPU, static parameters; raises otherwise)
+            or ``"auto"``: fused when no gradient is needed on CPU with static parameters, else
+            compiled, falling back to the reference with a warning when compiling fails.
 
     Contract (``core.physics.backbone``): ``forward(forcing [time, site, 3] = (P mm/d, T °C,
     PET mm/d), params name -> [1 or time, site, nmul], state=None, *, site=soil_properties(...))``
@@ -316,7 +384,7 @@ class VIC(torch.nn.Module):
     state_names = VIC_STATES
     panels = VIC_PANELS
 
-    ENGINES = ("auto", "compiled", "reference")
+    ENGINES = ("auto", "compiled", "fused", "reference")
 
     def __init__(self, nmul: int = 1, init_fraction: float = 0.5, engine: str = "reference"):
         super().__init__()
@@ -330,8 +398,32 @@ class VIC(torch.nn.Module):
         self.init_fraction = init_fraction
         self.engine = engine
 
+    def _fused_ok(self, forcing, params, state, return_components) -> bool:
+        """Whether this call runs the fused forward kernel (see ``engine``)."""
+        if self.engine not in ("fused", "auto"):
+            return False
+        grad = torch.is_grad_enabled() and (
+            forcing.requires_grad or any(v.requires_grad for v in params.values())
+            or any(v.requires_grad for v in state.values()))
+        why = ("gradients are needed" if grad else "the tensors are not on the CPU" if forcing.device.type != "cpu"
+               else "a parameter is dynamic" if any(v.shape[0] != 1 for v in params.values())
+               else "per-component outputs were asked for" if return_components else None)
+        if self.engine == "fused" and why:
+            raise ValueError(f"vic: engine 'fused' runs forward only on CPU with static parameters; {why}")
+        if why:
+            return False
+        from .fused import KernelUnavailable
+
+        try:
+            load_fused_forward()
+        except KernelUnavailable:
+            if self.engine == "fused":
+                raise
+            return False
+        return True
+
     def _step_fn(self):
-        if self.engine == "reference":
+        if self.engine in ("reference", "fused"):
             return vic_step
         fn = compiled_step()
         if fn is None:
@@ -417,6 +509,8 @@ class VIC(torch.nn.Module):
         sp = self._site(site, ns, forcing.dtype, forcing.device)
         if state is None:
             state = self.initial_state(ns, forcing.dtype, forcing.device, site=site)
+        if self._fused_ok(forcing, params, state, return_components):
+            return fused_forward(forcing, params, state, site, self.nmul)
         st = tuple(state[n] for n in VIC_STATES)
         P, T, PET = (forcing[..., i].unsqueeze(-1).unbind(0) for i in range(3))
         names = self.parameter_names
