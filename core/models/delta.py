@@ -69,6 +69,12 @@ class DeltaModel(nn.Module):
         self.learner = LSTMNet(n_dynamic + n_static, self.n_hbv * nmul + len(ROUTING_PARAMETERS),
                                hidden=hidden, dropout=dropout)
 
+    #: the output compared with the training target (routed streamflow, mm/d)
+    target_output = "Q_sim"
+
+    def prepare(self, target) -> None:
+        """Data-dependent set-up before training (the model contract): none for δ models."""
+
     def learner_inputs(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
         """[time, basin, n_dynamic] ⊕ [basin, n_static] → [time, basin, n_dynamic + n_static]."""
         return with_static(x_dyn, x_static)

@@ -40,6 +40,8 @@ class StreamflowLSTM(nn.Module):
     """
 
     family = "lstm"
+    #: the output compared with the training target
+    target_output = "Q_sim"
 
     def __init__(self, n_dynamic: int, n_static: int, hidden: int = 256, dropout: float = 0.5):
         super().__init__()
@@ -47,6 +49,10 @@ class StreamflowLSTM(nn.Module):
         # statistics of log10(sqrt(Q) + 0.1) on the training data (set by fit_target)
         self.register_buffer("q_mean", torch.tensor(0.0))
         self.register_buffer("q_std", torch.tensor(1.0))
+
+    def prepare(self, target: np.ndarray) -> None:
+        """Data-dependent set-up before training (the model contract): ``fit_target``."""
+        self.fit_target(target)
 
     def fit_target(self, q_obs: np.ndarray) -> None:
         """Set μ, σ of log10(√Q + 0.1) from observed training streamflow [time, basin] (mm/d).

@@ -67,6 +67,12 @@ class ParamModel(nn.Module):
                                     **learner_hyper)
         self.z_window = z_window
 
+    #: the output compared with the training target (surface soil moisture for SMAP)
+    target_output = "SM"
+
+    def prepare(self, target) -> None:
+        """Data-dependent set-up before training (the model contract): none."""
+
     @property
     def reads_series(self) -> bool:
         """Whether the learner reads the per-day inputs (the Z-learners)."""

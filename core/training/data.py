@@ -42,7 +42,9 @@ class Prepared:
         forcing: physical HBV forcing [time, basin, 3] (P mm/d, T °C, PET mm/d), float32.
         x_dyn: normalised learner inputs [time, basin, 3], float32.
         x_static: normalised attributes [basin, n_static], float32.
-        q_obs: observed streamflow [time, basin] (mm/d, NaN missing), float32.
+        target: the observed training target [time, basin], float32, NaN = missing
+            (streamflow Q in mm/d for CAMELS/Caravan).
+        target_name: its variable name in ``ds`` ("Q").
         time: DatetimeIndex of the period.
         basins: gauge ids.
     """
@@ -51,9 +53,10 @@ class Prepared:
     forcing: np.ndarray
     x_dyn: np.ndarray
     x_static: np.ndarray
-    q_obs: np.ndarray
+    target: np.ndarray
     time: pd.DatetimeIndex
     basins: list[str]
+    target_name: str = "Q"
 
     def index_of(self, date) -> int:
         """Position of ``date`` in ``time``; raises ValueError if outside the period."""
@@ -129,7 +132,7 @@ def prepare(ds: xr.Dataset, norm: Normalizer) -> Prepared:
         forcing=forcing,
         x_dyn=x_dyn,
         x_static=norm.transform_static(ds),
-        q_obs=ds["Q"].transpose("time", "basin").values.astype(np.float32),
+        target=ds["Q"].transpose("time", "basin").values.astype(np.float32),
         time=pd.DatetimeIndex(ds.time.values),
         basins=[str(b) for b in ds.basin.values],
     )

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..datasets.normalize import Normalizer
 from ..datasets.sampler import WindowSampler
-from ..models import DeltaModel, StreamflowLSTM, get_variant
+from ..models.factory import build_model as _build_model
 from ..runs import Run, atomic_write
 from .checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkpoint, resume_candidates,
                          sampler_state_from_text, sampler_state_to_text, save_checkpoint)
@@ -45,22 +45,10 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def build_model(cfg: RunConfig, n_dynamic: int, n_static: int) -> DeltaModel | StreamflowLSTM:
-    """The model described by ``cfg.model``: a DeltaModel, or the StreamflowLSTM baseline."""
-    v = get_variant(cfg.model.variant)
-    if v.family == "lstm":
-        return StreamflowLSTM(n_dynamic, n_static, hidden=cfg.model.hidden, dropout=cfg.model.dropout)
-    return DeltaModel(
-        n_dynamic=n_dynamic,
-        n_static=n_static,
-        nmul=cfg.model.nmul or v.nmul,
-        dynamic=v.dynamic,
-        use_gamma=v.use_gamma,
-        hidden=cfg.model.hidden,
-        dropout=cfg.model.dropout,
-        engine=cfg.model.engine,
-        nn_recharge=v.nn_recharge,
-    )
+def build_model(cfg: RunConfig, n_dynamic: int, n_static: int) -> torch.nn.Module:
+    """The model described by ``cfg.model`` (``core.models.factory``: the variant's family builds
+    it; every model follows the same contract)."""
+    return _build_model(cfg.model, n_dynamic, n_static)
 
 
 def seed_everything(seed: int) -> None:
@@ -70,7 +58,7 @@ def seed_everything(seed: int) -> None:
 
 
 def load_model(run: Run, n_dynamic: int | None = None, n_static: int | None = None,
-               checkpoint: str = "last.pt", device: torch.device | None = None) -> tuple[DeltaModel, RunConfig, Normalizer]:
+               checkpoint: str = "last.pt", device: torch.device | None = None) -> tuple[torch.nn.Module, RunConfig, Normalizer]:
     """Rebuild a trained model from its run directory (checkpoint read with weights_only=True).
 
     Raises:
@@ -138,13 +126,13 @@ class Trainer:
         run.write_config(cfg.to_dict())
         seed_everything(t.seed)
         self.model = build_model(cfg, len(DYNAMIC_INPUTS), data.x_static.shape[1])
-        if isinstance(self.model, StreamflowLSTM):
-            self.model.fit_target(data.q_obs)  # restored from the checkpoint on resume
+        # data-dependent set-up of a model (the LSTM's target scaling; restored on resume)
+        self.model.prepare(data.target)
         self.model = self.model.to(self.device)
         lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
         opt_cls = torch.optim.Adadelta if t.optimizer == "adadelta" else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=lr)
-        self.sampler = WindowSampler(data.q_obs, t.warmup, t.rho, t.batch_size, seed=t.seed)
+        self.sampler = WindowSampler(data.target, t.warmup, t.rho, t.batch_size, seed=t.seed)
         self.iters = t.iters_per_epoch or self.sampler.iterations_per_epoch()
         self.start_epoch = 0
         self._resume()
@@ -221,13 +209,14 @@ class Trainer:
         s, d, dev = self.sampler, self.data, self.device
         b, st = s.sample()
         return (as_tensor(s.gather(d.x_dyn, b, st), dev), as_tensor(d.x_static[b], dev),
-                as_tensor(s.gather(d.forcing, b, st), dev), as_tensor(s.gather(d.q_obs, b, st)[s.warmup:], dev))
+                as_tensor(s.gather(d.forcing, b, st), dev), as_tensor(s.gather(d.target, b, st)[s.warmup:], dev))
 
     def step(self) -> float:
         """One optimisation step on a fresh mini-batch; returns the loss."""
-        x, xs, f, q = self._batch()
+        x, xs, f, obs = self._batch()
         out = self.model(x, xs, f, warmup=self.sampler.warmup)
-        loss = rmse_comb_loss(out.outputs["Q_sim"], q, alpha=self.cfg.train.alpha)
+        # the model names the output that is compared with the target (Q_sim for streamflow)
+        loss = rmse_comb_loss(out.outputs[self.model.target_output], obs, alpha=self.cfg.train.alpha)
         if not torch.isfinite(loss):
             raise FloatingPointError("loss became non-finite; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
