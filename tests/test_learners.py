@@ -83,6 +83,10 @@ def test_bad_inputs_and_names_are_reported():
         net(x_dyn[..., :3], x_static)
     with pytest.raises(ValueError, match=r"x_static must be \[site, 6\]"):
         net(x_dyn, x_static[:, :2])
+    nan = x_dyn.clone()
+    nan[7, 2, 4] = float("nan")  # an unfilled missing SMAP day
+    with pytest.raises(ValueError, match="x_dyn is not finite \\(day 7 of the window, site index 2\\)"):
+        net(nan, x_static)
     with pytest.raises(ValueError, match="unknown learner 'ParaFormer'; known: FFN_A"):
         make_learner("ParaFormer", 1, 1, 1)
     with pytest.raises(ValueError, match="learner FFN_A: .*heads"):

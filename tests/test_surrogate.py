@@ -47,8 +47,11 @@ def test_lhs_runs_match_a_direct_vic_run(small):
 def test_surrogate_gradients_reach_theta_and_scaling_is_physical(small):
     _, data = small
     model = VICSurrogate(hidden=8)
-    model.fit_scaling(data)
+    split = default_split(data, held_fraction=0.25, held_days=200)
+    model.fit_scaling(data, split)
     assert 0.05 < float(model.y_mean[0]) < 0.6  # mean SM in m³/m³
+    train = data.sm[:split.split_day][:, :, split.train_sets]
+    assert float(model.y_mean[0]) == pytest.approx(float(train.mean()), rel=1e-5)  # held-out data unused
     th = torch.from_numpy(data.theta[:, 0]).requires_grad_(True)
     y = model(torch.from_numpy(data.forcing[:60]), torch.from_numpy(data.statics), th)
     assert y.shape == (60, 3, 2)
@@ -64,7 +67,10 @@ def test_short_training_lowers_the_loss_and_the_gate_reports(small):
     model = train_surrogate(data, split, hidden=16, iters=100, batch=12, burn=30, rho=90, lr=1e-2,
                             log=lambda it, loss: losses.append(loss))
     assert len(losses) == 2 and losses[-1] < losses[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     gate = surrogate_gate(model, data, split, n_grad=4)
+    for k, v in model.state_dict().items():  # the gate leaves the caller's model as it was
+        assert v.dtype == before[k].dtype and torch.equal(v, before[k]), k
     assert set(gate) >= {"median_nse", "median_rmse", "median_cosine", "passed"}
     assert gate["n_series"] == 3 and -1.0 <= gate["median_cosine"] <= 1.0
     assert gate["passed"] == (gate["median_nse"] >= 0.95 and gate["median_rmse"] <= 0.01

@@ -317,6 +317,12 @@ def test_bad_inputs_are_named():
         model(forcing[..., :2], params, site=sp)
     with pytest.raises(ValueError, match="site property Wmax"):
         model(forcing, params, site={**sp, "Wmax": sp["Wmax"][:, :2]})
+    # a state of the wrong shape is refused before any engine (the fused kernel would overrun it)
+    state = model.initial_state(2, D, site=sp)
+    for engine in ("reference", "fused"):
+        with pytest.raises(ValueError, match=r"state W2 must be \[2, 1\]"):
+            with torch.no_grad():
+                VIC(engine=engine)(forcing, params, {**state, "W2": state["W2"][:1]}, site=sp)
 
 
 def test_hbv_and_vic_implement_the_backbone_contract():

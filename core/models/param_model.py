@@ -3,13 +3,15 @@ ParaFormer_A, ParaFormer_Z) gives θ per site, the backbone (the VIC-type model)
 
 Li & Lu (2023, *Remote Sensing* 15, 3536) and Tsai et al. (2021, dPL): the learner's raw output
 lives in normalised parameter space; the range-boundary loss (eq. 13-14) is computed on it, then
-it is clamped to [0, 1] and mapped to physical units by each ``ParamSpec``. The model returns
-the same ``DeltaOutput`` as the δ models (outputs, params, final_state) plus the learner's
-range-boundary loss, so training and evaluation treat every family alike.
+it is clamped to [0, 1] and mapped to physical units by each ``ParamSpec``. The model returns a
+``ParamOutput`` (outputs, params, final_state, like the δ models' ``DeltaOutput``) plus the
+learner's range-boundary loss.
 
-Coupling (``../shared/docs/paraformer_vic.md`` section 4): ``"direct"`` back-propagates through
-the differentiable backbone itself (dPL). ``"surrogate"`` (the paper) replaces the backbone by a
-frozen LSTM surrogate during training; the backbone always runs for testing.
+This is the direct (dPL) coupling of ``../shared/docs/paraformer_vic.md`` section 4: gradients
+flow through the differentiable backbone itself. The surrogate coupling (the paper: a frozen
+LSTM surrogate, ``core.models.surrogate``, in place of the backbone during training) and the
+wiring into the trainer (loss = masked RMSE + RBL, the doc's Adadelta settings, test θ = the mean
+over a cell's training windows via ``raw=``) are not built yet.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..physics.vic import VIC, VIC_PARAMETERS, soil_properties
+from ..physics.vic import VIC, VIC_PARAMETERS, cycle_spinup, soil_properties
 
 #: Statics the surrogate reads (those the VIC's soil_properties uses).
 SURROGATE_STATICS = ("bulk", "clay", "sand", "ndvi")
@@ -48,6 +48,7 @@ class SurrogateData:
         sm, et: [time, cell, set] VIC outputs (m³/m³, mm/d), float32.
         time: the days (numpy datetime64).
         sites: cell ids.
+        spinup_days: days of the cycled spin-up before ``time[0]`` in the VIC runs.
     """
 
     forcing: np.ndarray
@@ -57,12 +58,20 @@ class SurrogateData:
     et: np.ndarray
     time: np.ndarray
     sites: list[str]
+    spinup_days: int = 365
 
 
-def simulate_lhs(ds, n_sets: int = 64, seed: int = 0, spinup_days: int = 365) -> SurrogateData:
+def _site(statics) -> dict:
+    """``soil_properties`` of statics [cell, 4] in ``SURROGATE_STATICS`` order."""
+    cols = dict(zip(SURROGATE_STATICS, statics.unbind(-1)))
+    return soil_properties(bulk=cols["bulk"], clay=cols["clay"], sand=cols["sand"], ndvi=cols["ndvi"])
+
+
+def simulate_lhs(ds, n_sets: int = 64, seed: int = 0, spinup_days: int = 365,
+                 chunk_cells: int = 32) -> SurrogateData:
     """Run the VIC (fused forward) over the whole forcing period of a ``load_smap`` dataset for
     ``n_sets`` Latin-hypercube θ per cell, the states spun up by cycling the first
-    ``spinup_days`` days first.
+    ``spinup_days`` days first; ``chunk_cells`` cells at a time (bounds memory).
 
     Raises:
         ValueError: fewer days than ``spinup_days``.
@@ -70,22 +79,26 @@ def simulate_lhs(ds, n_sets: int = 64, seed: int = 0, spinup_days: int = 365) ->
     forcing = np.stack([ds[v].transpose("time", "site").values for v in SURROGATE_FORCING], -1).astype(np.float32)
     statics = np.stack([ds[v].values for v in SURROGATE_STATICS], -1).astype(np.float32)
     nt, nc = forcing.shape[:2]
-    if nt < spinup_days:
-        raise ValueError(f"{nt} days of forcing, fewer than the {spinup_days} spin-up days")
     theta = np.stack([lhs_unit(n_sets, seed=seed + i) for i in range(nc)]).astype(np.float32)
-    f = torch.from_numpy(np.concatenate([forcing[:spinup_days], forcing], 0)).double()
-    st = torch.from_numpy(statics).double()
-    site = soil_properties(*st.unbind(-1))
-    # cells x sets as one batch of "sites": [time, cell*set, 3]
-    f_rep = f.repeat_interleave(n_sets, dim=1)
-    site_rep = {k: v.repeat_interleave(n_sets, dim=0) for k, v in site.items()}
-    u = torch.from_numpy(theta.reshape(nc * n_sets, -1)).double()
-    params = {s.name: s.scale(u[:, i]).reshape(1, -1, 1) for i, s in enumerate(VIC_PARAMETERS)}
-    with torch.no_grad():
-        out = VIC(engine="auto")(f_rep, params, site=site_rep).outputs
-    sm = out["SM"][spinup_days:].reshape(nt, nc, n_sets).float().numpy()
-    et = out["ET"][spinup_days:].reshape(nt, nc, n_sets).float().numpy()
-    return SurrogateData(forcing, statics, theta, sm, et, ds["time"].values, [str(s) for s in ds["site"].values])
+    f_all = torch.from_numpy(cycle_spinup(forcing, spinup_days)).double()
+    sm = np.empty((nt, nc, n_sets), np.float32)
+    et = np.empty((nt, nc, n_sets), np.float32)
+    model = VIC(engine="auto")
+    for c0 in range(0, nc, chunk_cells):
+        cs = slice(c0, min(nc, c0 + chunk_cells))
+        k = cs.stop - cs.start
+        # cells x sets as one batch of "sites": [time, cell*set, 3]
+        f = f_all[:, cs].repeat_interleave(n_sets, dim=1)
+        site = {n: v.repeat_interleave(n_sets, dim=0)
+                for n, v in _site(torch.from_numpy(statics[cs]).double()).items()}
+        u = torch.from_numpy(theta[cs].reshape(k * n_sets, -1)).double()
+        params = {p.name: p.scale(u[:, i]).reshape(1, -1, 1) for i, p in enumerate(VIC_PARAMETERS)}
+        with torch.no_grad():
+            out = model(f, params, site=site).outputs
+        sm[:, cs] = out["SM"][spinup_days:].reshape(nt, k, n_sets).float().numpy()
+        et[:, cs] = out["ET"][spinup_days:].reshape(nt, k, n_sets).float().numpy()
+    return SurrogateData(forcing, statics, theta, sm, et, ds["time"].values,
+                         [str(s) for s in ds["site"].values], spinup_days)
 
 
 class VICSurrogate(nn.Module):
@@ -113,15 +126,19 @@ class VICSurrogate(nn.Module):
         self.register_buffer("y_mean", torch.zeros(len(SURROGATE_OUTPUTS)))
         self.register_buffer("y_std", torch.ones(len(SURROGATE_OUTPUTS)))
 
-    def fit_scaling(self, data: SurrogateData) -> None:
-        """Normalisation statistics from the training data (P as log1p)."""
-        f = data.forcing.astype(np.float64).copy()
+    def fit_scaling(self, data: SurrogateData, split: "SurrogateSplit | None" = None) -> None:
+        """Normalisation statistics (P as log1p) from the training part only: the days before
+        ``split.split_day`` and the θ sets ``split.train_sets`` (all of ``data`` without a
+        split), so nothing held out for the gate shapes the surrogate."""
+        d1 = split.split_day if split is not None else data.sm.shape[0]
+        sets = split.train_sets if split is not None else list(range(data.sm.shape[2]))
+        f = data.forcing[:d1].astype(np.float64).copy()
         f[..., 0] = np.log1p(f[..., 0])
         self.f_mean.copy_(torch.tensor(f.reshape(-1, f.shape[-1]).mean(0)))
         self.f_std.copy_(torch.tensor(f.reshape(-1, f.shape[-1]).std(0) + 1e-6))
         self.s_mean.copy_(torch.tensor(data.statics.mean(0)))
         self.s_std.copy_(torch.tensor(data.statics.std(0) + 1e-6))
-        y = np.stack([data.sm.reshape(-1), data.et.reshape(-1)], -1)
+        y = np.stack([data.sm[:d1][:, :, sets].reshape(-1), data.et[:d1][:, :, sets].reshape(-1)], -1)
         self.y_mean.copy_(torch.tensor(y.mean(0)))
         self.y_std.copy_(torch.tensor(y.std(0) + 1e-6))
 
@@ -186,7 +203,7 @@ def train_surrogate(data: SurrogateData, split: SurrogateSplit, hidden: int = 25
     if model is None:
         torch.manual_seed(seed)
         model = VICSurrogate(hidden=hidden)
-        model.fit_scaling(data)
+        model.fit_scaling(data, split)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     F, S, TH = (torch.from_numpy(a) for a in (data.forcing, data.statics, data.theta))
     SM, ET = torch.from_numpy(data.sm), torch.from_numpy(data.et)
@@ -211,7 +228,7 @@ def train_surrogate(data: SurrogateData, split: SurrogateSplit, hidden: int = 25
 
 
 def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSplit, n_grad: int = 32,
-                   seed: int = 0, spinup_days: int = 365) -> dict:
+                   seed: int = 0) -> dict:
     """The doc's gate on held-out θ sets and the held-out period.
 
     Returns:
@@ -221,9 +238,13 @@ def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSpl
         w.r.t. θ (unit space) through the surrogate and through the VIC (autograd, float64) for
         ``n_grad`` random (cell, held-out set) pairs. Passed: NSE ≥ 0.95, RMSE ≤ 0.01, cos ≥ 0.9.
     """
+    import copy
+
+    model = copy.deepcopy(model).float().eval()  # the caller's model is left as it is
     F, S, TH = (torch.from_numpy(a) for a in (data.forcing, data.statics, data.theta))
     nc = F.shape[1]
     d0 = split.split_day
+    spinup_days = data.spinup_days
     sims, refs = [], []
     with torch.no_grad():
         for s in split.held_sets:
@@ -241,10 +262,8 @@ def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSpl
     th = TH[cells, held].clone().double().requires_grad_(True)
     y = model.double()(F[:, cells].double(), S[cells].double(), th)[d0:, :, 0].mean(0).sum()
     (g_sur,) = torch.autograd.grad(y, th)
-    model.float()
-    f = F[:, cells].double()
-    f = torch.cat([f[:spinup_days], f], 0)
-    site = soil_properties(*S[cells].double().unbind(-1))
+    f = cycle_spinup(F[:, cells].double(), spinup_days)
+    site = _site(S[cells].double())
     th2 = TH[cells, held].clone().double().requires_grad_(True)
     params = {sp.name: sp.scale(th2[:, i]).reshape(1, -1, 1) for i, sp in enumerate(VIC_PARAMETERS)}
     out = VIC(engine="reference")(f, params, site=site).outputs["SM"][spinup_days + d0:].mean(0).sum()

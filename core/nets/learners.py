@@ -51,10 +51,18 @@ class LearnerOutput:
 def _check_inputs(name: str, x_dyn, x_static, n_dynamic: int, n_static: int, needs_dyn: bool):
     if x_static.ndim != 2 or x_static.shape[1] != n_static:
         raise ValueError(f"{name}: x_static must be [site, {n_static}], got {tuple(x_static.shape)}")
+    bad = torch.nonzero(~torch.isfinite(x_static).all(-1)).flatten().tolist()
+    if bad:
+        raise ValueError(f"{name}: x_static is not finite at site index {bad[:10]}")
     if needs_dyn:
         if x_dyn is None or x_dyn.ndim != 3 or x_dyn.shape[1:] != (x_static.shape[0], n_dynamic):
             got = None if x_dyn is None else tuple(x_dyn.shape)
             raise ValueError(f"{name}: x_dyn must be [time, {x_static.shape[0]}, {n_dynamic}], got {got}")
+        where = torch.nonzero(~torch.isfinite(x_dyn).all(-1))
+        if where.numel():
+            t, s = where[0].tolist()
+            raise ValueError(f"{name}: x_dyn is not finite (day {t} of the window, site index {s}); "
+                             "missing target days must enter as 0 with the mask channel at 0")
 
 
 class FFN_A(nn.Module):
@@ -62,8 +70,9 @@ class FFN_A(nn.Module):
 
     Args:
         n_dynamic: unused (kept for the common constructor); n_static: attributes;
-        n_out: raw outputs (parameters × nmul); hidden: width of each hidden layer;
-        layers: hidden layers; dropout: between hidden layers.
+        n_out: raw outputs (parameters × nmul); hidden: width of each hidden layer (256
+        [default]); layers: hidden layers (3 [default]); dropout: between hidden layers (0.1
+        [default]).
     """
 
     uses_dynamic = False
@@ -88,7 +97,8 @@ class LSTM_Z(nn.Module):
     """LSTM over a window of (forcing, target, mask) with the attributes repeated each day ->
     θ from the last hidden state (the g_z of Tsai et al. 2021).
 
-    Args: n_dynamic, n_static, n_out; hidden (256); dropout (0.5, on the last hidden state).
+    Args: n_dynamic, n_static, n_out; hidden (256); dropout (0.5, on the last hidden state
+    [default]). A Linear + ReLU input layer precedes the LSTM, as in the δ models' g_A [default].
     """
 
     uses_dynamic = True
@@ -168,7 +178,8 @@ class ParaFormer_Z(nn.Module):
 
     Args: n_dynamic (per-day inputs incl. target and mask), n_static, n_out; d_model (256),
     heads (8), layers (N = 2 for the day tokens; 1 self-attention layer for the attribute
-    tokens [default]), ff (512 [default]), dropout (0.1 [default]).
+    tokens [default]), ff (512 [default]), dropout (0.1 [default]). The "pool over tokens" of
+    the paper is a mean over the attribute tokens [default].
     """
 
     uses_dynamic = True

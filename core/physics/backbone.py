@@ -13,7 +13,7 @@ contract, so a second process model needs no copy of the code around it (issue 1
   porosity from the data's statics); empty for HBV. Passed to ``forward`` as ``site``.
 - ``output_specs``: every named output (``OutputSpec``: units, long name, state or flux).
 - ``state_names`` and ``initial_state(nsite)``.
-- ``forward(forcing, params, state=None, *, site=None, return_components=False)`` ->
+- ``forward(forcing, params, state=None, return_components=False, *, site=None)`` ->
   ``BackboneResult``; parameters are ``[1 or time, site, nmul]`` in physical units (1 =
   static, time = one value per day).
 """
@@ -89,9 +89,8 @@ class Backbone(Protocol):
                       site: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]: ...
 
     def forward(self, forcing: torch.Tensor, params: Mapping[str, torch.Tensor],
-                state: Mapping[str, torch.Tensor] | None = None, *,
-                site: Mapping[str, torch.Tensor] | None = None,
-                return_components: bool = False) -> BackboneResult: ...
+                state: Mapping[str, torch.Tensor] | None = None, return_components: bool = False, *,
+                site: Mapping[str, torch.Tensor] | None = None) -> BackboneResult: ...
 
 
 def check_params(backbone: Backbone, forcing: torch.Tensor, params: Mapping[str, torch.Tensor]) -> None:

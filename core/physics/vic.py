@@ -121,7 +121,8 @@ def soil_properties(bulk: torch.Tensor, clay: torch.Tensor, sand: torch.Tensor,
         point of each layer), Ksat [site] (mm/d), fv [site] (vegetation fraction, -).
 
     Raises:
-        ValueError: a property is NaN or out of range (names it and the sites).
+        ValueError: a property is NaN (names it and the site indices) or the porosity falls
+            outside (0, 1), i.e. bulk density not in g cm-3 (names the site indices).
 
     Equations (doc section 3; Clapp & Hornberger 1978 with Cosby et al. 1984):
         φ = 1 − bulk/2.685; Wmaxₗ = 1000·φ·dₗ; B = 2.91 + 0.159·clay;
@@ -134,9 +135,10 @@ def soil_properties(bulk: torch.Tensor, clay: torch.Tensor, sand: torch.Tensor,
         if bad:
             raise ValueError(f"soil_properties: {name} is not finite at site index {bad[:10]}")
     phi = 1.0 - bulk / PARTICLE_DENSITY
-    if bool((phi <= 0).any() or (phi >= 1).any()):
-        raise ValueError("soil_properties: porosity 1 − bulk/2.685 outside (0, 1); bulk density "
-                         "must be in g cm-3 (0 < bulk < 2.685)")
+    bad = torch.nonzero((phi <= 0) | (phi >= 1)).flatten().tolist()
+    if bad:
+        raise ValueError(f"soil_properties: porosity 1 − bulk/2.685 outside (0, 1) at site index "
+                         f"{bad[:10]}; bulk density must be in g cm-3 (0 < bulk < 2.685)")
     depth = torch.tensor(LAYER_DEPTHS, dtype=bulk.dtype, device=bulk.device)
     b_ch = 2.91 + 0.159 * clay
     ksat = 86400.0 * 0.0070556 * 10.0 ** (-0.884 + 0.0153 * sand)
@@ -148,9 +150,25 @@ def soil_properties(bulk: torch.Tensor, clay: torch.Tensor, sand: torch.Tensor,
     wmax = 1000.0 * phi[:, None] * depth
     wwp = 1000.0 * depth * theta(PSI_WILTING_MM)[:, None]
     wcr = 1000.0 * depth * CRITICAL_FRACTION * theta(PSI_FIELD_MM)[:, None]
-    wcr = torch.maximum(wcr, wwp + 1e-3)  # keep the transpiration ramp well defined
+    wcr = torch.maximum(wcr, wwp + 1e-3)  # keep the transpiration ramp well defined (never binds here)
     fv = torch.clamp((ndvi - 0.05) / 0.6, 0.0, 1.0)
     return {"Wmax": wmax, "Wcr": wcr, "Wwp": wwp, "Ksat": ksat, "fv": fv}
+
+
+def cycle_spinup(a, days: int):
+    """Prepend the first ``days`` entries of ``a`` (numpy array or tensor, time first) to it: the
+    spin-up by cycling the first year (``../shared/docs/paraformer_vic.md`` section 2).
+
+    Raises:
+        ValueError: ``a`` has fewer than ``days`` entries.
+    """
+    if a.shape[0] < days:
+        raise ValueError(f"{a.shape[0]} days, fewer than the {days} spin-up days to cycle")
+    if isinstance(a, torch.Tensor):
+        return torch.cat([a[:days], a], 0)
+    import numpy as np
+
+    return np.concatenate([a[:days], a], 0)
 
 
 def arno_beta(w1: torch.Tensor, w1max: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -298,7 +316,10 @@ def load_fused_forward():
         lib.vic_param_names.restype = ctypes.c_char_p
         if (lib.vic_output_names().decode() != ",".join(VIC_OUTPUT_NAMES)
                 or lib.vic_param_names().decode() != ",".join(s.name for s in VIC_PARAMETERS)):
-            raise KernelUnavailable("vic_kernel.cpp's parameter/output order differs from core.physics.vic")
+            raise KernelUnavailable(
+                f"vic_kernel.cpp's order differs from core.physics.vic: kernel parameters "
+                f"{lib.vic_param_names().decode()}, outputs {lib.vic_output_names().decode()}; "
+                f"expected {','.join(s.name for s in VIC_PARAMETERS)} and {','.join(VIC_OUTPUT_NAMES)}")
     except (KernelUnavailable, OSError) as e:
         _KERNEL["error"] = str(e)
         raise KernelUnavailable(str(e)) from None
@@ -509,6 +530,12 @@ class VIC(torch.nn.Module):
         sp = self._site(site, ns, forcing.dtype, forcing.device)
         if state is None:
             state = self.initial_state(ns, forcing.dtype, forcing.device, site=site)
+        missing = [n for n in VIC_STATES if n not in state]
+        if missing:
+            raise KeyError(f"vic: states missing: {missing}")
+        for n in VIC_STATES:
+            if tuple(state[n].shape) != (ns, self.nmul):
+                raise ValueError(f"vic: state {n} must be [{ns}, {self.nmul}], got {tuple(state[n].shape)}")
         if self._fused_ok(forcing, params, state, return_components):
             return fused_forward(forcing, params, state, site, self.nmul)
         st = tuple(state[n] for n in VIC_STATES)

@@ -10,11 +10,15 @@ Defaults of ``../shared/docs/paraformer_vic.md``: 5 complexes, ≤ 5000 evaluati
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..physics.vic import cycle_spinup
 
 
 @dataclass
@@ -38,7 +42,8 @@ class CellProblem:
 
 @dataclass
 class CellResult:
-    """θ (physical units, name -> value), the best training RMSE and the evaluations used."""
+    """θ (physical units, name -> value), the best training RMSE and the number of evaluations
+    spotpy recorded (its last loop may run a few more that it does not record)."""
 
     site: str
     theta: dict
@@ -59,7 +64,7 @@ class _Setup:
         self.specs = VIC_PARAMETERS
         self.params = [spotpy.parameter.Uniform(s.name, s.lower, s.upper) for s in VIC_PARAMETERS]
         st = {k: torch.tensor([float(v)], dtype=torch.float64) for k, v in problem.statics.items()}
-        self.site = soil_properties(st["bulk"], st["clay"], st["sand"], st["ndvi"])
+        self.site = soil_properties(bulk=st["bulk"], clay=st["clay"], sand=st["sand"], ndvi=st["ndvi"])
         self.forcing = torch.tensor(problem.forcing[:, None, :], dtype=torch.float64)
         self.model = VIC(engine="fused")
         self.mask = np.isfinite(problem.obs)
@@ -98,6 +103,8 @@ def calibrate_cell(problem: CellProblem, max_evals: int = 5000, complexes: int =
     setup = _Setup(problem)
     if not setup.mask.any():
         raise ValueError(f"cell {problem.site}: no SMAP retrieval in the calibration period")
+    # spotpy's random_state also reseeds numpy's and Python's global generators: keep them
+    state_np, state_py = np.random.get_state(), random.getstate()
     sampler = spotpy.algorithms.sceua(setup, dbname=None, dbformat="ram", save_sim=False,
                                       random_state=seed)
     import contextlib
@@ -105,6 +112,8 @@ def calibrate_cell(problem: CellProblem, max_evals: int = 5000, complexes: int =
 
     with contextlib.redirect_stdout(io.StringIO()):  # spotpy prints its progress
         sampler.sample(max_evals, ngs=complexes)
+    np.random.set_state(state_np)
+    random.setstate(state_py)
     res = sampler.getdata()
     like = np.asarray(res["like1"], dtype=float)
     best = int(np.nanargmin(like))
@@ -128,10 +137,12 @@ def calibrate_cells(problems: list[CellProblem], max_evals: int = 5000, complexe
     jobs = [(p, max_evals, complexes, seed + i) for i, p in enumerate(problems)]
     if processes == 1:
         return [_worker(j) for j in jobs]
+    # fresh interpreters (spawn): no OpenMP or torch thread pool inherited from this process;
+    # each worker sets its own thread counts to 1 before loading the kernel
     env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
-        with ProcessPoolExecutor(processes) as pool:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
             return list(pool.map(_worker, jobs))
     finally:
         if env["OMP_NUM_THREADS"] is None:
@@ -157,7 +168,7 @@ def cell_problems(ds, sites: list[str], start: str, end: str, spinup_days: int =
         c = d.sel(site=s)
         f = np.stack([c["P"].values, c["T"].values, c["PET"].values], -1).astype(np.float64)
         obs = c["smap_am"].values.astype(np.float64)
-        f = np.concatenate([f[:spinup_days], f], 0)
+        f = cycle_spinup(f, spinup_days)
         obs = np.concatenate([np.full(spinup_days, np.nan), obs], 0)
         statics = {k: float(c[k].values) for k in ("bulk", "clay", "sand", "ndvi")}
         out.append(CellProblem(str(s), f, obs, statics, spinup_days))

@@ -1,7 +1,8 @@
 // Fused forward of the VIC-type model (core/physics/vic.py): the whole daily loop in C++, one
 // OpenMP thread per site, no autograd. It is the same model as `vic_step` (the reference), step
-// for step and in the same order of operations; tests/test_vic.py checks the two against each
-// other. Used where no gradient is needed: testing a learned θ, the surrogate's Latin-hypercube
+// for step and in the same order of operations, equal to rounding (the ARNO series multiplies r^n
+// up instead of calling pow; components are averaged as a running sum); tests/test_vic.py checks
+// the two against each other (1e-10 in double). Used where no gradient is needed: testing a learned θ, the surrogate's Latin-hypercube
 // runs and the per-cell SCE-UA calibration.
 //
 // Layouts (C order): forcing [nt, ns, 3] (P mm/d, T degC, PET mm/d); params [5, ns, nm] in the
