@@ -115,7 +115,7 @@ class MapView(Viewer):
                                         nan_color=NAN_COLOR)
         color = {"field": "value", "transform": self.mapper}
         glyph = self.renderer.glyph
-        marker = "square" if self._site_kind() == "cell" else "circle"
+        marker = "square" if self._site_kind() == "grid_cell" else "circle"
         for g in (glyph, self.renderer.selection_glyph, self.renderer.nonselection_glyph):
             if g is not None:
                 g.update(fill_color=color, marker=marker)

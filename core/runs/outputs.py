@@ -6,7 +6,8 @@ A run's evaluation writes ``outputs.nc`` (series, dims (basin, time)) and ``para
 static|dynamic (core.evaluation.evaluate.simulate). Readers learn names, units and bounds from
 these attributes, so a second backbone (other variables, other panels) is displayed without new
 code. ``outputs.nc`` also carries ``panels`` (the backbone's time-series groups, JSON) and
-``site_kind`` (``basin``: points; ``cell``: grid cells drawn as squares).
+``site_kind`` (``basin``: points; ``grid_cell``: grid cells drawn as squares; the value
+``core.datasets.load_smap`` gives its cells).
 
 Files are opened lazily and kept open per file version (path, inode, mtime) in a small
 process-wide cache, so a click reads one site's rows (a few hundred kB), never the whole file,
