@@ -298,12 +298,14 @@ class SignatureView(Viewer):
              ("P − Q", "@P_minus_Q{0.00} mm/d")], unit_range=False)
         self._bfi_box, self._bfi_note = self._boxed(self.bfi_figure)
         self._et_box, self._et_note = self._boxed(self.et_figure)
+        if self._key is not None:
+            # titles before the figures reach the page: BokehJS 3.9 does not re-lay out a
+            # figure whose empty title gets text after its first render (the title stays unseen)
+            self._show_titles()
         self._content.objects = [
             pn.Row(pn.Column(self._bfi_note, self._bfi_box, sizing_mode="stretch_width"),
                    pn.Column(self._et_note, self._et_box, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width")]
-        if self._key is not None:
-            self._show_titles()
 
     def _make_figure(self, name, x, y, xlabel, ylabel, tooltips, unit_range):
         ranges = {"x_range": Range1d(-0.02, 1.02), "y_range": Range1d(-0.02, 1.02)} if unit_range else {}

@@ -566,6 +566,35 @@ def test_traces_show_the_daily_beta_and_gamma_of_the_site(main_app, app_page, tr
     assert_clean(page, main_app)
 
 
+# Title text of a scatter and the height its title takes on the page (0: not laid out).
+_SCATTER_TITLE = """
+  const fig = model(arg), view = fig == null ? null : Bokeh.index.find_one(fig);
+  const tv = view == null ? null : view.views.find_one(fig.title);
+  const r = {text: fig == null ? "" : fig.title.text, height: tv == null ? 0 : tv.bbox.height,
+             finished: finished(arg)};
+"""
+SCATTER_TITLE_JS = js(_SCATTER_TITLE + "return r;")
+SCATTER_TITLED_JS = js(_SCATTER_TITLE + "return r.finished && r.text.includes(' r = ') && r.height > 10;")
+
+
+def test_signature_scatters_are_titled_with_pearson_r(main_app, app_page, trained_run):
+    """The BFI and ET scatters (built when their tab first opens) show r and n in a title that
+    is laid out on the page."""
+    from explorer.state import pearson
+
+    page = app_page
+    open_app(page, url_with(main_app, run=trained_run.run_id))
+    open_tab(page, "Signatures: BFI and ET")
+    m = trained_run.metrics()
+    for name, (x, y) in {"hydrolens-bfi-scatter": ("BFI_camels", "BFI_sim"),
+                         "hydrolens-et-scatter": ("P_minus_Q", "ET_mean")}.items():
+        page.wait_for_function(SCATTER_TITLED_JS, arg=name, timeout=20_000)
+        shown = page.evaluate(SCATTER_TITLE_JS, name)
+        n = int((m[x].notna() & m[y].notna()).sum())
+        assert f"r = {pearson(m[x], m[y]):.2f}" in shown["text"] and f"n = {n}" in shown["text"], shown
+    assert_clean(page, main_app)
+
+
 def test_map_quantity_switch_to_a_learned_parameter(main_app, app_page, trained_run):
     import xarray as xr
 
