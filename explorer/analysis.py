@@ -506,7 +506,6 @@ class CompareView(Viewer):
                                 width=12, padding=6, major_label_text_font_size="11px",
                                 title_text_font_size="12px"), "right")
         self.dnse_figure, self.dnse_source, self.dnse_mapper = fig, source, mapper
-        self._map_box.objects = [pn.pane.Bokeh(fig, sizing_mode="stretch_width")]
 
     # -- updating ------------------------------------------------------------------------------
     def _show_runs(self, *_events) -> None:
@@ -618,7 +617,8 @@ class CompareView(Viewer):
                     "runs trained on overlapping sites.")
             self._map_note.object = _placeholder("ΔNSE map", what)
             return
-        if self.dnse_figure is None:
+        new = self.dnse_figure is None
+        if new:
             self._make_map()
         src = self.dnse_source
         self.dnse_source.data = {k: cols[k] for k in src.column_names if k in cols} | {
@@ -630,6 +630,8 @@ class CompareView(Viewer):
             f"ΔNSE = NSE({ids[1]}) − NSE({ids[0]}) · {len(d)} common sites · "
             f"median {fmt(float(np.median(ok)) if ok.size else None, 3)} · "
             f"{better} better, {worse} worse")
+        if new:  # on the page only once titled (see SignatureView._build: BokehJS 3.9 titles)
+            self._map_box.objects = [pn.pane.Bokeh(self.dnse_figure, sizing_mode="stretch_width")]
         self._map_note.visible = False
         self._map_box.visible = True
 

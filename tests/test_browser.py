@@ -650,6 +650,10 @@ def test_comparison_of_two_runs(main_app, main_store, app_page, trained_run):
     assert len(dnse) == len(trained_run.metrics())
     finite = [v for v in dnse if v is not None]
     assert finite and np.allclose(finite, -0.1, atol=1e-5), dnse
+    for name in ("hydrolens-nse-cdf", "hydrolens-dnse-map"):  # titles laid out on the page
+        page.wait_for_function(js(_SCATTER_TITLE + "return r.finished && r.height > 10;"), arg=name,
+                               timeout=10_000)
+    assert "median -0.100" in page.evaluate(SCATTER_TITLE_JS, "hydrolens-dnse-map")["text"]
     page.wait_for_function("() => window.location.search.includes('compare=')", timeout=10_000)
     assert_clean(page, main_app)
 
