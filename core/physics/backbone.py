@@ -21,7 +21,7 @@ contract, so a second process model needs no copy of the code around it (issue 1
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -117,3 +117,43 @@ def check_params(backbone: Backbone, forcing: torch.Tensor, params: Mapping[str,
         if v.ndim != 3 or v.shape[1:] != (ns, backbone.nmul) or v.shape[0] not in (1, nt):
             raise ValueError(f"{backbone.name}: parameter {n} must be [1 or {nt}, {ns}, "
                              f"{backbone.nmul}], got {tuple(v.shape)}")
+
+
+def run_days(day: Callable, forcing: torch.Tensor, params: Mapping[str, torch.Tensor],
+             names: Sequence[str], state: tuple, output_names: Sequence[str],
+             return_components: bool = False):
+    """The reference time loop the backbones share (HBV, VIC): one ``day`` call per time step
+    under autograd.
+
+    The forcing is unbound once into per-day ``[site, 1]`` columns (one backward node per
+    tensor instead of a full-size zero-fill per step). A static parameter (leading dim 1) is
+    passed as its ``[site, nmul]`` value every day; a dynamic one as the day's slice.
+
+    Args:
+        day: ``day(forcing_t, state, p_t) -> (state, values)`` with ``forcing_t`` the tuple of
+            the day's forcing columns in ``forcing``'s order, ``state`` a tuple of ``[site,
+            nmul]`` tensors, ``p_t`` name -> ``[site, nmul]``, and ``values`` the day's outputs
+            in ``output_names`` order, each ``[site, nmul]``.
+        forcing: ``[time, site, nforcing]``; params: name -> ``[1 or time, site, nmul]``;
+        names: the parameters ``day`` reads; state: the initial state tuple.
+        return_components: also return the per-component series.
+
+    Returns:
+        (outputs name -> ``[time, site]`` component means, components name -> ``[time, site,
+        nmul]`` or None, the final state tuple).
+    """
+    columns = [forcing[..., i].unsqueeze(-1).unbind(0) for i in range(forcing.shape[-1])]
+    per_step = {n: (params[n][0] if params[n].shape[0] == 1 else params[n].unbind(0)) for n in names}
+    dynamic = [n for n in names if params[n].shape[0] != 1]
+    static_p = {n: v for n, v in per_step.items() if n not in dynamic}
+    rows = []
+    for t in range(forcing.shape[0]):
+        p_t = static_p if not dynamic else {**static_p, **{n: per_step[n][t] for n in dynamic}}
+        state, values = day(tuple(c[t] for c in columns), state, p_t)
+        block = torch.stack(tuple(values))  # [n_out, site, nmul]
+        rows.append(block if return_components else block.mean(-1))
+    series = torch.stack(rows)  # [time, n_out, site(, nmul)]
+    if return_components:
+        comps = {n: series[:, i] for i, n in enumerate(output_names)}
+        return {n: v.mean(-1) for n, v in comps.items()}, comps, state
+    return {n: series[:, i] for i, n in enumerate(output_names)}, None, state

@@ -38,8 +38,8 @@ N_OUT = len(HBV_STATES) + len(HBV_FLUXES)
 N_SAVED = len(HBV_STATES) + 2  # states entering each day + the two power-law efficiencies
 
 _lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
-_error: str | None = None
+#: stem -> the loaded library, or the reason it could not be built/loaded (tried once per process)
+_loaded: dict[str, ctypes.CDLL | str] = {}
 
 
 class KernelUnavailable(RuntimeError):
@@ -66,10 +66,6 @@ def _cpu_signature() -> str:
     except OSError:
         sig += platform.processor()
     return sig
-
-
-def _build() -> Path:
-    return build_library(SOURCE, "hbv")
 
 
 def build_library(source: Path, stem: str) -> Path:
@@ -129,24 +125,35 @@ def _declare(lib: ctypes.CDLL) -> None:
         raise KernelUnavailable("kernel parameter/output order differs from core.physics.spec")
 
 
+def load_library(source: Path, stem: str, declare) -> ctypes.CDLL:
+    """Build ``source`` (``build_library``, cached on disk), load it and run ``declare(lib)``
+    (argument types, order checks) once per process; a failure is remembered, so later calls
+    raise at once.
+
+    Raises:
+        KernelUnavailable: no compiler, compilation failed, or ``declare`` refused the library.
+    """
+    with _lock:
+        if stem not in _loaded:
+            try:
+                lib = ctypes.CDLL(str(build_library(source, stem)))
+                declare(lib)
+                _loaded[stem] = lib
+            except (KernelUnavailable, OSError) as e:
+                _loaded[stem] = str(e)
+        got = _loaded[stem]
+        if isinstance(got, str):
+            raise KernelUnavailable(got)
+        return got
+
+
 def load_kernel() -> ctypes.CDLL:
-    """Build (once, cached) and load the kernel.
+    """Build (once, cached) and load the HBV kernel.
 
     Raises:
         KernelUnavailable: no compiler, compilation failed, or the kernel disagrees with the spec.
     """
-    global _lib, _error
-    with _lock:
-        if _lib is None and _error is None:
-            try:
-                lib = ctypes.CDLL(str(_build()))
-                _declare(lib)
-                _lib = lib
-            except (KernelUnavailable, OSError) as e:
-                _error = str(e)
-        if _lib is None:
-            raise KernelUnavailable(_error)
-        return _lib
+    return load_library(SOURCE, "hbv", _declare)
 
 
 def fused_available(device: torch.device | str = "cpu") -> bool:

@@ -21,7 +21,7 @@ from typing import Mapping
 
 import torch
 
-from .backbone import BackboneResult, OutputSpec, check_params
+from .backbone import BackboneResult, OutputSpec, check_params, run_days
 from .snow import degree_day_snow
 from .spec import FLUX_DESCRIPTIONS, GAMMA, HBV_FLUXES, HBV_PARAMETERS, HBV_STATES, OUTPUT_UNITS, STATE_DESCRIPTIONS
 
@@ -257,36 +257,19 @@ class HBV(torch.nn.Module):
             ValueError / KeyError: wrong shapes or missing parameters (message names them).
         """
         check_params(self, forcing, params)
-        nt, nb = forcing.shape[:2]
+        nb = forcing.shape[1]
         if state is None:
             state = self.initial_state(nb, forcing.dtype, forcing.device)
         if self._use_fused(forcing.device):
             return self._forward_fused(forcing, params, state, return_components)
-        st = tuple(state[s] for s in HBV_STATES)
+        def day(f, st, p_t):
+            st, fl = hbv_step(*f, st, p_t, self.recharge_net)
+            return st, (*st, *fl)
 
-        # unbind once: one backward node per tensor instead of one full-size zero-fill per step
-        P, T, PET = (forcing[..., i].unsqueeze(-1).unbind(0) for i in range(3))
-        names = self.parameter_names
-        per_step = {n: (params[n][0] if params[n].shape[0] == 1 else params[n].unbind(0))
-                    for n in names}
-        dynamic = [n for n in names if params[n].shape[0] != 1]
-        static_p = {n: v for n, v in per_step.items() if n not in dynamic}
-
-        rows = []
-        for t in range(nt):
-            p_t = static_p if not dynamic else {**static_p, **{n: per_step[n][t] for n in dynamic}}
-            st, fl = hbv_step(P[t], T[t], PET[t], st, p_t, self.recharge_net)
-            block = torch.stack((*st, *fl))  # [n_out, basin, nmul]
-            rows.append(block if return_components else block.mean(-1))
-        series = torch.stack(rows)  # [time, n_out, basin(, nmul)]
-        if return_components:
-            comps = {n: series[:, i] for i, n in enumerate(OUTPUT_NAMES)}
-            outputs = {n: v.mean(-1) for n, v in comps.items()}
-        else:
-            comps = None
-            outputs = {n: series[:, i] for i, n in enumerate(OUTPUT_NAMES)}
-        final = dict(zip(HBV_STATES, st))
-        return HBVResult(outputs=outputs, final_state=final, components=comps)
+        outputs, comps, st = run_days(day, forcing, params, self.parameter_names,
+                                      tuple(state[s] for s in HBV_STATES), OUTPUT_NAMES,
+                                      return_components)
+        return HBVResult(outputs=outputs, final_state=dict(zip(HBV_STATES, st)), components=comps)
 
     def _forward_fused(self, forcing, params, state, return_components) -> HBVResult:
         from .fused import FusedHBVFunction

@@ -37,7 +37,7 @@ from typing import Mapping
 
 import torch
 
-from .backbone import BackboneResult, OutputSpec, check_params
+from .backbone import BackboneResult, OutputSpec, check_params, run_days
 from .snow import degree_day_snow
 from .spec import ParamSpec
 
@@ -285,46 +285,45 @@ def vic_step(P, T, PET, state, p, site):
     return (snowpack, meltwater, w1, w2, w3), out
 
 
-_KERNEL: dict[str, object] = {}
+def _declare_kernel(lib) -> None:
+    """Argument types of ``kernels/vic_kernel.cpp``'s entry points; its parameter and output
+    orders checked against this module's.
+
+    Raises:
+        KernelUnavailable: the orders differ.
+    """
+    import ctypes
+
+    from .fused import KernelUnavailable
+
+    i64, vp = ctypes.c_int64, ctypes.c_void_p
+    for suffix in ("f32", "f64"):
+        fn = getattr(lib, f"vic_forward_{suffix}")
+        fn.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, vp, vp, vp, vp, vp]
+        fn.restype = None
+    lib.vic_output_names.restype = ctypes.c_char_p
+    lib.vic_param_names.restype = ctypes.c_char_p
+    if (lib.vic_output_names().decode() != ",".join(VIC_OUTPUT_NAMES)
+            or lib.vic_param_names().decode() != ",".join(s.name for s in VIC_PARAMETERS)):
+        raise KernelUnavailable(
+            f"vic_kernel.cpp's order differs from core.physics.vic: kernel parameters "
+            f"{lib.vic_param_names().decode()}, outputs {lib.vic_output_names().decode()}; "
+            f"expected {','.join(s.name for s in VIC_PARAMETERS)} and {','.join(VIC_OUTPUT_NAMES)}")
 
 
 def load_fused_forward():
     """The fused forward kernel (``kernels/vic_kernel.cpp``), built once and cached like the
-    HBV's (``core.physics.fused.build_library``); checked against this module's names.
+    HBV's (``core.physics.fused.load_library``).
 
     Raises:
         KernelUnavailable: no C++ compiler, the build failed, or the kernel's parameter/output
             order differs from ``VIC_PARAMETERS`` / ``VIC_OUTPUT_NAMES``.
     """
-    import ctypes
     from pathlib import Path
 
-    from .fused import KernelUnavailable, build_library
+    from .fused import load_library
 
-    if "lib" in _KERNEL:
-        return _KERNEL["lib"]
-    if "error" in _KERNEL:
-        raise KernelUnavailable(_KERNEL["error"])
-    try:
-        lib = ctypes.CDLL(str(build_library(Path(__file__).with_name("kernels") / "vic_kernel.cpp", "vic")))
-        i64, vp = ctypes.c_int64, ctypes.c_void_p
-        for suffix in ("f32", "f64"):
-            fn = getattr(lib, f"vic_forward_{suffix}")
-            fn.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, vp, vp, vp, vp, vp]
-            fn.restype = None
-        lib.vic_output_names.restype = ctypes.c_char_p
-        lib.vic_param_names.restype = ctypes.c_char_p
-        if (lib.vic_output_names().decode() != ",".join(VIC_OUTPUT_NAMES)
-                or lib.vic_param_names().decode() != ",".join(s.name for s in VIC_PARAMETERS)):
-            raise KernelUnavailable(
-                f"vic_kernel.cpp's order differs from core.physics.vic: kernel parameters "
-                f"{lib.vic_param_names().decode()}, outputs {lib.vic_output_names().decode()}; "
-                f"expected {','.join(s.name for s in VIC_PARAMETERS)} and {','.join(VIC_OUTPUT_NAMES)}")
-    except (KernelUnavailable, OSError) as e:
-        _KERNEL["error"] = str(e)
-        raise KernelUnavailable(str(e)) from None
-    _KERNEL["lib"] = lib
-    return lib
+    return load_library(Path(__file__).with_name("kernels") / "vic_kernel.cpp", "vic", _declare_kernel)
 
 
 def fused_forward(forcing: torch.Tensor, params: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
@@ -526,7 +525,7 @@ class VIC(torch.nn.Module):
             ValueError / KeyError: wrong shapes, missing parameters or site properties.
         """
         check_params(self, forcing, params)
-        nt, ns = forcing.shape[:2]
+        ns = forcing.shape[1]
         sp = self._site(site, ns, forcing.dtype, forcing.device)
         if state is None:
             state = self.initial_state(ns, forcing.dtype, forcing.device, site=site)
@@ -538,28 +537,20 @@ class VIC(torch.nn.Module):
                 raise ValueError(f"vic: state {n} must be [{ns}, {self.nmul}], got {tuple(state[n].shape)}")
         if self._fused_ok(forcing, params, state, return_components):
             return fused_forward(forcing, params, state, site, self.nmul)
-        st = tuple(state[n] for n in VIC_STATES)
-        P, T, PET = (forcing[..., i].unsqueeze(-1).unbind(0) for i in range(3))
-        names = self.parameter_names
-        per_step = {n: (params[n][0] if params[n].shape[0] == 1 else params[n].unbind(0)) for n in names}
-        dynamic = [n for n in names if params[n].shape[0] != 1]
-        static_p = {n: v for n, v in per_step.items() if n not in dynamic}
-        rows = []
         step = self._step_fn()
-        for t in range(nt):
-            p_t = static_p if not dynamic else {**static_p, **{n: per_step[n][t] for n in dynamic}}
-            if t == 0 and step is not vic_step:
-                st, out = self._run_step(step, P[t], T[t], PET[t], st, p_t, sp)
+        first = True
+
+        def day(f, st, p_t):
+            nonlocal step, first
+            if first and step is not vic_step:
+                st, out = self._run_step(step, *f, st, p_t, sp)
                 step = self._step_fn()  # the reference if compiling failed just now
             else:
-                st, out = step(P[t], T[t], PET[t], st, p_t, sp)
-            block = torch.stack([out[n] for n in VIC_OUTPUT_NAMES])   # [n_out, site, nmul]
-            rows.append(block if return_components else block.mean(-1))
-        series = torch.stack(rows)
-        if return_components:
-            comps = {n: series[:, i] for i, n in enumerate(VIC_OUTPUT_NAMES)}
-            outputs = {n: v.mean(-1) for n, v in comps.items()}
-        else:
-            comps = None
-            outputs = {n: series[:, i] for i, n in enumerate(VIC_OUTPUT_NAMES)}
+                st, out = step(*f, st, p_t, sp)
+            first = False
+            return st, [out[n] for n in VIC_OUTPUT_NAMES]
+
+        outputs, comps, st = run_days(day, forcing, params, self.parameter_names,
+                                      tuple(state[n] for n in VIC_STATES), VIC_OUTPUT_NAMES,
+                                      return_components)
         return BackboneResult(outputs=outputs, final_state=dict(zip(VIC_STATES, st)), components=comps)
