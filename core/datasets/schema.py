@@ -98,13 +98,14 @@ class BasinNotFoundError(KeyError):
     ``str(err)`` is the plain message (not the quoted ``KeyError`` repr).
     """
 
-    def __init__(self, basin: str, where: str, candidates: Iterable[str] | None = None):
+    def __init__(self, basin: str, where: str, candidates: Iterable[str] | None = None,
+                 kind: str = "Basin"):
         self.basin = basin
         self.where = where
         close: list[str] = []
         if candidates is not None:
             close = difflib.get_close_matches(str(basin), list(candidates), n=3, cutoff=0.75)
-        msg = f"Basin {basin!r} not found in {where}."
+        msg = f"{kind} {basin!r} not found in {where}."
         if close:
             msg += f" Close ids: {', '.join(close)}."
         self.message = msg
@@ -126,16 +127,8 @@ class SiteNotFoundError(BasinNotFoundError):
 
     def __init__(self, site: str, where: str, candidates: Iterable[str] | None = None,
                  kind: str = "Site"):
-        self.site = self.basin = site
-        self.where = where
-        close: list[str] = []
-        if candidates is not None:
-            close = difflib.get_close_matches(str(site), list(candidates), n=3, cutoff=0.75)
-        msg = f"{kind} {site!r} not found in {where}."
-        if close:
-            msg += f" Close ids: {', '.join(close)}."
-        self.message = msg
-        KeyError.__init__(self, msg)
+        super().__init__(site, where, candidates, kind=kind)
+        self.site = site
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..evaluation.metrics import nse, rmse
 from ..physics.vic import VIC, VIC_PARAMETERS, cycle_spinup, soil_properties
 
 #: Statics the surrogate reads (those the VIC's soil_properties uses).
@@ -157,12 +158,6 @@ class VICSurrogate(nn.Module):
         return self.linear_out(self.dropout(h)) * self.y_std + self.y_mean
 
 
-def nse(sim: np.ndarray, obs: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Nash-Sutcliffe efficiency along ``axis`` (no missing values here)."""
-    den = ((obs - obs.mean(axis, keepdims=True)) ** 2).sum(axis)
-    return 1.0 - ((sim - obs) ** 2).sum(axis) / np.where(den > 0, den, np.nan)
-
-
 @dataclass
 class SurrogateSplit:
     """Which θ sets and days train the surrogate and which are held out for the gate.
@@ -254,7 +249,8 @@ def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSpl
                 refs.append(data.sm[d0:, cs, s])
     sim, ref = np.concatenate(sims, 1), np.concatenate(refs, 1)
     nses = nse(sim, ref)
-    rmses = np.sqrt(((sim - ref) ** 2).mean(0))
+    nses = np.where(np.isfinite(nses), nses, np.nan)  # a constant VIC series has no NSE
+    rmses = rmse(sim, ref)
     # gradients: surrogate vs VIC, mean SM of the held-out period w.r.t. θ in unit space
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, nc, n_grad)
