@@ -31,6 +31,7 @@ from core.runs import RunStore  # noqa: E402
 from explorer.analysis import CompareView, SignatureView  # noqa: E402
 from explorer.mapview import MapView  # noqa: E402
 from explorer.series import SeriesView, TraceView  # noqa: E402
+from explorer.server import quiet_closed_pages  # noqa: E402
 from explorer.state import AppState  # noqa: E402
 from explorer.style import CSS, html_pane, stylesheets  # noqa: E402
 from explorer.views import QuantityPicker, RunPanel  # noqa: E402
@@ -190,6 +191,7 @@ def _batch_document_updates(template) -> None:
 
 def create_app(runs_root: str | os.PathLike | None = None) -> HydroLensApp:
     """Build one explorer session over the run store at `runs_root` (default: HYDROLENS_RUNS)."""
+    quiet_closed_pages()
     return HydroLensApp(runs_root=runs_root)
 
 

@@ -345,3 +345,41 @@ def test_run_without_evaluation_shows_its_status(tmp_path):
     run.update_status(epoch=3)  # the app's periodic poll picks up progress
     state.poll()
     assert "epoch 3/10" in state.message and "3 / 10" in panel.summary.object
+
+
+def test_a_write_to_a_closed_page_is_one_warning_not_a_traceback(caplog):
+    """A tab closed while an update to it is in flight: Panel leaves the failed write's
+    exception unretrieved and asyncio would log a traceback; the server loop's handler logs one
+    warning instead, and passes every other exception on."""
+    import asyncio
+    import logging
+
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    from explorer.server import closed_page_handler, quiet_closed_pages
+
+    passed_on = []
+    handler = closed_page_handler(lambda loop, context: passed_on.append(context))
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level(logging.WARNING, logger="hydrolens.explorer"):
+            for exc in (WebSocketClosedError(), StreamClosedError()):
+                handler(loop, {"message": "Task exception was never retrieved", "exception": exc})
+        assert caplog.text.count("a message to a page that had closed was dropped") == 2
+        assert "Traceback" not in caplog.text and passed_on == []
+        other = {"message": "Task exception was never retrieved", "exception": ValueError("bug")}
+        handler(loop, other)
+        assert passed_on == [other]  # a real error still reaches the default handling
+    finally:
+        loop.close()
+
+    async def install_twice():
+        quiet_closed_pages()
+        first = asyncio.get_running_loop().get_exception_handler()
+        quiet_closed_pages()
+        return first, asyncio.get_running_loop().get_exception_handler()
+
+    first, second = asyncio.run(install_twice())
+    assert first is not None and second is first  # installed once per loop
+    quiet_closed_pages()  # outside a running loop: nothing to do, no error
