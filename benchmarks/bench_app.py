@@ -125,9 +125,9 @@ POINTS = """
   const view = Bokeh.index.find_one(fig);
   const canvas = view.canvas_view.el.getBoundingClientRect();
   const {x_scale, y_scale, bbox} = view.frame;
-  const ids = column(source, "basin"), xs = column(source, "x"), ys = column(source, "y");
+  const ids = column(source, "site"), xs = column(source, "x"), ys = column(source, "y");
   const inRun = source.data instanceof Map ? source.data.get("in_run") : source.data["in_run"];
-  const points = ids.map((b, i) => ({basin: b, in_run: inRun == null ? true : Boolean(inRun[i]),
+  const points = ids.map((b, i) => ({site: b, in_run: inRun == null ? true : Boolean(inRun[i]),
     x: canvas.left + x_scale.compute(xs[i]), y: canvas.top + y_scale.compute(ys[i])}));
   return {points, frame: {left: canvas.left + bbox.left, right: canvas.left + bbox.right,
                           top: canvas.top + bbox.top, bottom: canvas.top + bbox.bottom}};
@@ -186,7 +186,7 @@ from bokeh.plotting import figure
 pn.extension()
 n = 432
 rng = np.random.default_rng(0)
-data = {"basin": [f"{i:08d}" for i in range(n)], "x": rng.uniform(0, 1, n), "y": rng.uniform(0, 1, n),
+data = {"site": [f"{i:08d}" for i in range(n)], "x": rng.uniform(0, 1, n), "y": rng.uniform(0, 1, n),
         "a": rng.uniform(0, 1, n), "b": rng.uniform(0, 1, n)}
 source = ColumnDataSource({**data, "value": data["a"]}, name="ref-points")
 mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
@@ -200,7 +200,7 @@ select = pn.widgets.Select(name="Colour by", options=["a", "b"], width=200)
 
 def picked(_attr, _old, new):
     if len(new) == 1:
-        fig.title.text = source.data["basin"][new[0]]
+        fig.title.text = source.data["site"][new[0]]
 
 
 def recolour(event):
@@ -293,14 +293,14 @@ def bench_run(store: Path, data_root: str | None) -> str:
 
     rs = RunStore(store)
     for info in rs.list():
-        if not info.problem and info.state == "done" and info.n_basins >= MIN_SITES:
+        if not info.problem and info.state == "done" and info.n_sites >= MIN_SITES:
             return info.run_id
     store.mkdir(parents=True, exist_ok=True)
     import yaml
 
     cfg = json.loads(json.dumps(PRESETS["demo"]))
     cfg["name"] = "bench432"
-    cfg["data"]["basins"] = None
+    cfg["data"]["sites"] = None
     cfg["train"].update(epochs=1, iters_per_epoch=5)
     config = store / "bench-config.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -314,7 +314,7 @@ def bench_run(store: Path, data_root: str | None) -> str:
     subprocess.run(cmd, cwd=REPO, check=True)
     print(f"  trained and evaluated in {time.perf_counter() - t0:.0f} s", flush=True)
     for info in rs.list():
-        if not info.problem and info.state == "done" and info.n_basins >= MIN_SITES:
+        if not info.problem and info.state == "done" and info.n_sites >= MIN_SITES:
             return info.run_id
     raise RuntimeError(f"hydrolens train left no evaluated run of >= {MIN_SITES} sites in {store}")
 
@@ -383,10 +383,10 @@ def measure_click(page, target: Target, repeats: int) -> list[float]:
         t0 = time.perf_counter()
         page.mouse.click(p["x"], p["y"])
         # first the server's answer reaches the page (the title names the site), then all drawn
-        if not page.evaluate(js_wait(target.titled), p["basin"]):
+        if not page.evaluate(js_wait(target.titled), p["site"]):
             raise RuntimeError(f"{target.name}: click on {p['basin']} not answered within 60 s")
         shown.append(time.perf_counter() - t0)
-        if not page.evaluate(js_wait(target.clicked), p["basin"]):
+        if not page.evaluate(js_wait(target.clicked), p["site"]):
             raise RuntimeError(f"{target.name}: click on {p['basin']} not shown within 60 s")
         samples.append(time.perf_counter() - t0)
         page.wait_for_timeout(300)

@@ -164,7 +164,7 @@ def cli_epoch(engine: str) -> float:
     import yaml
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = {"preset": "bench", "data": {"basins": 50},
+        cfg = {"preset": "bench", "data": {"sites": 50},
                "model": {"variant": "delta_n", "nmul": 16, "hidden": 64, "engine": engine},
                "train": {"epochs": 1, "batch_size": 50, "iters_per_epoch": 10, "optimizer": "adam",
                          "lr": 0.005}}

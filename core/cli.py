@@ -88,12 +88,22 @@ def _command(*args, **kwargs):
 @_command()
 def train(
     preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~3 min on 2 cores), "
-                                          "bench432 (docs/benchmark.md settings) or paper432 (Feng et al. 2022)"),
+                                          "bench432 (docs/benchmark.md settings), paper432 (Feng et al. 2022), "
+                                          "smap (SMAP soil moisture, docs/benchmark_smap.md); default: demo, "
+                                          "or smap for a soil-moisture variant"),
     config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML RunConfig"),
     data_root: Optional[Path] = typer.Option(None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)"),
-    basins: Optional[str] = typer.Option(None, help="a count n (spread over CONUS), 'all', or comma-separated gauge ids"),
+    basins: Optional[str] = typer.Option(None, "--sites", "--basins", help="basins: a count n (spread over CONUS), "
+                                         "'all', or comma-separated gauge ids; SMAP cells: a set (SPARSE, DENSE, "
+                                         "NG, SCALE_29..SCALE_305), 'all' or cell ids"),
+    test_sites: Optional[str] = typer.Option(None, help="sites never trained on, also scored on the test period "
+                                             "(e.g. NG)"),
     epochs: Optional[int] = typer.Option(None, min=1, help="override the number of epochs"),
-    variant: Optional[str] = typer.Option(None, help="override the δ variant (delta1, delta_n, ...)"),
+    variant: Optional[str] = typer.Option(None, help="override the variant: δ models (delta1, delta_n, ...), lstm; "
+                                          "SMAP: ffn_a, lstm_z, paraformer_a, paraformer_z, sceua"),
+    coupling: Optional[str] = typer.Option(None, help="parameter learners: direct (through the VIC) or surrogate "
+                                           "(through the frozen LSTM surrogate, `hydrolens surrogate`)"),
+    seed: Optional[int] = typer.Option(None, help="random seed"),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)"),
     name: Optional[str] = typer.Option(None, help="run name (suffix of the run id)"),
@@ -103,8 +113,9 @@ def train(
     progress: bool = typer.Option(True, help="show progress bars"),
 ):
     """Train a δ model (default preset: demo) and, by default, evaluate it."""
-    from .datasets.loader import parse_basins
+    from .datasets.loader import parse_sites
     from .evaluation import evaluate_run
+    from .models.registry import get_variant
     from .training import RunConfig, Trainer, preset_config
 
     store = _store(out)
@@ -112,16 +123,23 @@ def train(
         run = store.get(resume)
         cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
     else:
-        cfg = RunConfig.from_yaml(config) if config else preset_config(preset or "demo")
+        default = "smap" if variant and get_variant(variant).task == "soil_moisture" else "demo"
+        cfg = RunConfig.from_yaml(config) if config else preset_config(preset or default)
         upd = cfg.to_dict()
         if data_root:
             upd["data"]["root"] = str(data_root)
         if basins is not None:
-            upd["data"]["basins"] = parse_basins(basins)
+            upd["data"]["sites"] = parse_sites(basins, upd["data"]["source"])
+        if test_sites is not None:
+            upd["data"]["test_sites"] = parse_sites(test_sites, upd["data"]["source"])
         if epochs:
             upd["train"]["epochs"] = epochs
         if variant:
             upd["model"]["variant"] = variant
+        if coupling:
+            upd["model"]["coupling"] = coupling
+        if seed is not None:
+            upd["train"]["seed"] = seed
         if device:
             upd["train"]["device"] = device
         if threads:
@@ -149,14 +167,13 @@ def train(
         if trainer.resumed_from is not None:
             notes = "".join(f"\n  skipped {n}" for n in trainer.resume_notes)
             typer.echo(f"resuming after epoch {trainer.start_epoch} from {trainer.resumed_from.name}{notes}")
-        typer.echo(f"{len(trainer.data.basins)} basins, {cfg.model.variant}, device {trainer.device}, "
+        typer.echo(f"{len(trainer.data.sites)} sites, {cfg.model.variant}, device {trainer.device}, "
                    f"{trainer.iters} iterations/epoch, epochs {trainer.start_epoch + 1}..{cfg.train.epochs}")
         trainer.fit()
         typer.echo(f"trained in {time.perf_counter() - t0:.1f} s")
         if evaluate:
             m = evaluate_run(run, device=cfg.train.device)
-            typer.echo(f"test median NSE {m['NSE'].median():.3f}  KGE {m['KGE'].median():.3f} "
-                       f"({len(m)} basins)")
+            typer.echo(f"{run.status().get('message', '')} ({len(m)} sites)")
     typer.echo(f"total {time.perf_counter() - t0:.1f} s; run id {run.run_id}")
 
 
@@ -193,14 +210,16 @@ def predict(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ):
     """Run a trained model on any basins and period (unseen ones too); writes outputs and metrics."""
-    from .datasets.loader import parse_basins
+    from .datasets.loader import parse_sites
     from .evaluation import predict_run
 
     t0 = time.perf_counter()
-    pred = predict_run(_store(out).get(run_id), data_root=str(data_root) if data_root else None,
-                       basins=parse_basins(basins), start=start, end=end,
+    run = _store(out).get(run_id)
+    source = (run.config().get("data") or {}).get("source", "caravan")
+    pred = predict_run(run, data_root=str(data_root) if data_root else None,
+                       basins=parse_sites(basins, source), start=start, end=end,
                        warmup_days=warmup_days, device=device, name=name)
-    typer.echo(f"{pred.n_basins} basins simulated in {time.perf_counter() - t0:.1f} s -> {pred.path}")
+    typer.echo(f"{pred.n_sites} sites simulated in {time.perf_counter() - t0:.1f} s -> {pred.path}")
     if pred.metrics is not None:
         typer.echo(f"median NSE {pred.metrics['NSE'].median():.3f}  KGE {pred.metrics['KGE'].median():.3f} "
                    f"({int((pred.metrics['n_obs'] > 0).sum())} basins with streamflow)")
@@ -239,6 +258,30 @@ def benchmark(
 
 
 @_command()
+def surrogate(
+    out: Optional[Path] = typer.Option(None, help="job folder (default: <runs root>/surrogates/default); "
+                                       "an existing one is continued from its checkpoint"),
+    n_sets: int = typer.Option(64, min=4, help="Latin-hypercube θ sets per cell"),
+    hidden: int = typer.Option(256, min=4, help="LSTM size"),
+    iters: int = typer.Option(4000, min=1, help="Adam steps (cosine-decayed learning rate)"),
+    batch: int = typer.Option(128, min=1, help="windows per step"),
+    rho: int = typer.Option(240, min=1, help="days with loss per window (after a 120-day burn-in)"),
+    lr: float = typer.Option(2e-3, min=0.0, help="initial Adam learning rate"),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads"),
+    data_root: Optional[Path] = typer.Option(None, help="data root"),
+    runs_root: Optional[Path] = typer.Option(None, "--runs", help=OUT_HELP),
+):
+    """Train the frozen LSTM surrogate of the VIC-type model and score its gate (Li & Lu 2023)."""
+    from .training.surrogate_fit import SurrogateConfig, fit_surrogate
+
+    cfg = SurrogateConfig(root=str(data_root) if data_root else None, n_sets=n_sets, hidden=hidden,
+                          iters=iters, batch=batch, rho=rho, lr=lr, threads=threads)
+    folder = out or (_store(runs_root).root / "surrogates" / "default")
+    typer.echo(f"surrogate job in {folder}")
+    fit_surrogate(folder, cfg, log=typer.echo)
+
+
+@_command()
 def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
     """List the runs of the store, newest first; unreadable runs are listed as corrupt with the reason."""
     store = _store(out)
@@ -250,7 +293,7 @@ def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
     typer.echo(fmt.format("run", "state", "variant", "basins", "epochs", "med NSE", "med KGE"))
     for r in infos:
         f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        typer.echo(fmt.format(r.run_id, r.state, r.variant, r.n_basins, f"{r.epochs_done}/{r.epochs}",
+        typer.echo(fmt.format(r.run_id, r.state, r.variant, r.n_sites, f"{r.epochs_done}/{r.epochs}",
                               f(r.median_nse), f(r.median_kge)))
     corrupt = [r for r in infos if r.problem]
     if corrupt:
@@ -316,14 +359,14 @@ def jobs_submit(
     out: Optional[Path] = typer.Option(None, help=OUT_HELP),
 ):
     """Queue a training run (trained and evaluated in the background)."""
-    from .datasets.loader import parse_basins
+    from .datasets.loader import parse_sites
     from .training import preset_config
 
     cfg = preset_config(preset).to_dict()
     if variant:
         cfg["model"]["variant"] = variant
     if basins is not None:
-        cfg["data"]["basins"] = parse_basins(basins)
+        cfg["data"]["sites"] = parse_sites(basins, cfg["data"]["source"])
     if epochs:
         cfg["train"]["epochs"] = epochs
     cfg["train"]["device"] = device

@@ -167,7 +167,7 @@ def delta_columns(m1: pd.DataFrame, m2: pd.DataFrame, sites: pd.DataFrame | None
     lat = pd.to_numeric(meta["gauge_lat"], errors="coerce").to_numpy(float)
     x, y = project(lon, lat) if len(idx) else (np.zeros(0), np.zeros(0))
     return {
-        "basin": [str(b) for b in idx],
+        "site": [str(b) for b in idx],
         "gauge_name": meta["gauge_name"].fillna("").astype(str).tolist(),
         "lon": lon, "lat": lat, "x": np.asarray(x, float), "y": np.asarray(y, float),
         "NSE_1": _numeric(m1, "NSE").reindex(idx).to_numpy(float),
@@ -186,7 +186,7 @@ def signature_columns(ids, metrics: pd.DataFrame | None) -> dict:
     idx = pd.Index([str(b) for b in ids])
     names = (metrics["gauge_name"].reindex(idx) if metrics is not None and "gauge_name" in metrics
              else pd.Series("", index=idx))
-    cols = {"basin": list(idx), "gauge_name": names.fillna("").astype(str).tolist()}
+    cols = {"site": list(idx), "gauge_name": names.fillna("").astype(str).tolist()}
     for c in SIGNATURE_COLUMNS:
         cols[c] = (_numeric(metrics, c).reindex(idx).to_numpy(float) if metrics is not None
                    else np.full(len(idx), np.nan))
@@ -230,7 +230,7 @@ class SignatureView(Viewer):
     two scatters share their selection, and the selection of `source` and of ``map_source`` are
     kept equal: in the browser by a ``js_on_change`` link each way (instant, no round trip), and
     on the server by ``on_change`` callbacks each way (so a pick on a scatter reaches the map's
-    handler, which sets ``state.selection``/``state.basin``, and a server-side pick reaches the
+    handler, which sets ``state.selection``/``state.site``, and a server-side pick reaches the
     scatters). Tap, box and lasso selection work on either scatter.
 
     The scatters use their own source rather than adding columns to ``map_source``: the map
@@ -338,7 +338,7 @@ class SignatureView(Viewer):
     # -- updating ------------------------------------------------------------------------------
     def _ids(self) -> list[str]:
         if self.map_source is not None:
-            return [str(b) for b in self.map_source.data.get("basin", [])]
+            return [str(b) for b in self.map_source.data.get("site", [])]
         m = self.state.metrics
         return [] if m is None else [str(b) for b in m.index]
 
@@ -395,7 +395,7 @@ class SignatureView(Viewer):
     def _from_map(self, _attr, _old, new) -> None:
         if self._syncing:
             return
-        n = len(self.source.data["basin"])
+        n = len(self.source.data["site"])
         wanted = [i for i in new if i < n]
         if list(self.source.selected.indices) != wanted:
             with echo_guard(self, "_syncing"):
@@ -482,8 +482,8 @@ class CompareView(Viewer):
     def _make_map(self):
         from explorer.geomap import site_map
 
-        df = pd.DataFrame({k: pd.Series(dtype=object if k in ("basin", "gauge_name") else float)
-                           for k in ("x", "y", "basin", "gauge_name", "lon", "lat", "NSE_1", "NSE_2",
+        df = pd.DataFrame({k: pd.Series(dtype=object if k in ("site", "gauge_name") else float)
+                           for k in ("x", "y", "site", "gauge_name", "lon", "lat", "NSE_1", "NSE_2",
                                      "dNSE")})
         fig, renderer = site_map(
             df, name=DNSE_MAP_NAME, key="dNSE", title_font_size="14px",
@@ -606,7 +606,7 @@ class CompareView(Viewer):
         cols = None
         if len(ids) >= 2:
             cols = delta_columns(by_run[ids[0]], by_run[ids[1]], self.state.sites)
-        if cols is None or not cols["basin"]:
+        if cols is None or not cols["site"]:
             self._map_box.visible = False
             if self.dnse_source is not None:
                 self.dnse_source.data = {k: [] for k in self.dnse_source.column_names}

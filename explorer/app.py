@@ -46,7 +46,7 @@ JOBS_MS = 1000
 #: Main tabs, in order (the URL keeps the active one by name).
 TABS = ("series", "traces", "signatures", "compare")
 #: What the URL keeps: state parameter -> query key.
-URL_KEYS = {"run_id": "run", "basin": "site", "quantity": "q", "period": "period", "compare": "compare"}
+URL_KEYS = {"run_id": "run", "site": "site", "quantity": "q", "period": "period", "compare": "compare"}
 
 MAP_CAPTION = (
     "Sites of the data root on a CONUS Albers equal-area map (shaded relief: Natural Earth). "
@@ -106,11 +106,17 @@ class HydroLensApp(param.Parameterized):
     def _url_values(self, values: dict) -> None:
         """Apply the URL values Panel could not: it reads digit-only strings as numbers (gauge id
         01022500 -> 1022500), which a String parameter refuses; restore them as ids."""
-        fixed = {k: (str(v).zfill(8) if k == "basin" else str(v))
-                 if isinstance(v, (int, float)) and isinstance(self.state.param[k], param.String) else v
+        fixed = {k: str(v) if isinstance(v, (int, float)) and isinstance(self.state.param[k], param.String) else v
                  for k, v in values.items()}
+        site = fixed.pop("site", None)
         try:
-            self.state.param.update(**fixed)
+            self.state.param.update(**fixed)  # the run first: its sites decide how an id reads
+            if site is not None:
+                if isinstance(values["site"], (int, float)):
+                    m = self.state.metrics
+                    # a grid-cell id is kept as it is; a gauge id gets its leading zeros back
+                    site = site if m is not None and site in m.index else site.zfill(8)
+                self.state.site = site
         except (ValueError, TypeError):  # a malformed URL value: keep the current view
             pass
 

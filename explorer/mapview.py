@@ -4,7 +4,7 @@ Drawn with HoloViews/GeoViews (``explorer.geomap.basemap() * hv.Points(...)`` in
 rendered to Bokeh once per session; later changes (run, quantity, filters, picks) only update
 the points' ColumnDataSource and the colour mapper, so they take milliseconds. Tap, box and
 lasso selection pick sites (``state.selection``); a tap on a site of the run also shows it
-(``state.basin``), which is ringed. Sites are basins (points) or grid cells (squares).
+(``state.site``), which is ringed. Sites are basins (points) or grid cells (squares).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def site_columns(sites: pd.DataFrame, in_run: pd.Index, values: pd.Series,
     vals = values.reindex(sites.index).to_numpy(float) if len(values) else np.full(len(ids), np.nan)
     shown = np.ones(len(ids), bool) if shown is None else shown
     return {
-        "basin": ids,
+        "site": ids,
         "gauge_name": sites["gauge_name"].fillna("").astype(str).tolist(),
         "x": x, "y": y, "lon": lon, "lat": lat,
         "value": vals,
@@ -137,7 +137,7 @@ class MapView(Viewer):
         self.source.selected.on_change("indices", self._on_indices)
         state.param.watch(self._show_run, ["metrics", "info", "params_table"])
         state.param.watch(self._show_quantity, "quantity")
-        state.param.watch(self._show_basin, "basin")
+        state.param.watch(self._show_basin, "site")
         state.param.watch(self._show_selection, "selection")
         self._show_run()
         self._pane = pn.pane.Bokeh(self.figure, sizing_mode="stretch_width")
@@ -153,7 +153,7 @@ class MapView(Viewer):
     def _make_figure(self):
         cols = site_columns(self.state.sites, pd.Index([]), pd.Series(dtype=float))
         fig, renderer = site_map(
-            pd.DataFrame(cols), name=MAP_NAME, key="basin",
+            pd.DataFrame(cols), name=MAP_NAME, key="site",
             tools=["hover", "tap", "box_select", "lasso_select"], size=SIZE_OTHER, color="#9ca3af",
             hover_tooltips=[("site", "@basin"), ("name", "@gauge_name"), ("value", "@value{0.000}"),
                             ("lat, lon", "@lat{0.00}, @lon{0.00}")],
@@ -175,7 +175,7 @@ class MapView(Viewer):
         in_run = state.metrics.index if state.metrics is not None else pd.Index([])
         cols = site_columns(sites, in_run, state.values(), self._shown)
         with echo_guard(self, "_updating"):
-            self._ids = cols["basin"]
+            self._ids = cols["site"]
             self.source.data = {k: cols[k] for k in self.source.column_names if k in cols} | {
                 k: v for k, v in cols.items() if k not in self.source.column_names}
             self._show_selection()
@@ -202,7 +202,7 @@ class MapView(Viewer):
         self.figure.title.text = title
 
     def _show_basin(self, *_events) -> None:
-        b = self.state.basin
+        b = self.state.site
         if b in self._ids:
             i = self._ids.index(b)
             self.ring.data = {"x": [self.source.data["x"][i]], "y": [self.source.data["y"][i]]}
@@ -225,7 +225,7 @@ class MapView(Viewer):
         metrics = self.state.metrics
         with param.parameterized.batch_call_watchers(self.state):
             if len(new) == 1 and metrics is not None and ids[new[0]] in metrics.index:
-                self.state.basin = ids[new[0]]  # a tap on a site of the run shows it
+                self.state.site = ids[new[0]]  # a tap on a site of the run shows it
             self.state.selection = picked
         if len(picked) != len(new):
             self._show_selection()

@@ -129,7 +129,7 @@ class SeriesView(Viewer):
             self.placeholder, self.plots, sizing_mode="stretch_width")
         self.log_toggle.link(state, value="log_q", bidirectional=True)
         state.param.watch(self._rebuild, ["panels", "variables"])
-        state.param.watch(self._show_basin, ["basin", "metrics"])
+        state.param.watch(self._show_basin, ["site", "metrics"])
         state.param.watch(self._show_log, "log_q")
         state.param.watch(self._show_period, "period")
         self.x_range.on_change("end", self._range_moved)
@@ -268,10 +268,10 @@ class SeriesView(Viewer):
         self.source.data = data
         row = state.basin_row()
         self.title.object = (
-            f'<div class="hl-view-title"><b>{escape(state.basin)}</b> · {escape(row.get("gauge_name", ""))}'
+            f'<div class="hl-view-title"><b>{escape(state.site)}</b> · {escape(row.get("gauge_name", ""))}'
             f' — NSE {fmt(float(row["NSE"]))} · KGE {fmt(float(row["KGE"]))} (test period)</div>')
-        self.download.filename = f"{state.run_id}_{state.basin}.csv"
-        q_title = (f"{state.basin} · {row.get('gauge_name', '')} — NSE {fmt(float(row['NSE']))} · "
+        self.download.filename = f"{state.run_id}_{state.site}.csv"
+        q_title = (f"{state.site} · {row.get('gauge_name', '')} — NSE {fmt(float(row['NSE']))} · "
                    f"KGE {fmt(float(row['KGE']))} (test period)")
         for name, fig in self.figures.items():
             if name.startswith(HYDROGRAPH_NAME):
@@ -331,7 +331,7 @@ class SeriesView(Viewer):
         if series is not None:
             units = {v.name: v.units for v in self.state.variables}
             out = series.rename(columns=lambda c: f"{c} [{units.get(c, '')}]" if units.get(c) else c)
-            buf.write(f"# HydroLens run {self.state.run_id}, site {self.state.basin}\n")
+            buf.write(f"# HydroLens run {self.state.run_id}, site {self.state.site}\n")
             out.to_csv(buf, index_label="time", float_format="%.5g")
         return io.BytesIO(buf.getvalue().encode("utf-8"))
 
@@ -371,7 +371,7 @@ class TraceView(Viewer):
         self._layout = pn.Column(pn.Row(self.note, self.reference, sizing_mode="stretch_width"),
                                  self.plots, sizing_mode="stretch_width")
         state.param.watch(self._rebuild, ["variables", "runs"])
-        state.param.watch(self._show_basin, "basin")
+        state.param.watch(self._show_basin, "site")
         self.reference.param.watch(self._show_reference, "value")
         self.param.watch(self._show, "shown")
         self._rebuild()
@@ -509,7 +509,7 @@ class TraceView(Viewer):
             pmax = float(np.nanmax(series["P"])) if len(series) else 1.0
             self._ctx.extra_y_ranges["p"].update(start=pmax * 3 if pmax > 0 else 1, end=0)  # P from the top
         rng = "; ".join(f"{n}ᵗ {np.nanmin(series[n]):.2f}–{np.nanmax(series[n]):.2f}" for n in names)
-        self.note.object = (f'<div class="hl-view-title"><b>{escape(self.state.basin)}</b>: daily '
+        self.note.object = (f'<div class="hl-view-title"><b>{escape(self.state.site)}</b>: daily '
                             f"{escape(rng)} over the test period</div>")
         self._show_reference()
 
@@ -519,8 +519,8 @@ class TraceView(Viewer):
         if ref:
             try:
                 table = self.state.store.get(ref).site_parameters()
-                if self.state.basin in table.index:
-                    values = table.loc[self.state.basin].to_dict()
+                if self.state.site in table.index:
+                    values = table.loc[self.state.site].to_dict()
             except Exception:  # noqa: BLE001
                 values = {}
         for n, span in self.spans.items():

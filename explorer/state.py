@@ -43,7 +43,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def run_label(info: RunInfo) -> str:
     """One line for the run selector: run id, variant, number of basins, median NSE (or state)."""
     score = f"NSE {fmt(info.median_nse)}" if info.median_nse is not None else info.state
-    return f"{info.run_id} · {info.variant} · {info.n_basins} basins · {score}"
+    return f"{info.run_id} · {info.variant} · {info.n_sites} {info.site_noun} · {score}"
 
 
 def readable(runs: list[RunInfo]) -> list[RunInfo]:
@@ -136,7 +136,7 @@ def site_universe(root: str | None = None) -> pd.DataFrame:
     try:
         return site_table(root)
     except Exception:  # noqa: BLE001 - no data root: picking is disabled, runs still display
-        return pd.DataFrame(columns=list(SITE_COLUMNS), index=pd.Index([], name="basin"))
+        return pd.DataFrame(columns=list(SITE_COLUMNS), index=pd.Index([], name="site"))
 
 
 @contextmanager
@@ -172,7 +172,7 @@ class AppState(param.Parameterized):
     """
 
     run_id = param.String(default=None, allow_None=True, doc="Selected run id.")
-    basin = param.String(default=None, allow_None=True, doc="Selected site (8-digit gauge id).")
+    site = param.String(default=None, allow_None=True, doc="Selected site: an 8-digit gauge id or a grid-cell id.")
     quantity = param.String(default="NSE", doc="Map quantity key (see `quantities`).")
     selection = param.List(default=[], item_type=str, doc="Sites picked for training.")
     compare = param.List(default=[], item_type=str, doc="Run ids to compare.")
@@ -269,12 +269,12 @@ class AppState(param.Parameterized):
             else:
                 message = "" if metrics is not None else self._not_evaluated_message(status)
         self._run = run
-        basin = self.basin if metrics is not None and self.basin in metrics.index else default_basin(metrics)
+        basin = self.site if metrics is not None and self.site in metrics.index else default_basin(metrics)
         quantity = self.quantity
         # One batch: each view redraws once per run change.
         with param.parameterized.batch_call_watchers(self):
             self.param.update(info=info, status=status, metrics=metrics, variables=variables,
-                              panels=panels, params_table=table, message=message, basin=basin)
+                              panels=panels, params_table=table, message=message, site=basin)
             if quantity not in self.quantities():
                 self.quantity = "NSE"
 
@@ -356,7 +356,7 @@ class AppState(param.Parameterized):
 
     def basin_row(self, basin: str | None = None) -> pd.Series | None:
         """The metrics row of `basin` (default: the selected basin), or None."""
-        basin = self.basin if basin is None else basin
+        basin = self.site if basin is None else basin
         if self.metrics is None or basin is None or basin not in self.metrics.index:
             return None
         return self.metrics.loc[basin]
@@ -367,7 +367,7 @@ class AppState(param.Parameterized):
 
         Returns None when no evaluated run or site is selected. Only this site's rows are read.
         """
-        basin = self.basin if basin is None else basin
+        basin = self.site if basin is None else basin
         if self._run is None or self.metrics is None or basin is None or basin not in self.metrics.index:
             return None
         try:

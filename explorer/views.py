@@ -78,7 +78,7 @@ class RunPanel(Viewer):
         self.basin_select.param.watch(self._pick_basin, "value")
         self.refresh_button.on_click(lambda _event: state.refresh())
         state.param.watch(self._show_runs, ["runs", "run_id"])
-        state.param.watch(self._show_basins, ["metrics", "basin"])
+        state.param.watch(self._show_basins, ["metrics", "site"])
         state.param.watch(self._show_summary, ["info", "status"])
 
     def _show_runs(self, *_events) -> None:
@@ -109,12 +109,12 @@ class RunPanel(Viewer):
             names = metrics["gauge_name"].fillna("").astype(str)
             options = {f"{b} · {names[b]}": str(b) for b in metrics.index}
         self.basin_select.param.update(
-            options=options, value=self.state.basin, disabled=not options
+            options=options, value=self.state.site, disabled=not options
         )
 
     def _pick_basin(self, event) -> None:
         if event.new is not None:
-            self.state.basin = event.new
+            self.state.site = event.new
 
     def _show_summary(self, *_events) -> None:
         info, status = self.state.info, self.state.status
@@ -144,7 +144,7 @@ class RunPanel(Viewer):
             for k, v in (
                 ("median NSE", fmt(info.median_nse)),
                 ("median KGE", fmt(info.median_kge)),
-                ("basins", info.n_basins),
+                ("sites", info.n_sites),
             )
         )
         self.summary.object = (

@@ -231,7 +231,7 @@ class LaunchPanel(Viewer):
         from core.training.config import preset_config
 
         cfg = preset_config(self.preset.value).to_dict()
-        cfg["data"]["basins"] = list(self.state.selection)
+        cfg["data"]["sites"] = list(self.state.selection)
         if self.state.data_root:
             cfg["data"]["root"] = str(self.state.data_root)
         cfg["model"].update(variant=self.variant.value, hidden=int(self.hidden.value),

@@ -39,7 +39,7 @@ def metrics_frame(nse: dict, bfi=True, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     ids = list(nse)
     n = len(ids)
-    df = pd.DataFrame(index=pd.Index(ids, name="basin"))
+    df = pd.DataFrame(index=pd.Index(ids, name="site"))
     df["NSE"] = [nse[b] for b in ids]
     df["KGE"] = np.asarray(df["NSE"]) * 0.9 + 0.05
     df["BFI_camels"] = rng.uniform(0.2, 0.8, n)
@@ -102,7 +102,7 @@ def test_delta_nse_on_common_sites_only():
     assert list(d.index) == ["01000002", "01000003", "01000004"]
     np.testing.assert_allclose(d.to_numpy(), [0.7 - 0.5, 0.8 - 0.9, 0.1 - (-2.0)])
     cols = delta_columns(M1, M2)
-    assert cols["basin"] == list(d.index)
+    assert cols["site"] == list(d.index)
     assert cols["gauge_name"] == ["Beta River", "Gamma Brook", "Delta Run"]
     np.testing.assert_allclose(cols["dNSE"], d.to_numpy())
     assert np.isfinite(cols["x"]).all() and np.isfinite(cols["y"]).all()
@@ -112,7 +112,7 @@ def test_delta_nse_on_common_sites_only():
 def test_signature_columns_follow_the_given_rows():
     ids = ["01000005", "01000003", "01000001"]  # 01000005 is not in M1
     cols = signature_columns(ids, M1)
-    assert cols["basin"] == ids
+    assert cols["site"] == ids
     assert np.isnan(cols["BFI_sim"][0]) and cols["gauge_name"][0] == ""
     assert cols["BFI_sim"][1] == pytest.approx(M1.loc["01000003", "BFI_sim"])
     assert cols["P_minus_Q"][2] == pytest.approx(M1.loc["01000001", "P_minus_Q"])
@@ -128,14 +128,14 @@ def make_run(store, name: str, variant: str, metrics: pd.DataFrame):
     run = store.create(name)
     run.write_config({"name": name, "model": {"variant": variant}, "data": {"basins": ids},
                       "train": {"epochs": 1}})
-    metrics.to_csv(run.metrics_path, index_label="basin")
+    metrics.to_csv(run.metrics_path, index_label="site")
     time = pd.date_range("2000-01-01", periods=10)
     q = np.ones((len(ids), len(time)), dtype="float32")
-    ds = xr.Dataset({"Q_sim": (("basin", "time"), q, {"units": "mm/d"}),
-                     "Q_obs": (("basin", "time"), q, {"units": "mm/d"})},
+    ds = xr.Dataset({"Q_sim": (("site", "time"), q, {"units": "mm/d"}),
+                     "Q_obs": (("site", "time"), q, {"units": "mm/d"})},
                     coords={"basin": ids, "time": time}, attrs={"site_kind": "basin"})
     ds.to_netcdf(run.outputs_path)
-    run.update_status(state="done", epoch=1, epochs=1, n_basins=len(ids),
+    run.update_status(state="done", epoch=1, epochs=1, n_sites=len(ids),
                       median_nse=float(np.nanmedian(metrics["NSE"])),
                       median_kge=float(np.nanmedian(metrics["KGE"])))
     return run.run_id
@@ -186,7 +186,7 @@ def test_compare_view_draws_cdfs_table_and_delta_map(store_state):
     assert view._map_box.visible and not view._map_note.visible
     data = view.dnse_source.data
     expected = delta_nse(M1, M2)
-    assert list(data["basin"]) == list(expected.index)
+    assert list(data["site"]) == list(expected.index)
     np.testing.assert_allclose(data["dNSE"], expected.to_numpy())
     bar = next(r for r in view.dnse_figure.right if getattr(r, "title", None))
     assert bar.title == "ΔNSE (run2 − run1)"
@@ -197,7 +197,7 @@ def test_compare_view_draws_cdfs_table_and_delta_map(store_state):
     assert state.compare == [b]
     assert [r.name for r in view.cdf_figure.renderers if (r.name or "").startswith("cdf-")] == [f"cdf-{b}"]
     assert not view._map_box.visible and view._map_note.visible
-    assert len(view.dnse_source.data["basin"]) == 0
+    assert len(view.dnse_source.data["site"]) == 0
 
 
 def test_compare_view_with_an_lstm_run_and_no_common_sites(store_state):
@@ -206,7 +206,7 @@ def test_compare_view_with_an_lstm_run_and_no_common_sites(store_state):
     state.compare = [ids["c"], ids["a"]]
     t = view.frame
     assert np.isnan(t["BFI_r"][0]) and np.isfinite(t["BFI_r"][1])
-    assert list(view.dnse_source.data["basin"]) == ["01000001", "01000002", "01000003"]
+    assert list(view.dnse_source.data["site"]) == ["01000001", "01000002", "01000003"]
 
     solo = metrics_frame({"01000005": 0.3}, seed=5)  # a site no other run has
     rid = make_run(state.store, "solo", "delta_n", solo)
@@ -220,7 +220,7 @@ def test_compare_view_with_an_lstm_run_and_no_common_sites(store_state):
 
 def fake_map_source(ids) -> ColumnDataSource:
     """Stands in for MapView.source: one row per site, replaced wholesale on a run change."""
-    return ColumnDataSource({"basin": list(ids), "value": np.zeros(len(ids))})
+    return ColumnDataSource({"site": list(ids), "value": np.zeros(len(ids))})
 
 
 def test_signature_view_follows_the_map_rows_and_metrics(store_state):
@@ -230,7 +230,7 @@ def test_signature_view_follows_the_map_rows_and_metrics(store_state):
     src = fake_map_source(rows)
     view = SignatureView(state, src)
     data = view.source.data
-    assert list(data["basin"]) == rows
+    assert list(data["site"]) == rows
     assert np.isnan(data["BFI_sim"][0])  # 01000005 is not in run a
     assert data["BFI_sim"][1] == pytest.approx(M1.loc["01000004", "BFI_sim"])
     r = np.corrcoef(M1["BFI_sim"], M1["BFI_camels"])[0, 1]
@@ -240,8 +240,8 @@ def test_signature_view_follows_the_map_rows_and_metrics(store_state):
     assert view._bfi_box.visible and not view._bfi_note.visible
 
     # the map replaces its data (other rows, other order): the scatters follow at once
-    src.data = {"basin": rows[::-1][:3], "value": np.zeros(3)}
-    assert list(view.source.data["basin"]) == rows[::-1][:3]
+    src.data = {"site": rows[::-1][:3], "value": np.zeros(3)}
+    assert list(view.source.data["site"]) == rows[::-1][:3]
 
     # a run without BFI/ET outputs: placeholders, no scatter
     state.run_id = ids["c"]
@@ -272,8 +272,8 @@ def test_signature_view_with_the_site_map_sets_the_selection(store_state):
     state.run_id = ids["a"]
     map_view = MapView(state)
     view = SignatureView(state, map_view.source)
-    basins = list(map_view.source.data["basin"])
-    assert list(view.source.data["basin"]) == basins
+    basins = list(map_view.source.data["site"])
+    assert list(view.source.data["site"]) == basins
     i, j = basins.index("01000002"), basins.index("01000003")
     view.source.selected.indices = [i, j]
     assert sorted(state.selection) == ["01000002", "01000003"]
@@ -281,7 +281,7 @@ def test_signature_view_with_the_site_map_sets_the_selection(store_state):
     assert view.source.selected.indices == [basins.index("01000001")]
     # a run change rebuilds the map's data; the scatters stay aligned with it
     state.run_id = ids["b"]
-    basins = list(map_view.source.data["basin"])
-    assert list(view.source.data["basin"]) == basins
+    basins = list(map_view.source.data["site"])
+    assert list(view.source.data["site"]) == basins
     k = basins.index("01000005")
     assert view.source.data["BFI_sim"][k] == pytest.approx(M2.loc["01000005", "BFI_sim"])

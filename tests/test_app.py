@@ -169,10 +169,10 @@ def test_map_shows_every_site_and_colours_the_runs_by_nse(app, trained_run):
     metrics = trained_run.metrics()
     data = app.map.source.data
     sites = site_table(trained_run.config()["data"]["root"])
-    assert list(data["basin"]) == [str(b) for b in sites.index]  # every site can be picked
-    member = dict(zip(data["basin"], data["in_run"]))
+    assert list(data["site"]) == [str(b) for b in sites.index]  # every site can be picked
+    member = dict(zip(data["site"], data["in_run"]))
     assert {b for b, m in member.items() if m} == set(metrics.index)
-    values = dict(zip(data["basin"], data["value"]))
+    values = dict(zip(data["site"], data["value"]))
     for b in metrics.index:
         assert values[b] == pytest.approx(float(metrics.loc[b, "NSE"]), nan_ok=True)
     others = [v for b, v in values.items() if b not in metrics.index]
@@ -184,7 +184,7 @@ def test_map_shows_every_site_and_colours_the_runs_by_nse(app, trained_run):
 def test_default_basin_is_the_median_nse_basin_and_series_are_filled(app, trained_run):
     nse = trained_run.metrics()["NSE"].astype(float).dropna()
     expected = (nse - nse.median()).abs().idxmin()
-    assert app.state.basin == expected
+    assert app.state.site == expected
     assert app.map.ring.data["x"]  # the shown site is ringed
     data = app.series.source.data
     assert len(data["Q_obs"]) > 0 and len(data["time"]) == len(data["Q_sim"])
@@ -202,11 +202,11 @@ def test_default_basin_is_the_median_nse_basin_and_series_are_filled(app, traine
 
 
 def test_tapping_a_site_shows_its_series(app, trained_run):
-    basins = list(app.map.source.data["basin"])
+    basins = list(app.map.source.data["site"])
     metrics = trained_run.metrics()
-    target = next(b for b in metrics.index if b != app.state.basin)
+    target = next(b for b in metrics.index if b != app.state.site)
     app.map.source.selected.indices = [basins.index(target)]  # what a tap on the map sets
-    assert app.state.basin == target and app.state.selection == [target]
+    assert app.state.site == target and app.state.selection == [target]
 
     with trained_run.outputs() as ds:
         expected = ds.sel(basin=target).load()
@@ -223,7 +223,7 @@ def test_tapping_a_site_shows_its_series(app, trained_run):
     # a box selection of several sites picks them without changing the shown site
     picks = [basins.index(b) for b in metrics.index[:3]]
     app.map.source.selected.indices = picks
-    assert app.state.selection == [basins[i] for i in picks] and app.state.basin == target
+    assert app.state.selection == [basins[i] for i in picks] and app.state.site == target
 
 
 def test_map_quantity_switch_to_a_parameter_changes_colours_and_title(app, trained_run):
@@ -232,7 +232,7 @@ def test_map_quantity_switch_to_a_parameter_changes_colours_and_title(app, train
     app.state.quantity = "param:FC"
     assert app.map.color_bar.title == "FC (mm)"
     table = trained_run.site_parameters()
-    values = dict(zip(app.map.source.data["basin"], app.map.source.data["value"]))
+    values = dict(zip(app.map.source.data["site"], app.map.source.data["value"]))
     for b in table.index:
         assert values[b] == pytest.approx(float(table.loc[b, "FC"]), rel=1e-6)
     assert 50 <= app.map.mapper.low < app.map.mapper.high <= 1000  # within FC's bounds (mm)
@@ -251,7 +251,7 @@ def test_traces_hold_the_daily_dynamic_parameters_of_parameters_nc(app, trained_
     data = app.traces.source.data
     with xr.open_dataset(trained_run.parameters_path) as p:
         for name in ("BETA", "GAMMA"):
-            expected = p[name].sel(basin=app.state.basin).to_numpy()
+            expected = p[name].sel(basin=app.state.site).to_numpy()
             np.testing.assert_allclose(data[name], expected, rtol=1e-6)
             assert np.std(data[name]) > 0  # daily values that vary
             lo, hi = p[name].attrs["valid_min"], p[name].attrs["valid_max"]
@@ -261,7 +261,7 @@ def test_traces_hold_the_daily_dynamic_parameters_of_parameters_nc(app, trained_
 def test_csv_download_has_the_sites_series_with_units(app):
     text = app.series._csv().getvalue().decode()
     lines = text.splitlines()
-    assert app.state.basin in lines[0]
+    assert app.state.site in lines[0]
     header = lines[1].split(",")
     assert header[0] == "time" and "Q_sim [mm d-1]" in header and "T [degC]" in header
     assert len(lines) == 2 + len(app.series.source.data["time"])
@@ -277,12 +277,12 @@ def test_signatures_and_selection_panels_follow_the_run(app, trained_run):
     assert f'data-count="{len(app.state.selection)}"' in picker.count.object
     assert app.launcher.launch.disabled is False
     cfg = app.launcher.config()
-    assert cfg["data"]["basins"] == app.state.selection and cfg["model"]["variant"] == "delta_n_gamma_beta"
+    assert cfg["data"]["sites"] == app.state.selection and cfg["model"]["variant"] == "delta_n_gamma_beta"
     picker.clear.clicks += 1
     assert app.state.selection == [] and app.launcher.launch.disabled
     # the signature scatters: no figures while their tab is hidden, built and titled when opened
     assert app.signatures.bfi_figure is None
-    assert list(app.signatures.source.data["basin"]) == list(app.map.source.data["basin"])
+    assert list(app.signatures.source.data["site"]) == list(app.map.source.data["site"])
     app.tab = "signatures"
     title = app.signatures.bfi_figure.title.text
     assert title.startswith("Baseflow index: simulated vs CAMELS · r = ") and f"n = {len(metrics)}" in title
@@ -297,7 +297,7 @@ def test_run_panel_lists_runs_newest_first_with_summary(app, trained_run):
     assert panel.run_select.value == trained_run.run_id
     label = next(k for k, v in panel.run_select.options.items() if v == trained_run.run_id)
     info = trained_run.info()
-    assert trained_run.run_id in label and info.variant in label and str(info.n_basins) in label
+    assert trained_run.run_id in label and info.variant in label and str(info.n_sites) in label
     html = panel.summary.object
     assert info.state in html and f"{info.median_nse:.2f}" in html
     assert f"{info.epochs_done} / {info.epochs}" in html
@@ -331,7 +331,7 @@ def test_run_without_evaluation_shows_its_status(tmp_path):
     run.update_status(state="training", epoch=2, epochs=10, message="training")
     state = AppState(store=store)
     assert state.run_id == run.run_id
-    assert state.metrics is None and state.basin is None
+    assert state.metrics is None and state.site is None
     assert "training" in state.message and "epoch 2/10" in state.message
     assert "no evaluation" in state.message
 

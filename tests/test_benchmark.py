@@ -18,8 +18,8 @@ from tests.conftest import needs_data, run_cli
 def _et(values: dict[str, np.ndarray], start: str) -> xr.DataArray:
     n = len(next(iter(values.values())))
     time = pd.date_range(start, periods=n, freq="D")
-    return xr.DataArray(np.stack(list(values.values())), dims=("basin", "time"),
-                        coords={"basin": list(values), "time": time})
+    return xr.DataArray(np.stack(list(values.values())), dims=("site", "time"),
+                        coords={"site": list(values), "time": time})
 
 
 def test_modis_composites_by_hand():
@@ -27,7 +27,7 @@ def test_modis_composites_by_hand():
     # end (dropped); 2000-12-26 is the leap year's last composite (6 days)
     n = 32
     et = _et({"A": np.ones(n), "B": np.arange(n, dtype=float)}, "2000-12-20")
-    c = modis_composites(et).set_index(["basin", "date"])["ET"]
+    c = modis_composites(et).set_index(["site", "date"])["ET"]
     assert list(c.loc["A"].index.strftime("%Y-%m-%d")) == ["2000-12-26", "2001-01-01", "2001-01-09"]
     assert list(c.loc["A"].values) == [6.0, 8.0, 8.0]
     # B: day index 6..11 for 12-26..12-31, 12..19 for 01-01..01-08, 20..27 for 01-09..01-16
@@ -45,10 +45,10 @@ def test_modis_scores_and_reader(tmp_path):
     sim["date"] = sim["date"].dt.strftime("%Y-%m-%d")
     sim.to_csv(tmp_path / "modis.csv", index=False)
     modis = read_modis(tmp_path / "modis.csv")
-    assert modis["basin"].str.len().eq(8).all()
+    assert modis["site"].str.len().eq(8).all()
     temporal, spatial = modis_scores(out, modis)
     assert temporal > 0.99 and spatial > 0.99
-    pd.DataFrame({"basin": ["1"], "time": ["2001-01-01"]}).to_csv(tmp_path / "bad.csv", index=False)
+    pd.DataFrame({"site": ["1"], "time": ["2001-01-01"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="missing \\['ET', 'date'\\]"):
         read_modis(tmp_path / "bad.csv")
     with pytest.raises(FileNotFoundError):
@@ -58,10 +58,10 @@ def test_modis_scores_and_reader(tmp_path):
 def test_water_balance_and_pearson_by_hand():
     t = pd.date_range("2001-01-01", periods=4)
     ds = xr.Dataset({
-        "RAIN": (("basin", "time"), [[2.0, 2, 0, 0], [1, 1, 1, 1]]),
-        "SNOW": (("basin", "time"), [[0.0, 0, 2, 0], [0, 0, 0, 0]]),
-        "Q_obs": (("basin", "time"), [[1.0, np.nan, 0, 0], [0.5, 0.5, 0.5, 0.5]]),
-    }, coords={"basin": ["a", "b"], "time": t})
+        "RAIN": (("site", "time"), [[2.0, 2, 0, 0], [1, 1, 1, 1]]),
+        "SNOW": (("site", "time"), [[0.0, 0, 2, 0], [0, 0, 0, 0]]),
+        "Q_obs": (("site", "time"), [[1.0, np.nan, 0, 0], [0.5, 0.5, 0.5, 0.5]]),
+    }, coords={"site": ["a", "b"], "time": t})
     np.testing.assert_allclose(water_balance_et(ds).values, [1.5 - 1 / 3, 0.5])
     assert pearson([1, 2, 3, np.nan], [2, 4, 6, 1]) == pytest.approx(1.0)
     assert np.isnan(pearson([1, 2], [1, 2]))
@@ -132,7 +132,7 @@ def test_benchmark_command_trains_reuses_and_resumes(tmp_path, data_root):
 @needs_data
 @pytest.mark.data
 def test_predict_unseen_basin_and_period(trained_run, data_root):
-    trained = set(trained_run.config()["data"]["basins"])
+    trained = set(trained_run.config()["data"]["sites"])
     unseen = next(b for b in ("01022500", "02064000", "06431500", "12025000", "09447800") if b not in trained)
     store = trained_run.path.parent
     p = run_cli("predict", trained_run.run_id, "--out", str(store), "--data-root", str(data_root),
@@ -141,12 +141,12 @@ def test_predict_unseen_basin_and_period(trained_run, data_root):
     out = trained_run.path / "predictions" / "unseen"
     sim = xr.open_dataset(out / "outputs.nc")
     try:
-        assert list(sim.basin.values) == [unseen]
+        assert list(sim.site.values) == [unseen]
         assert str(sim.time.values[0])[:10] == "2005-01-01" and sim.sizes["time"] == 730
         assert np.isfinite(sim["Q_sim"]).all() and (sim["Q_sim"] >= 0).all()
     finally:
         sim.close()
-    m = pd.read_csv(out / "metrics.csv", dtype={"basin": str})
+    m = pd.read_csv(out / "metrics.csv", dtype={"site": str})
     assert m["n_obs"].iloc[0] > 600 and np.isfinite(m["NSE"].iloc[0])
     assert "median NSE" in p.stdout
     p = run_cli("predict", trained_run.run_id, "--out", str(store), "--data-root", str(data_root),

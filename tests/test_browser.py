@@ -105,11 +105,11 @@ POINTS_JS = js("""
   const view = Bokeh.index.find_one(fig);
   const canvas = view.canvas_view.el.getBoundingClientRect();
   const {x_scale, y_scale, bbox} = view.frame;
-  const basins = column(source, "basin"), xs = column(source, "x"), ys = column(source, "y");
+  const basins = column(source, "site"), xs = column(source, "x"), ys = column(source, "y");
   const inRun = column(source, "in_run"), values = column(source, "value");
   const points = [];
   for (let i = 0; i < basins.length; i++) {
-    points.push({basin: basins[i], in_run: Boolean(inRun[i]), value: values[i],
+    points.push({site: basins[i], in_run: Boolean(inRun[i]), value: values[i],
                  x: canvas.left + x_scale.compute(xs[i]), y: canvas.top + y_scale.compute(ys[i])});
   }
   return {points,
@@ -124,7 +124,7 @@ MAP_READY_JS = js("return finished('hydrolens-map');")
 MAP_STATE_JS = js("""
   const source = model("hydrolens-basins");
   return {title: model("hydrolens-colorbar").title, map_title: model("hydrolens-map").title.text,
-          basin: column(source, "basin"), value: column(source, "value"),
+          site: column(source, "site"), value: column(source, "value"),
           in_run: column(source, "in_run"), finished: finished("hydrolens-map")};
 """)
 
@@ -239,7 +239,7 @@ def main_store(trained_run, data_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_store")
     copy_run(trained_run, root)
     other = copy_run(trained_run, root, f"{trained_run.run_id}-b")
-    metrics = pd.read_csv(other / "metrics.csv", dtype={"basin": str})
+    metrics = pd.read_csv(other / "metrics.csv", dtype={"site": str})
     metrics["NSE"] = metrics["NSE"] - 0.1
     metrics.to_csv(other / "metrics.csv", index=False)
     status = json.loads((other / "status.json").read_text())
@@ -353,7 +353,7 @@ def wait_map_values(page, expected: dict[str, float], title: str, timeout: float
     deadline = time.monotonic() + timeout / 1000
     while True:
         state = page.evaluate(MAP_STATE_JS)
-        values = dict(zip(state["basin"], state["value"]))
+        values = dict(zip(state["site"], state["value"]))
         ok = state["title"] == title and state["finished"] and all(
             values.get(b) is not None and math.isclose(values[b], v, rel_tol=1e-5, abs_tol=1e-6)
             for b, v in expected.items() if np.isfinite(v))
@@ -375,7 +375,7 @@ def pick_target(points: list[dict], frame: dict, current: str | None) -> dict | 
 
     best, best_gap = None, -1.0
     for p in points:
-        if not p["in_run"] or p["basin"] == current or not inside(p):
+        if not p["in_run"] or p["site"] == current or not inside(p):
             continue
         gap = min((math.dist((p["x"], p["y"]), (q["x"], q["y"]))
                    for q in points if q is not p), default=math.inf)
@@ -407,7 +407,7 @@ def box_around_sites(points: list[dict], frame: dict, want: tuple[int, int] = (5
                 for p in points)
             if near_edge:
                 continue
-            inside = [p["basin"] for p in points
+            inside = [p["site"] for p in points
                       if r["left"] < p["x"] < r["right"] and r["top"] < p["y"] < r["bottom"]]
             if want[0] <= len(inside) <= want[1] and (best is None or len(inside) < len(best[1])):
                 best = (r, inside)
@@ -497,7 +497,7 @@ def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run):
     metrics = trained_run.metrics()
     layout = page.evaluate(POINTS_JS)
     assert len(layout["points"]) >= 400  # every site of the data root (432 CAMELS basins)
-    assert sorted(p["basin"] for p in layout["points"] if p["in_run"]) == sorted(metrics.index)
+    assert sorted(p["site"] for p in layout["points"] if p["in_run"]) == sorted(metrics.index)
     assert layout["current"] == 1  # the default site is ringed ...
     default = chosen(labelled(page, "Basin").locator("select"))
     hydrograph_shows(page, default)  # ... and shown below
@@ -513,7 +513,7 @@ def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run):
 
     page.mouse.move(target["x"], target["y"])
     page.mouse.click(target["x"], target["y"])
-    basin = target["basin"]
+    basin = target["site"]
     hydrograph_shows(page, basin)
 
     shown = page.evaluate(HYDROGRAPH_JS)
@@ -607,7 +607,7 @@ def test_map_quantity_switch_to_a_learned_parameter(main_app, app_page, trained_
     fc = next(label for label in labels if label.startswith("FC"))
     select.select_option(label=fc)
     with xr.open_dataset(trained_run.path / "parameters.nc") as ds:
-        expected = {str(b): float(v) for b, v in zip(ds["basin"].values, ds["FC"].values)}
+        expected = {str(b): float(v) for b, v in zip(ds["site"].values, ds["FC"].values)}
         units = ds["FC"].attrs.get("units")
     state = wait_map_values(page, expected, fc)
     assert "FC" in state["title"] and "mm" in state["title"] and units == "mm"
@@ -777,7 +777,7 @@ def test_box_select_launch_progress_and_the_new_run_on_the_map(
     assert run_id in [label.split(" · ")[0] for label in labels]
     assert chosen(run_select(page)) == run_id
     state = wait_map_values(page, metrics["NSE"].astype(float).to_dict(), "NSE")
-    assert sorted(b for b, m in zip(state["basin"], state["in_run"]) if m) == sorted(sites)
+    assert sorted(b for b, m in zip(state["site"], state["in_run"]) if m) == sorted(sites)
     assert run_id in state["map_title"]
     assert_clean(page, main_app)
 
@@ -896,7 +896,7 @@ def test_corrupt_runs_are_named_and_the_good_run_is_shown(trained_run, app_page,
         labels = run_select(page).evaluate("s => Array.from(s.options, (o) => o.text)")
         assert [label.split(" · ")[0] for label in labels] == [trained_run.run_id]
         layout = page.evaluate(POINTS_JS)
-        assert sorted(p["basin"] for p in layout["points"] if p["in_run"]) == \
+        assert sorted(p["site"] for p in layout["points"] if p["in_run"]) == \
             sorted(trained_run.metrics().index)
         default = page.evaluate(js("return model('hydrolens-hydrograph').title.text.split(' ')[0];"))
         hydrograph_shows(page, default)

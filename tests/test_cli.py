@@ -21,7 +21,7 @@ def test_train_writes_a_complete_run(trained_run):
     assert st["state"] == "done" and st["epoch"] == 1
     assert (run.checkpoint_dir / "last.pt").exists() and (run.checkpoint_dir / "epoch_001.pt").exists()
     cfg = run.config()
-    assert len(cfg["data"]["basins"]) == 5 and cfg["train"]["epochs"] == 1
+    assert len(cfg["data"]["sites"]) == 5 and cfg["train"]["epochs"] == 1
     norm = (run.path / "normalization.json").read_text()
     assert '"P"' in norm and '"p_mean"' in norm
     m = run.metrics()
@@ -30,7 +30,7 @@ def test_train_writes_a_complete_run(trained_run):
     assert {"gauge_name", "gauge_lat", "gauge_lon", "BFI_sim", "BFI_camels", "ET_mean"} <= set(m.columns)
     assert st["median_nse"] == pytest.approx(float(m["NSE"].median()))
     with run.outputs() as ds:
-        assert set(ds.dims) == {"basin", "time"}
+        assert set(ds.dims) == {"site", "time"}
         assert str(ds.time.values[0])[:10] == "1995-10-01" and str(ds.time.values[-1])[:10] == "2010-09-30"
         for v in ("Q_obs", "Q_sim", "ET", "Q0", "Q1", "Q2", "Q_unrouted", *HBV_STATES):
             assert v in ds, v
@@ -41,8 +41,8 @@ def test_train_writes_a_complete_run(trained_run):
         # NSE in metrics.csv is the NSE of the written series
         from core.evaluation import nse
 
-        b = str(ds.basin.values[0])
-        assert nse(ds["Q_sim"].sel(basin=b).values, ds["Q_obs"].sel(basin=b).values) == pytest.approx(
+        b = str(ds.site.values[0])
+        assert nse(ds["Q_sim"].sel(site=b).values, ds["Q_obs"].sel(site=b).values) == pytest.approx(
             m.loc[b, "NSE"], rel=1e-5)
 
 

@@ -329,9 +329,9 @@ def test_fake_camels_us_series(tmp_path):
     assert q.loc["2000-01-03", "Q"] == pytest.approx(1.4374034)
     ds = load_camels_us(root, ["01022500"])
     assert ds.attrs["source"] == "camels_us/daymet"
-    day = ds.sel(basin="01022500", time="2000-01-03")
+    day = ds.sel(site="01022500", time="2000-01-03")
     assert float(day["T"]) == pytest.approx((9.25 - 1.10) / 2)
-    assert np.isnan(ds["Q"].sel(basin="01022500", time="2000-01-02"))
+    assert np.isnan(ds["Q"].sel(site="01022500", time="2000-01-02"))
     assert float(day["PET"]) > 0
     with pytest.raises(BasinNotFoundError, match="09999999"):
         read_forcing(root, "09999999")
@@ -345,16 +345,16 @@ def test_fake_caravan_alignment_and_errors(tmp_path):
     meta = read_caravan_attributes(root)
     assert list(meta.index) == ["01022500", "01547700"]
     ds = load_caravan(root, ["1547700", "01022500"], attributes=False)
-    assert list(ds.basin.values) == ["01547700", "01022500"]
+    assert list(ds.site.values) == ["01547700", "01022500"]
     assert ds.sizes["time"] == 7 and str(ds.time.values[0])[:10] == "2000-01-01"
     for v in ("P", "T", "PET", "Q"):
-        assert ds[v].dtype == np.float32 and ds[v].dims == ("basin", "time")
-    b = ds.sel(basin="01547700")
+        assert ds[v].dtype == np.float32 and ds[v].dims == ("site", "time")
+    b = ds.sel(site="01547700")
     # values written are day index + 10 * variable index (P=0, T=1, PET=2, Q=3), packed
     # as int32 with scale_factor 0.01 and _FillValue on the second streamflow day
     assert np.isnan(b["P"].values[:2]).all() and b["P"].values[2] == pytest.approx(0.0)
     assert b["P"].values[3] == pytest.approx(1.0) and b["PET"].values[6] == pytest.approx(24.0)
-    a = ds.sel(basin="01022500")
+    a = ds.sel(site="01022500")
     assert np.isnan(a["P"].values[5:]).all() and a["T"].values[0] == pytest.approx(10.0)
     assert np.isnan(a["Q"].values[1]) and a["Q"].values[2] == pytest.approx(32.0)
     assert ds["P"].attrs["units"] == "mm d-1" and ds["T"].attrs["units"] == "degC"
@@ -409,7 +409,7 @@ def test_missing_data_root_raises(tmp_path):
 def test_caravan_known_values_01022500():
     # ncdump/xarray of caravan/timeseries/netcdf/camels/camels_01022500.nc, date 2000-01-03
     ds = load_caravan(DATA, ["01022500"], start="2000-01-01", end="2000-01-31")
-    day = ds.sel(basin="01022500", time="2000-01-03")
+    day = ds.sel(site="01022500", time="2000-01-03")
     assert float(day["P"]) == pytest.approx(1.15, abs=1e-5)
     assert float(day["Q"]) == pytest.approx(1.40, abs=1e-5)
     assert float(day["T"]) == pytest.approx(4.72, abs=1e-5)
@@ -429,7 +429,7 @@ def test_camels_us_known_values_01022500():
     # 337.00 ft3/s * 0.0283168 * 86400 / (573.6 km2 * 1e3) = 1.4374034 mm/d (by hand)
     assert q.loc["2000-01-03", "Q"] == pytest.approx(1.4374034, rel=1e-6)
     ds = load_camels_us(DATA, ["01022500"], start="2000-01-01", end="2002-12-31")
-    day = ds.sel(basin="01022500", time="2000-01-03")
+    day = ds.sel(site="01022500", time="2000-01-03")
     assert float(day["P"]) == pytest.approx(5.5)
     assert float(day["Q"]) == pytest.approx(1.4374034, rel=1e-6)
     assert float(day["T"]) == pytest.approx((9.25 - 1.10) / 2)
@@ -438,7 +438,7 @@ def test_camels_us_known_values_01022500():
 
     tmean = (f["tmax"] + f["tmin"]) / 2
     expected = pyet.hargreaves(tmean, f["tmax"], f["tmin"], lat=np.deg2rad(44.82))
-    got = ds["PET"].sel(basin="01022500").to_series()
+    got = ds["PET"].sel(site="01022500").to_series()
     np.testing.assert_allclose(got.values, expected.loc[got.index].values, rtol=1e-5)
     assert 1.0 < float(got.mean()) < 4.0  # mm/d; CAMELS pet_mean is 2.12
     assert ds["PET"].attrs["units"] == "mm d-1" and "pyet" in ds["PET"].attrs["source"]
@@ -463,19 +463,19 @@ def test_static_attributes_real():
     names = attr_list(ds, "static_attributes")
     assert names == list(FENG2022_ATTRIBUTES) and len(names) == 35
     for n in names:
-        assert ds[n].dims == ("basin",) and ds[n].dtype == np.float32
+        assert ds[n].dims == ("site",) and ds[n].dtype == np.float32
         assert not np.isnan(ds[n].values).any(), n
     # 02196000 has root_depth_50 = NA -> median over all 671 basins
     table = read_camels_attributes(DATA)
     med = table["root_depth_50"].median()
-    assert float(ds["root_depth_50"].sel(basin="02196000")) == pytest.approx(med, rel=1e-6)
+    assert float(ds["root_depth_50"].sel(site="02196000")) == pytest.approx(med, rel=1e-6)
     assert "root_depth_50" in attr_list(ds, "filled_attributes")
     for s in ("baseflow_index", "q_mean", "runoff_ratio"):
         assert s in ds and s not in names
-    assert float(ds["baseflow_index"].sel(basin="01022500")) == pytest.approx(0.554478447930409)
-    assert float(ds["area"].sel(basin="01022500")) == 573.6
-    assert str(ds["huc_02"].sel(basin="01022500").values) == "01"
-    assert "Narraguagus" in str(ds["gauge_name"].sel(basin="01022500").values)
+    assert float(ds["baseflow_index"].sel(site="01022500")) == pytest.approx(0.554478447930409)
+    assert float(ds["area"].sel(site="01022500")) == 573.6
+    assert str(ds["huc_02"].sel(site="01022500").values) == "01"
+    assert "Narraguagus" in str(ds["gauge_name"].sel(site="01022500").values)
     assert ds.attrs["source"] == "caravan" and ds.attrs["data_root"]
 
 
@@ -511,20 +511,20 @@ def test_unknown_basin_raises():
 @data_test
 def test_load_dataset_50_basins_spread():
     ds = load_dataset(basins=50, start="2000-01-01", end="2000-12-31")
-    assert ds.sizes["basin"] == 50 and ds.sizes["time"] == 366
+    assert ds.sizes["site"] == 50 and ds.sizes["time"] == 366
     assert len(set(ds["huc_02"].values.tolist())) >= 10
-    assert list(ds.basin.values) == list(load_dataset(basins=50, start="2000-01-01",
-                                                     end="2000-01-02").basin.values)
-    assert all(len(b) == 8 and b.isdigit() for b in ds.basin.values.tolist())
+    assert list(ds.site.values) == list(load_dataset(basins=50, start="2000-01-01",
+                                                     end="2000-01-02").site.values)
+    assert all(len(b) == 8 and b.isdigit() for b in ds.site.values.tolist())
     assert ds.time.dtype == "datetime64[ns]"
     assert (np.diff(ds.time.values) == np.timedelta64(1, "D")).all()
 
 
 @data_test
 def test_caravan_vs_camels_streamflow_01022500():
-    car = load_caravan(DATA, ["01022500"], "2000-01-01", "2002-12-31")["Q"].sel(basin="01022500")
+    car = load_caravan(DATA, ["01022500"], "2000-01-01", "2002-12-31")["Q"].sel(site="01022500")
     cam = load_camels_us(DATA, ["01022500"], start="2000-01-01", end="2002-12-31")["Q"].sel(
-        basin="01022500")
+        site="01022500")
     a, b = car.values.astype(float), cam.values.astype(float)
     ok = np.isfinite(a) & np.isfinite(b)
     assert ok.sum() == 1096
@@ -540,7 +540,7 @@ def test_caravan_vs_camels_streamflow_01022500():
 def test_load_all_caravan_basins():
     """Every Caravan basin loads onto one time axis (speed: benchmarks/bench_data.py)."""
     ds = load_dataset()
-    assert ds.sizes["basin"] == 432 and ds.sizes["time"] == 10865
+    assert ds.sizes["site"] == 432 and ds.sizes["time"] == 10865
     assert str(ds.time.values[0])[:10] == "1981-01-01"
     assert str(ds.time.values[-1])[:10] == "2010-09-30"
     for v in ("P", "T", "PET", "Q"):

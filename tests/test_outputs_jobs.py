@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 def test_parameters_nc_holds_static_and_dynamic_parameters_with_units_and_bounds(trained_run):
     cfg = trained_run.config()
     with xr.open_dataset(trained_run.parameters_path) as p, xr.open_dataset(trained_run.outputs_path) as o:
-        assert list(p.basin.values) == list(o.basin.values)
+        assert list(p.site.values) == list(o.site.values)
         np.testing.assert_array_equal(p.time.values, o.time.values)  # the simulated (test) period
         assert str(p.time.values[0])[:10] == cfg["data"]["test_start"]
         dynamic = {n for n, v in p.data_vars.items() if v.attrs["parameter_type"] == "dynamic"}
@@ -37,7 +37,7 @@ def test_parameters_nc_holds_static_and_dynamic_parameters_with_units_and_bounds
             spec = ALL_PARAMETERS[name]
             assert var.attrs["units"] == spec.units and var.attrs["long_name"] == spec.description
             assert (var.attrs["valid_min"], var.attrs["valid_max"]) == (spec.lower, spec.upper)
-            assert var.dims == (("basin", "time") if name in dynamic else ("basin",))
+            assert var.dims == (("site", "time") if name in dynamic else ("site",))
             values = var.to_numpy()
             assert np.isfinite(values).all()
             assert (values >= spec.lower - 1e-5).all() and (values <= spec.upper + 1e-5).all()
@@ -67,11 +67,11 @@ def test_site_series_reads_one_site_and_matches_the_files(trained_run):
     site = str(trained_run.metrics().index[1])
     frame = trained_run.site_series(site)
     with xr.open_dataset(trained_run.outputs_path) as o, xr.open_dataset(trained_run.parameters_path) as p:
-        np.testing.assert_allclose(frame["Q_sim"], o["Q_sim"].sel(basin=site), rtol=1e-6)
-        np.testing.assert_allclose(frame["BETA"], p["BETA"].sel(basin=site), rtol=1e-6)
+        np.testing.assert_allclose(frame["Q_sim"], o["Q_sim"].sel(site=site), rtol=1e-6)
+        np.testing.assert_allclose(frame["BETA"], p["BETA"].sel(site=site), rtol=1e-6)
         table = trained_run.site_parameters()
-        assert table.loc[site, "FC"] == pytest.approx(float(p["FC"].sel(basin=site)))
-        assert table.loc[site, "BETA"] == pytest.approx(float(p["BETA"].sel(basin=site).mean()), rel=1e-5)
+        assert table.loc[site, "FC"] == pytest.approx(float(p["FC"].sel(site=site)))
+        assert table.loc[site, "BETA"] == pytest.approx(float(p["BETA"].sel(site=site).mean()), rel=1e-5)
     with pytest.raises(KeyError, match="99999999"):
         trained_run.site_series("99999999")
 
@@ -82,8 +82,8 @@ def test_components_on_request_average_to_the_saved_means(trained_run, tmp_path)
     run = RunStore(tmp_path).get(shutil.copytree(trained_run.path, tmp_path / trained_run.run_id).name)
     evaluate_run(run, components=True)
     with xr.open_dataset(run.parameters_path) as p:
-        assert p["FC_components"].dims == ("basin", "component") and p.sizes["component"] == 16
-        assert p["BETA_components"].dims == ("basin", "time", "component")
+        assert p["FC_components"].dims == ("site", "component") and p.sizes["component"] == 16
+        assert p["BETA_components"].dims == ("site", "time", "component")
         np.testing.assert_allclose(p["FC_components"].mean("component"), p["FC"], rtol=1e-5)
         np.testing.assert_allclose(p["BETA_components"].mean("component"), p["BETA"], rtol=1e-5)
 

@@ -50,7 +50,7 @@ def test_mass_balance_real_forcing(data_root, use_gamma, dynamic):
     ds = load_dataset(data_root, basins=["01022500", "02064000", "06431500", "09447800", "12025000"],
                       start="1999-10-01", end="2000-09-30")
     forcing = torch.from_numpy(
-        ds[["P", "T", "PET"]].to_array("var").transpose("time", "basin", "var").values).double()
+        ds[["P", "T", "PET"]].to_array("var").transpose("time", "site", "var").values).double()
     assert forcing.shape == (366, 5, 3)
     model = HBV(nmul=16, use_gamma=use_gamma)
     params = random_params(model, forcing.shape[0], 5, dynamic=dynamic)

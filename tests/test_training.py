@@ -66,7 +66,7 @@ def test_config_validation_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match="unknown preset"):
         preset_config("nope")
     cfg = preset_config("demo")
-    assert cfg.data.basins == 50 and cfg.model.variant == "delta_n_gamma_beta"
+    assert cfg.data.sites == 50 and cfg.model.variant == "delta_n_gamma_beta"
     again = RunConfig.from_dict(cfg.to_dict())
     assert again == cfg
 
@@ -120,10 +120,10 @@ def test_yaml_gauge_ids_keep_their_leading_zeros(tmp_path):
     p = tmp_path / "cfg.yaml"
     p.write_text("data:\n  basins: [01022500, 02064000, 09447800, 11532500, '01547700']\n")
     cfg = RunConfig.from_yaml(p)
-    assert cfg.data.basins == ["01022500", "02064000", "09447800", "11532500", "01547700"]
+    assert cfg.data.sites == ["01022500", "02064000", "09447800", "11532500", "01547700"]
     p.write_text("data:\n  basins: 50\ntrain:\n  epochs: 010\n")
     cfg = RunConfig.from_yaml(p)
-    assert cfg.data.basins == 50
+    assert cfg.data.sites == 50
 
 
 def test_pet_auto_resolves_per_source():

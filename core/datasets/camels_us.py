@@ -317,7 +317,7 @@ def attach_camels_attributes(ds: xr.Dataset, root: str | Path,
         BasinNotFoundError: a basin of ``ds`` has no CAMELS attributes; plus the errors of
         :func:`read_camels_attributes`.
     """
-    ids = [str(b) for b in ds["basin"].values]
+    ids = [str(b) for b in ds["site"].values]
     table = read_camels_attributes(root, ids)
     column_file = table.attrs["column_file"]
     stat = static_attributes(root, ids, names)
@@ -333,23 +333,23 @@ def attach_camels_attributes(ds: xr.Dataset, root: str | Path,
             attrs["long_name"] += " (integer code of the sorted CAMELS categories)"
         if n in stat.attrs["fill_values"]:
             attrs["fill_value_median"] = stat.attrs["fill_values"][n]
-        ds[n] = ("basin", stat[n].to_numpy(np.float32), attrs)
+        ds[n] = ("site", stat[n].to_numpy(np.float32), attrs)
     sig_units = {"baseflow_index": "1", "q_mean": "mm d-1", "runoff_ratio": "1"}
     for n in SIGNATURES:
-        ds[n] = ("basin", pd.to_numeric(table[n]).to_numpy(np.float32),
+        ds[n] = ("site", pd.to_numeric(table[n]).to_numpy(np.float32),
                  {"units": sig_units[n], "long_name": f"CAMELS hydrological signature {n}",
                   "source": f"{ADDOR2017}: camels_hydro.txt"})
     ds = ds.assign_coords(
-        gauge_lat=("basin", table["gauge_lat"].to_numpy(np.float64),
+        gauge_lat=("site", table["gauge_lat"].to_numpy(np.float64),
                    {"units": "degrees_north", "source": "camels_topo.txt"}),
-        gauge_lon=("basin", table["gauge_lon"].to_numpy(np.float64),
+        gauge_lon=("site", table["gauge_lon"].to_numpy(np.float64),
                    {"units": "degrees_east", "source": "camels_topo.txt"}),
-        gauge_name=("basin", table["gauge_name"].astype(str).to_numpy(dtype=str),
+        gauge_name=("site", table["gauge_name"].astype(str).to_numpy(dtype=str),
                     {"source": "camels_name.txt"}),
-        area=("basin", table["area_gages2"].to_numpy(np.float64),
+        area=("site", table["area_gages2"].to_numpy(np.float64),
               {"units": "km2", "long_name": "basin area (CAMELS area_gages2)",
                "source": "camels_topo.txt"}),
-        huc_02=("basin", table["huc_02"].astype(str).to_numpy(dtype=str),
+        huc_02=("site", table["huc_02"].astype(str).to_numpy(dtype=str),
                 {"long_name": "USGS 2-digit hydrologic unit code", "source": "camels_name.txt"}),
     )
     ds.attrs.update(
@@ -613,7 +613,7 @@ def load_camels_us(root: str | Path, basins: Iterable[str | int] | None = None,
         start, end: inclusive dates (str or datetime); default = union of the files' ranges.
 
     Returns:
-        The HydroLens dataset (see :mod:`core.datasets.schema`): dims ``(basin, time)``,
+        The HydroLens dataset (see :mod:`core.datasets.schema`): dims ``(site, time)``,
         float32 ``P T PET Q Tmax Tmin srad swe vp dayl`` plus the static attributes, signatures
         and basin coordinates; ``attrs["source"] = "camels_us/<forcing>"``. Days outside a file's
         range are NaN.
@@ -672,7 +672,7 @@ def load_camels_us(root: str | Path, basins: Iterable[str | int] | None = None,
     ds.attrs["data_period"] = (f"{max(f.index[0] for f in frames).date()}.."
                                f"{min(f.index[-1] for f in frames).date()}")
     ds = attach_camels_attributes(ds, root)
-    ds["header_latitude"] = ("basin", np.array([f.attrs["latitude"] for f in frames], np.float64),
+    ds["header_latitude"] = ("site", np.array([f.attrs["latitude"] for f in frames], np.float64),
                              {"units": "degrees_north",
                               "long_name": "basin-centroid latitude from the forcing file header"})
     ds = ds.set_coords("header_latitude")

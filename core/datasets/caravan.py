@@ -258,7 +258,7 @@ def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, st
 
     Returns:
         The HydroLens dataset (:mod:`core.datasets.schema`): float32 ``P`` (mm d-1), ``T``
-        (degC), ``PET`` (mm d-1), ``Q`` (mm d-1, NaN = missing) on ``(basin, time)``;
+        (degC), ``PET`` (mm d-1), ``Q`` (mm d-1, NaN = missing) on ``(site, time)``;
         ``attrs["source"] = "caravan"``.
 
     Raises:
@@ -310,9 +310,9 @@ def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, st
                                      meta.index)
         meta = meta.loc[ids]
         ds = ds.assign_coords(
-            gauge_lat=("basin", meta["gauge_lat"].to_numpy(np.float64), {"units": "degrees_north"}),
-            gauge_lon=("basin", meta["gauge_lon"].to_numpy(np.float64), {"units": "degrees_east"}),
-            gauge_name=("basin", meta["gauge_name"].astype(str).to_numpy(dtype=str)),
-            area=("basin", meta["area"].to_numpy(np.float64), {"units": "km2"}),
+            gauge_lat=("site", meta["gauge_lat"].to_numpy(np.float64), {"units": "degrees_north"}),
+            gauge_lon=("site", meta["gauge_lon"].to_numpy(np.float64), {"units": "degrees_east"}),
+            gauge_name=("site", meta["gauge_name"].astype(str).to_numpy(dtype=str)),
+            area=("site", meta["area"].to_numpy(np.float64), {"units": "km2"}),
         )
     return ds

@@ -68,7 +68,7 @@ def check_daily_ranges(ds: xr.Dataset, where: Callable[[str, str], str],
     allowed here; complete forcing is checked where a model needs it).
 
     Args:
-        ds: a HydroLens dataset (basin, time).
+        ds: a HydroLens dataset (site, time).
         where: ``(basin, variable) -> "file (variable name in the file)"`` for messages.
 
     Raises:
@@ -76,13 +76,13 @@ def check_daily_ranges(ds: xr.Dataset, where: Callable[[str, str], str],
             first dates.
     """
     time = pd.DatetimeIndex(ds.time.values)
-    basins = [str(b) for b in ds.basin.values]
+    basins = [str(b) for b in ds.site.values]
     lines = []
     for var in variables:
         if var not in ds:
             continue
         lo, hi, units, what = DAILY_RANGES[var]
-        a = ds[var].transpose("basin", "time").values
+        a = ds[var].transpose("site", "time").values
         with np.errstate(invalid="ignore"):
             bad = (a < lo) | (a > hi)
         for i in np.flatnonzero(bad.any(axis=1)):
@@ -104,17 +104,17 @@ def check_climatology(ds: xr.Dataset, where: Callable[[str, str], str]) -> None:
     Raises:
         ImplausibleDataError: names the file, basin, the two means and the accepted ratio.
     """
-    basins = [str(b) for b in ds.basin.values]
+    basins = [str(b) for b in ds.site.values]
     lines = []
 
     def mean_and_days(name):
-        a = ds[name].transpose("basin", "time").values.astype(np.float64)
+        a = ds[name].transpose("site", "time").values.astype(np.float64)
         n = np.isfinite(a).sum(axis=1)
         with np.errstate(invalid="ignore"):
             return np.where(n > 0, np.nansum(a, axis=1) / np.maximum(n, 1), np.nan), n
 
     if "PET" in ds:  # PET exactly 0 every day: a defect, not a climate (any period length)
-        a = ds["PET"].transpose("basin", "time").values
+        a = ds["PET"].transpose("site", "time").values
         with np.errstate(invalid="ignore"):
             zero = np.isfinite(a).any(axis=1) & (np.nanmax(np.abs(np.where(np.isfinite(a), a, 0)), axis=1) == 0)
         for i in np.flatnonzero(zero):
@@ -134,8 +134,8 @@ def check_climatology(ds: xr.Dataset, where: Callable[[str, str], str]) -> None:
                          f"mm/d, {ratio[i]:.3g}× its CAMELS {attr} ({clim[i]:.3g} mm/d); expected "
                          f"{lo:g}× to {hi:g}× (a unit error such as m or W m-2 for mm/d?)")
     if "Q" in ds and "P" in ds:
-        q = ds["Q"].transpose("basin", "time").values.astype(np.float64)
-        p = ds["P"].transpose("basin", "time").values.astype(np.float64)
+        q = ds["Q"].transpose("site", "time").values.astype(np.float64)
+        p = ds["P"].transpose("site", "time").values.astype(np.float64)
         both = np.isfinite(q) & np.isfinite(p)
         n = both.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -157,10 +157,10 @@ def check_complete(ds: xr.Dataset, variables, start, end, what: str, where: Call
     """
     sub = ds.sel(time=slice(str(start), str(end)))
     time = pd.DatetimeIndex(sub.time.values)
-    basins = [str(b) for b in sub.basin.values]
+    basins = [str(b) for b in sub.site.values]
     lines = []
     for var in variables:
-        a = sub[var].transpose("basin", "time").values
+        a = sub[var].transpose("site", "time").values
         bad = ~np.isfinite(a)
         for i in np.flatnonzero(bad.any(axis=1)):
             idx = np.flatnonzero(bad[i])

@@ -39,16 +39,18 @@ from .pet import PET_METHODS, apply_pet
 from .schema import BasinNotFoundError, pad_gauge_ids
 
 __all__ = ["SOURCES", "SITE_COLUMNS", "available_basins", "data_period", "site_table", "load_dataset", "parse_basins",
+           "parse_sites",
            "select_basins", "source_file"]
 
-SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCING_SOURCES)
-"""Valid ``source`` values of :func:`load_dataset` (``"camels_us"`` alone means daymet)."""
+SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCING_SOURCES) + ("smap",)
+"""Valid ``source`` values of :func:`load_dataset` (``"camels_us"`` alone means daymet; ``smap``:
+SMAP soil moisture with NLDAS-2 forcing on grid cells, :mod:`core.datasets.smap`)."""
 
 
 def _parse_source(source: str) -> tuple[str, str | None]:
     s = str(source).strip().lower()
-    if s == "caravan":
-        return "caravan", None
+    if s in ("caravan", "smap"):
+        return s, None
     if s == "camels_us":
         return "camels_us", "daymet"
     if s.startswith("camels_us/") and s.split("/", 1)[1] in FORCING_SOURCES:
@@ -110,7 +112,7 @@ def site_table(root: str | Path | None = None, source: str = "caravan") -> pd.Da
     for c in SITE_COLUMNS:
         if c not in table:
             table[c] = np.nan
-    table.index.name = "basin"
+    table.index.name = "site"
     return table
 
 
@@ -133,6 +135,29 @@ def parse_basins(text: str | None) -> int | list[str] | None:
         return int(t)
     tokens = [x for x in re.split(r"[,\s]+", t) if x]
     return pad_gauge_ids(tokens)
+
+
+def parse_sites(text: str | None, source: str = "caravan") -> int | str | list[str] | None:
+    """Parse a command-line ``--sites`` value for ``source``.
+
+    SMAP cells: ``None``/``""``/``"all"`` -> None (every usable cell); a name of letters and
+    digits starting with a letter (``SPARSE``, ``ng``, ``scale_29``) -> that named cell set; else the cell
+    ids separated by commas/whitespace (``"12"`` is the cell 12). Other sources: as
+    :func:`parse_basins` (a count, ``all`` or gauge ids).
+
+    Raises:
+        ValueError: as :func:`parse_basins`.
+    """
+    if not str(source).startswith("smap"):
+        return parse_basins(text)
+    if text is None:
+        return None
+    t = str(text).strip()
+    if t == "" or t.lower() == "all":
+        return None
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", t):
+        return t.upper()
+    return [x for x in re.split(r"[,\s]+", t) if x]
 
 
 def select_basins(basins: int | str | Iterable[str | int] | None, available: Sequence[str],
@@ -196,7 +221,7 @@ def load_dataset(root: str | Path | None = None,
             :mod:`core.datasets.pet`; the original is kept as ``PET_source``).
 
     Returns:
-        ``xarray.Dataset`` with dims ``(basin, time)``: float32 ``P``, ``T``, ``PET``, ``Q``
+        ``xarray.Dataset`` with dims ``(site, time)``: float32 ``P``, ``T``, ``PET``, ``Q``
         (mm d-1, degC, mm d-1, mm d-1), the 35 Feng et al. (2022) static attributes and the
         CAMELS signatures on ``basin``, basin coordinates ``gauge_lat``, ``gauge_lon``,
         ``gauge_name``, ``area``, ``huc_02``; ``attrs`` ``source``, ``data_root``,
@@ -211,8 +236,10 @@ def load_dataset(root: str | Path | None = None,
 
     ``ds.attrs["data_period"]`` (``"YYYY-MM-DD..YYYY-MM-DD"``) is the span every file covers.
     """
-    root = resolve_data_root(root)
     kind, forcing = _parse_source(source)
+    if kind == "smap":
+        return _load_smap_sites(root, basins, start, end)
+    root = resolve_data_root(root)
     if pet not in PET_METHODS:
         raise ValueError(f"unknown PET method {pet!r}; expected one of {PET_METHODS}")
     if kind == "caravan":
@@ -236,6 +263,34 @@ def load_dataset(root: str | Path | None = None,
     where = lambda b, v: source_file(ds, b, v)  # noqa: E731
     check_daily_ranges(ds, where)
     check_climatology(ds, where)
+    return ds
+
+
+def _load_smap_sites(root, sites, start, end) -> xr.Dataset:
+    """The SMAP/NLDAS cells ``sites`` (None: every usable cell; a named set such as ``"SPARSE"``
+    of :func:`core.datasets.smap.smap_splits`; a count n: the first n usable cells; or ids)
+    over ``start..end``, dims (site, time); the known bad cells are excluded unless named.
+
+    Raises:
+        SiteNotFoundError: an unknown cell id; ValueError: an unknown set name (lists them).
+    """
+    from .smap import load_smap, smap_splits
+
+    if isinstance(sites, str) and not sites.strip().isdigit():
+        full = load_smap(root)
+        splits = smap_splits(full)
+        name = sites.strip().upper()
+        if name not in splits:
+            raise ValueError(f"unknown SMAP cell set {sites!r}; known: {', '.join(splits)} (or cell ids)")
+        ds = full.sel(site=splits[name])
+        ds.attrs["site_set"] = name
+    elif isinstance(sites, (int, np.integer)) and not isinstance(sites, bool):
+        full = load_smap(root)
+        ds = full.isel(site=slice(0, int(sites)))
+    else:
+        ds = load_smap(root, cells=sites)
+    if start is not None or end is not None:
+        ds = ds.sel(time=slice(None if start is None else str(start), None if end is None else str(end)))
     return ds
 
 
@@ -267,6 +322,8 @@ def source_file(ds: xr.Dataset, basin: str, variable: str) -> str:
             file = root / "camels_us"
         col = {"P": "prcp(mm/day)", "T": "tmax/tmin", "PET": "Hargreaves from tmax/tmin", "Q": "discharge"}
         text = f"{file} ({col.get(base, base)})"
+    elif "file" in ds.attrs:
+        text = f"{ds.attrs['file']} (cell {basin}, variable {variable})"
     else:
         text = f"{source or 'dataset'} in {root}"
     return f"{text}, PET computed by Oudin from it" if derived else text

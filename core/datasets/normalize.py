@@ -37,8 +37,13 @@ class Normalizer:
     static: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, ds: xr.Dataset, dynamic: list[str], static: list[str], start=None, end=None) -> "Normalizer":
+    def fit(cls, ds: xr.Dataset, dynamic: list[str], static: list[str], start=None, end=None,
+            gappy: tuple[str, ...] = ()) -> "Normalizer":
         """Fit on ``ds.sel(time=slice(start, end))``.
+
+        ``gappy``: dynamic inputs with missing days (an observation such as SMAP used as a
+        learner input, Li & Lu 2023's Z): their gaps become 0 after standardising and a mask
+        channel (1 = observed) is appended for each (``transform_dynamic``).
 
         Raises:
             KeyError: a variable is not in ``ds`` (names it).
@@ -54,25 +59,38 @@ class Normalizer:
             if transform == "log10_sqrt":
                 v = _log_sqrt(v)
             norm.dynamic[name] = {"transform": transform, **_moments(v, name)}
+            if name in gappy:
+                norm.dynamic[name]["gaps"] = "zero_mask"
         for name in static:
             if name not in ds:
                 raise KeyError(f"static attribute {name!r} not in dataset")
             norm.static[name] = _moments(np.asarray(ds[name].values, dtype=np.float64), name)
         return norm
 
+    @property
+    def n_columns(self) -> int:
+        """Columns of ``transform_dynamic``: one per input plus a mask per gappy input."""
+        return len(self.dynamic) + sum(st.get("gaps") == "zero_mask" for st in self.dynamic.values())
+
     def transform_dynamic(self, ds: xr.Dataset) -> np.ndarray:
-        """Normalised dynamic inputs as float32 ``[time, basin, n_dynamic]``.
+        """Normalised dynamic inputs as float32 ``[time, site, n_columns]``: the inputs in order,
+        then a mask (1 = observed) for each gappy input, whose gaps are 0.
 
         Raises:
-            ValueError: NaN in an input variable (names the variable, basins and first date).
+            ValueError: NaN in an input variable that may not have gaps (names the variable,
+                sites and first date).
         """
-        cols = []
+        cols, masks = [], []
         for name, st in self.dynamic.items():
-            v = np.asarray(ds[name].transpose("time", "basin").values, dtype=np.float64)
+            v = np.asarray(ds[name].transpose("time", "site").values, dtype=np.float64)
             bad = ~np.isfinite(v)
+            if st.get("gaps") == "zero_mask":
+                masks.append((~bad).astype(np.float64))
+                cols.append(np.where(bad, 0.0, (v - st["mean"]) / st["std"]))
+                continue
             if bad.any():
                 t_idx, b_idx = np.nonzero(bad)
-                basins = sorted({str(ds.basin.values[i]) for i in b_idx[:20]})
+                basins = sorted({str(ds.site.values[i]) for i in b_idx[:20]})
                 raise ValueError(
                     f"input {name!r} has {bad.sum()} missing/non-finite values (basins {basins}, "
                     f"first at {str(ds.time.values[t_idx[0]])[:10]}); the learners need complete "
@@ -81,13 +99,13 @@ class Normalizer:
             if st["transform"] == "log10_sqrt":
                 v = _log_sqrt(v)
             cols.append((v - st["mean"]) / st["std"])
-        return np.stack(cols, axis=-1).astype(np.float32)
+        return np.stack(cols + masks, axis=-1).astype(np.float32)
 
     def transform_static(self, ds: xr.Dataset) -> np.ndarray:
-        """Normalised static attributes as float32 ``[basin, n_static]``."""
+        """Normalised static attributes as float32 ``[site, n_static]``."""
         cols = [(np.asarray(ds[n].values, dtype=np.float64) - st["mean"]) / st["std"]
                 for n, st in self.static.items()]
-        out = np.stack(cols, axis=-1) if cols else np.zeros((ds.sizes["basin"], 0))
+        out = np.stack(cols, axis=-1) if cols else np.zeros((ds.sizes["site"], 0))
         if not np.isfinite(out).all():
             bad = [n for n, c in zip(self.static, cols) if not np.isfinite(c).all()]
             raise ValueError(f"static attributes with NaN: {bad}")

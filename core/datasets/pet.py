@@ -18,7 +18,7 @@ PET_METHODS: tuple[str, ...] = ("source", "oudin")
 
 
 def oudin_pet(ds: xr.Dataset) -> xr.DataArray:
-    """Oudin PET (mm/d), dims (basin, time), from ``T`` (°C) and the ``gauge_lat`` coordinate.
+    """Oudin PET (mm/d), dims (site, time), from ``T`` (°C) and the ``gauge_lat`` coordinate.
 
     Raises:
         KeyError: ``T`` or ``gauge_lat`` missing from ``ds``.
@@ -28,7 +28,7 @@ def oudin_pet(ds: xr.Dataset) -> xr.DataArray:
             raise KeyError(f"Oudin PET needs {need!r} in the dataset")
     lat = np.deg2rad(ds["gauge_lat"].astype("float64"))
     pet = pyet.oudin(ds["T"].astype("float64"), lat)
-    return pet.transpose("basin", "time").astype("float32")
+    return pet.transpose("site", "time").astype("float32")
 
 
 def apply_pet(ds: xr.Dataset, method: str) -> xr.Dataset:

@@ -18,7 +18,7 @@ class WindowSampler:
     """Draws (basin, start) pairs.
 
     Args:
-        q_obs: observed streamflow of the training period ``[time, basin]`` (NaN = missing).
+        q_obs: observed streamflow of the training period ``[time, site]`` (NaN = missing).
         warmup: warm-up days (no loss), ≥ 0.
         rho: target days per window (loss), ≥ 1.
         batch_size: basins per mini-batch (capped at the number of usable basins).
@@ -69,6 +69,6 @@ class WindowSampler:
         return basins, starts
 
     def gather(self, arr: np.ndarray, basins: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """Cut windows out of ``arr [time, basin, ...]`` -> ``[window, batch, ...]``."""
+        """Cut windows out of ``arr [time, site, ...]`` -> ``[window, batch, ...]``."""
         t_idx = starts[None, :] + np.arange(self.window)[:, None]  # [window, batch]
         return arr[t_idx, basins[None, :]]

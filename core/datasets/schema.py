@@ -4,10 +4,10 @@ Every reader in :mod:`core.datasets` returns one ``xarray.Dataset`` layout:
 
 * dims ``basin`` (coordinate: 8-character zero-padded USGS gauge id, e.g. ``"01022500"``) and
   ``time`` (``datetime64[ns]``, daily, contiguous);
-* dynamic variables on ``(basin, time)``, float32: ``P``, ``T``, ``PET``, ``Q`` (see
+* dynamic variables on ``(site, time)``, float32: ``P``, ``T``, ``PET``, ``Q`` (see
   :data:`VARIABLES` for units), plus ``Tmax``, ``Tmin``, ``srad``, ``swe``, ``vp``, ``dayl`` for
   raw CAMELS-US forcing;
-* static variables on ``(basin,)``, float32: the 35 CAMELS attributes of Feng et al. (2022,
+* static variables on ``(site,)``, float32: the 35 CAMELS attributes of Feng et al. (2022,
   WRR 58, e2022WR032404, Table A1), :data:`FENG2022_ATTRIBUTES`, and the CAMELS hydrological
   signatures :data:`SIGNATURES` (checks only, not model inputs);
 * basin coordinates ``gauge_lat``, ``gauge_lon`` (degrees), ``gauge_name``, ``area`` (km²,
@@ -263,7 +263,7 @@ def dynamic_dataset(basins, time, arrays, var_sources, source, data_root):
         source: ``ds.attrs["source"]``; data_root: ``ds.attrs["data_root"]``.
 
     Returns:
-        ``xarray.Dataset`` with dims ``(basin, time)``, float32 variables carrying ``units``,
+        ``xarray.Dataset`` with dims ``(site, time)``, float32 variables carrying ``units``,
         ``long_name`` and ``source`` attrs.
     """
     import xarray as xr
@@ -274,9 +274,9 @@ def dynamic_dataset(basins, time, arrays, var_sources, source, data_root):
     for name, arr in arrays.items():
         attrs = dict(VARIABLES[name])
         attrs["source"] = var_sources.get(name, source)
-        data_vars[name] = (("basin", "time"), np.asarray(arr, dtype=np.float32), attrs)
-    ds = xr.Dataset(data_vars, coords={"basin": basin_coord, "time": time_coord})
-    ds["basin"].attrs = {"long_name": "USGS gauge id (8 characters, zero-padded)"}
+        data_vars[name] = (("site", "time"), np.asarray(arr, dtype=np.float32), attrs)
+    ds = xr.Dataset(data_vars, coords={"site": basin_coord, "time": time_coord})
+    ds["site"].attrs = {"long_name": "USGS gauge id (8 characters, zero-padded)"}
     ds["time"].attrs = {"long_name": "date (daily values)"}
     ds.attrs["source"] = source
     ds.attrs["data_root"] = str(data_root)

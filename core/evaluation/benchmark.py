@@ -173,29 +173,31 @@ def water_balance_et(outputs: xr.Dataset) -> xr.DataArray:
 
 
 def modis_composites(et: xr.DataArray) -> pd.DataFrame:
-    """Sum daily ET [basin, time] (mm/d) over the MOD16A2 8-day composites.
+    """Sum daily ET [site, time] (mm/d) over the MOD16A2 8-day composites.
 
     Composite k of a year starts on day-of-year 8k + 1 and ends before the next start or the
     year's end (the last one has 5 days, 6 in leap years). Returns a table (basin, date =
-    composite start) -> ET (mm per composite), only for composites fully inside the series.
+    composite start) -> ET (mm per composite), only for composites fully inside the series;
+    columns site, date, ET.
     """
     t = pd.DatetimeIndex(et.time.values)
     start_doy = ((t.dayofyear - 1) // 8) * 8 + 1
     key = pd.to_datetime(t.year.astype(str) + "-01-01") + pd.to_timedelta(start_doy - 1, unit="D")
-    df = pd.DataFrame(et.transpose("time", "basin").values, index=t,
-                      columns=[str(b) for b in et.basin.values])
+    df = pd.DataFrame(et.transpose("time", "site").values, index=t,
+                      columns=[str(b) for b in et.site.values])
     length = pd.Series(1, index=t).groupby(key).sum()
     full = np.minimum(8, (pd.to_datetime(length.index.year.astype(str) + "-12-31") - length.index).days + 1)
     sums = df.groupby(key).sum(min_count=1)
     sums = sums[length.values == full]
     out = sums.stack().rename("ET").reset_index()
-    out.columns = ["date", "basin", "ET"]
-    return out[["basin", "date", "ET"]]
+    out.columns = ["date", "site", "ET"]
+    return out[["site", "date", "ET"]]
 
 
 def read_modis(path: str | Path) -> pd.DataFrame:
-    """Read a basin-level MOD16A2 table: CSV with columns basin, date (composite start), ET (mm
-    per composite), or netCDF with variable ``ET`` on (basin, time).
+    """Read a basin-level MOD16A2 table: CSV with columns site (or basin: the gauge id), date
+    (composite start), ET (mm per composite), or netCDF with variable ``ET`` on (site, time)
+    (or (basin, time)). Returns columns site, date, ET.
 
     Raises:
         FileNotFoundError: no such file.
@@ -208,28 +210,28 @@ def read_modis(path: str | Path) -> pd.DataFrame:
         ds = xr.open_dataset(path)
         if "ET" not in ds:
             raise ValueError(f"{path}: expected a variable 'ET' (mm per 8-day composite) on "
-                             f"(basin, time); found {list(ds.data_vars)}")
-        df = ds["ET"].to_dataframe().reset_index().rename(columns={"time": "date"})
+                             f"(site, time); found {list(ds.data_vars)}")
+        df = ds["ET"].to_dataframe().reset_index().rename(columns={"time": "date", "basin": "site"})
     else:
-        df = pd.read_csv(path, dtype={"basin": str})
-        missing = {"basin", "date", "ET"} - set(df.columns)
+        df = pd.read_csv(path, dtype={"basin": str, "site": str}).rename(columns={"basin": "site"})
+        missing = {"site", "date", "ET"} - set(df.columns)
         if missing:
-            raise ValueError(f"{path}: expected columns basin, date (composite start), ET (mm per "
-                             f"composite); missing {sorted(missing)}, found {list(df.columns)}")
-    df["basin"] = df["basin"].astype(str).str.zfill(8)
+            raise ValueError(f"{path}: expected columns site (or basin), date (composite start), ET "
+                             f"(mm per composite); missing {sorted(missing)}, found {list(df.columns)}")
+    df["site"] = df["site"].astype(str).str.zfill(8)
     df["date"] = pd.to_datetime(df["date"])
-    return df[["basin", "date", "ET"]]
+    return df[["site", "date", "ET"]]
 
 
 def modis_scores(outputs: xr.Dataset, modis: pd.DataFrame) -> tuple[float, float]:
     """(median temporal r over basins, spatial r of long-term means) of 8-day ET vs MODIS."""
     sim = modis_composites(outputs["ET"])
-    m = sim.merge(modis, on=["basin", "date"], suffixes=("_sim", "_modis")).dropna()
+    m = sim.merge(modis, on=["site", "date"], suffixes=("_sim", "_modis")).dropna()
     if m.empty:
         return float("nan"), float("nan")
-    temporal = m.groupby("basin").apply(lambda g: pearson(g["ET_sim"], g["ET_modis"]),
-                                        include_groups=False)
-    means = m.groupby("basin")[["ET_sim", "ET_modis"]].mean()
+    temporal = m.groupby("site").apply(lambda g: pearson(g["ET_sim"], g["ET_modis"]),
+                                       include_groups=False)
+    means = m.groupby("site")[["ET_sim", "ET_modis"]].mean()
     return float(np.nanmedian(temporal.values)), pearson(means["ET_sim"], means["ET_modis"])
 
 
@@ -241,7 +243,7 @@ class BenchmarkRow:
     median_kge: float
     bfi_r: float
     et_r: float
-    n_basins: int
+    n_sites: int
     epochs: int
     steps: int
     train_hours: float
@@ -266,7 +268,7 @@ def score_run(variant: str, run: Run, modis: pd.DataFrame | None = None) -> Benc
                 mt, ms = modis_scores(out, modis)
     return BenchmarkRow(
         variant=variant, label=VARIANTS[variant].label, median_nse=float(m["NSE"].median()),
-        median_kge=float(m["KGE"].median()), bfi_r=bfi_r, et_r=et_r, n_basins=len(m),
+        median_kge=float(m["KGE"].median()), bfi_r=bfi_r, et_r=et_r, n_sites=len(m),
         epochs=int(log["epoch"].max()) if len(log) else 0,
         steps=int(len(log) * iters), train_hours=float(log["seconds"].sum() / 3600) if len(log) else 0.0,
         modis_temporal_r=mt, modis_spatial_r=ms)
@@ -373,7 +375,7 @@ def table_frame(rows: list[BenchmarkRow]) -> pd.DataFrame:
         "model": r.label, "variant": r.variant, "median_NSE": r.median_nse, "median_KGE": r.median_kge,
         "BFI_r": r.bfi_r, "ET_r_P_minus_Q": r.et_r, "MODIS_ET_r_temporal": r.modis_temporal_r,
         "MODIS_ET_r_spatial": r.modis_spatial_r, "paper_median_NSE": PAPER_MEDIAN_NSE.get(r.variant),
-        "basins": r.n_basins, "epochs": r.epochs, "steps": r.steps, "train_hours": r.train_hours,
+        "basins": r.n_sites, "epochs": r.epochs, "steps": r.steps, "train_hours": r.train_hours,
     } for r in rows])
 
 
@@ -391,7 +393,7 @@ def markdown_table(rows: list[BenchmarkRow], with_modis: bool) -> str:
         cells = [r.label, _f(r.median_nse), _f(r.median_kge), _f(r.bfi_r), _f(r.et_r)]
         if with_modis:
             cells += [_f(r.modis_temporal_r), _f(r.modis_spatial_r)]
-        cells += [_f(PAPER_MEDIAN_NSE.get(r.variant)), str(r.n_basins), str(r.steps), _f(r.train_hours, 2)]
+        cells += [_f(PAPER_MEDIAN_NSE.get(r.variant)), str(r.n_sites), str(r.steps), _f(r.train_hours, 2)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -458,7 +460,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = Non
         write_text_atomic(out / f"learning_curve_{v}.csv", c.to_csv(index=False))
     cfg = runs[variants[0]].config()
     iters = _iters_per_epoch(runs[variants[0]]) or 1
-    title = f"{label}: {rows[0].n_basins} basins, test {cfg['data']['test_start']}..{cfg['data']['test_end']}"
+    title = f"{label}: {rows[0].n_sites} basins, test {cfg['data']['test_start']}..{cfg['data']['test_end']}"
     nse_cdf_figure({v: runs[v].metrics()["NSE"] for v in variants}, out / "nse_cdf.png", title)
     learning_curve_figure(curves, int(iters), out / "learning_curve.png")
     note_text = Path(notes).read_text(encoding="utf-8") if notes else ""
@@ -483,7 +485,7 @@ def _report(preset, rows, curves, runs, cfg, md_table, command, img_prefix, note
     t, m, d = cfg["train"], cfg["model"], cfg["data"]
     pet = RunConfig.from_dict(cfg).data.pet_method()
     lines = [
-        f"# Benchmark: the δ family and the LSTM on {rows[0].n_basins} basins (`{preset}`)",
+        f"# Benchmark: the δ family and the LSTM on {rows[0].n_sites} basins (`{preset}`)",
         "",
         "Generated by `hydrolens benchmark` (core/evaluation/benchmark.py); rerunning the command "
         "reuses finished runs, resumes interrupted ones and rewrites this page.",
@@ -494,7 +496,7 @@ def _report(preset, rows, curves, runs, cfg, md_table, command, img_prefix, note
         "",
         "## Settings (identical for every model)",
         "",
-        f"- data: {d['source']} (PET: {pet}), {rows[0].n_basins} basins; "
+        f"- data: {d['source']} (PET: {pet}), {rows[0].n_sites} basins; "
         f"train {d['train_start']}..{d['train_end']}, test {d['test_start']}..{d['test_end']} "
         "with states warmed up over the training period;",
         f"- windows: batch {t['batch_size']} basins × ({t['warmup']} warm-up + {t['rho']}) days; "

@@ -20,7 +20,8 @@ from ..physics import (DERIVED_OUTPUTS, FLUX_DESCRIPTIONS, FORCING_OUTPUTS, HBV_
                        OUTPUT_UNITS, STATE_DESCRIPTIONS, spec)
 from ..runs import Run, RunFileError, atomic_write_many
 from ..datasets.schema import BASIN_COORDS
-from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare
+from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare_for_run
+from ..training.tasks import soil_moisture_metrics, task_for
 from ..training.trainer import load_model, select_device
 from .metrics import METRICS
 
@@ -29,8 +30,12 @@ SAVED_OUTPUTS: tuple[str, ...] = (*OUTPUT_NAMES, "Q_sim")
 FORCING_ORDER: tuple[str, ...] = tuple(FORCING_OUTPUTS)
 
 
-def _series_attrs(name: str) -> dict:
-    """CF attributes (units, long_name, kind) of an output series."""
+def _series_attrs(name: str, specs: dict | None = None) -> dict:
+    """CF attributes (units, long_name, kind) of an output series; ``specs``: the backbone's
+    ``OutputSpec`` by name, which take precedence (a second process model brings its own)."""
+    if specs and name in specs:
+        o = specs[name]
+        return {"units": o.units, "long_name": o.long_name, "kind": "state" if o.kind == "state" else "flux"}
     if name in FORCING_OUTPUTS:
         units, desc = FORCING_OUTPUTS[name]
         return {"units": units, "long_name": desc, "kind": "forcing"}
@@ -42,9 +47,10 @@ def _series_attrs(name: str) -> dict:
     return {"units": OUTPUT_UNITS.get(name, "mm d-1"), "long_name": desc, "kind": kind}
 
 
-def _parameter_attrs(name: str, dynamic: bool) -> dict:
-    """CF attributes of a learned parameter, from its ParamSpec (units, bounds, static/dynamic)."""
-    ps = spec(name)
+def _parameter_attrs(name: str, dynamic: bool, specs: dict | None = None) -> dict:
+    """CF attributes of a learned parameter, from its ParamSpec (units, bounds, static/dynamic):
+    the model's own (``specs`` by name) or HBV's and the routing's."""
+    ps = specs[name] if specs and name in specs else spec(name)
     return {"units": ps.units, "long_name": ps.description, "valid_min": ps.lower,
             "valid_max": ps.upper, "parameter_type": "dynamic" if dynamic else "static",
             "dynamic_capable": int(ps.dynamic_capable)}
@@ -66,9 +72,9 @@ def simulate(model, data: Prepared, start, device: torch.device | None = None,
     Returns:
         (outputs, parameters), both float32 with CF units:
 
-        * outputs (basin, time): Q_sim, the forcing P/T/PET and, for δ models, every HBV state
+        * outputs (site, time): Q_sim, the forcing P/T/PET and, for δ models, every HBV state
           and flux plus SWE = SNOWPACK + MELTWATER; attrs ``kind`` (forcing/state/flux).
-        * parameters: static ones (basin,), dynamic ones (βᵗ, γᵗ) (basin, time), the mean over
+        * parameters: static ones (site,), dynamic ones (βᵗ, γᵗ) (site, time), the mean over
           the n components, in physical units, each with units, long_name, valid_min/valid_max
           (the ParamSpec bounds) and parameter_type static|dynamic (Feng et al. 2022, Table 1;
           routing θa, θb of eq. 3-4). With ``components``: ``<name>_components`` (basin,
@@ -77,48 +83,53 @@ def simulate(model, data: Prepared, start, device: torch.device | None = None,
     device = device or torch.device("cpu")
     model.eval()
     i0 = data.index_of(start)
-    nb = len(data.basins)
-    blocks: dict[str, list[np.ndarray]] = {n: [] for n in SAVED_OUTPUTS}
+    nb = len(data.sites)
+    blocks: dict[str, list[np.ndarray]] = {}
     pblocks: dict[str, list[np.ndarray]] = {}
     dynamic = set(getattr(model, "dynamic", ()))
+    backbone = getattr(model, "backbone", None)
+    out_specs = {o.name: o for o in getattr(backbone, "output_specs", ())}
+    par_specs = {p.name: p for p in getattr(model, "specs", ())}
+    site_static = data.site_static if data.site_static is not None else np.zeros((nb, 0), np.float32)
     for b0 in range(0, nb, chunk):
         sl = slice(b0, min(nb, b0 + chunk))
         out = model(as_tensor(data.x_dyn[:, sl], device), as_tensor(data.x_static[sl], device),
-                    as_tensor(data.forcing[:, sl], device), warmup=i0)
-        for n in SAVED_OUTPUTS:
-            if n in out.outputs:
-                blocks[n].append(out.outputs[n].float().cpu().numpy())
+                    as_tensor(data.forcing[:, sl], device), warmup=i0,
+                    site_static=as_tensor(site_static[sl], device))
+        for n, v in out.outputs.items():
+            if v.dim() == 2:  # [time, site] series (every output of the model contract)
+                blocks.setdefault(n, []).append(v.float().cpu().numpy())
         for n, v in out.params.items():
             pblocks.setdefault(n, []).append(v.float().cpu().numpy())
     time = data.time[i0:]
-    ds = xr.Dataset(coords={"basin": data.basins, "time": time})
+    ds = xr.Dataset(coords={"site": data.sites, "time": time})
     for j, n in enumerate(FORCING_ORDER):
-        ds[n] = (("basin", "time"), np.ascontiguousarray(data.forcing[i0:, :, j].T, dtype=np.float32),
+        ds[n] = (("site", "time"), np.ascontiguousarray(data.forcing[i0:, :, j].T, dtype=np.float32),
                  _series_attrs(n))
-    for n in (n for n in SAVED_OUTPUTS if blocks[n]):
-        ds[n] = (("basin", "time"), np.concatenate(blocks[n], axis=1).T, _series_attrs(n))
+    for n in (n for n in (*SAVED_OUTPUTS, *blocks) if n in blocks and n not in ds):
+        ds[n] = (("site", "time"), np.concatenate(blocks[n], axis=1).T, _series_attrs(n, out_specs))
     if "SNOWPACK" in ds and "MELTWATER" in ds:
         ds["SWE"] = (ds["SNOWPACK"] + ds["MELTWATER"]).assign_attrs(_series_attrs("SWE"))
-    params = xr.Dataset(coords={"basin": data.basins, "time": time})
+    params = xr.Dataset(coords={"site": data.sites, "time": time})
     for n, parts in pblocks.items():
         is_dyn = n in dynamic
-        # HBV: [1 or time, basin, nmul]; routing: [basin]
+        # HBV: [1 or time, basin, nmul]; routing: [site]
         v = np.concatenate(parts, axis=1 if parts[0].ndim == 3 else 0)
-        attrs = _parameter_attrs(n, is_dyn)
+        attrs = _parameter_attrs(n, is_dyn, par_specs)
         if v.ndim == 1:
-            params[n] = (("basin",), v, attrs)
+            params[n] = (("site",), v, attrs)
             continue
         mean = v.mean(axis=2)                                           # [time or 1, basin]
         if is_dyn:
-            params[n] = (("basin", "time"), np.ascontiguousarray(mean.T), attrs)
+            params[n] = (("site", "time"), np.ascontiguousarray(mean.T), attrs)
         else:
-            params[n] = (("basin",), mean[0], attrs)
+            params[n] = (("site",), mean[0], attrs)
         if components:
             comp = dict(attrs, long_name=f"{attrs['long_name']} (each HBV component)")
             if is_dyn:
-                params[f"{n}_components"] = (("basin", "time", "component"), v.transpose(1, 0, 2), comp)
+                params[f"{n}_components"] = (("site", "time", "component"), v.transpose(1, 0, 2), comp)
             else:
-                params[f"{n}_components"] = (("basin", "component"), v[0], comp)
+                params[f"{n}_components"] = (("site", "component"), v[0], comp)
     if components and "component" in params.dims:
         params = params.assign_coords(component=np.arange(params.sizes["component"]))
     return ds, params
@@ -132,9 +143,9 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
     ET_mean (mm/d), P_mean, Q_obs_mean and P_minus_Q (mm/d, days with observed Q), n_obs, and the gauge
     name and location. BFI_sim and ET_mean are NaN for a model without those outputs (LSTM).
     """
-    q_sim = sim["Q_sim"].transpose("time", "basin").values
-    q_obs = obs.transpose("time", "basin").values
-    df = pd.DataFrame(index=pd.Index(sim.basin.values.astype(str), name="basin"))
+    q_sim = sim["Q_sim"].transpose("time", "site").values
+    q_obs = obs.transpose("time", "site").values
+    df = pd.DataFrame(index=pd.Index(sim.site.values.astype(str), name="site"))
     for name, fn in METRICS.items():
         df[name] = fn(q_sim, q_obs)
     df["n_obs"] = np.isfinite(q_obs).sum(0)
@@ -149,7 +160,7 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
     if "P" in sim:
         # water balance over the days with observed streamflow: long-term ET ≈ P − Q
         ok = np.isfinite(q_obs)
-        p = sim["P"].transpose("time", "basin").values
+        p = sim["P"].transpose("time", "site").values
         with np.errstate(invalid="ignore", divide="ignore"):
             df["P_mean"] = np.nanmean(np.where(ok, p, np.nan), axis=0)
             df["Q_obs_mean"] = np.nanmean(q_obs, axis=0)
@@ -158,6 +169,17 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
         if c in meta.coords or c in meta:
             df[c] = meta[c].values
     return df
+
+
+#: task name -> per-site metrics table fn(sim, obs, meta)
+SITE_METRICS = {"streamflow": lambda sim, obs, meta: basin_metrics(sim, obs, meta),
+                "soil_moisture": lambda sim, obs, meta: soil_moisture_metrics(sim, obs, meta)}
+
+
+def _site_coords(ds: xr.Dataset) -> dict:
+    """The per-site coordinates of a loaded dataset (gauge_lat/lon, name, area, huc_02 for
+    basins; lat, lon, row, col for grid cells)."""
+    return {c: v for c, v in ds.coords.items() if c != "site" and v.dims == ("site",)}
 
 
 def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.device,
@@ -170,9 +192,11 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
         start, end: the scored period (dates or ISO strings).
 
     Returns:
-        (sim, metrics, parameters): outputs over ``start..end`` with ``Q_obs`` and the gauge
-        coordinates (attrs: ``panels``, the backbone's display groups as JSON; ``site_kind``),
-        the per-basin table of ``basin_metrics``, and the learned parameters (``simulate``).
+        (sim, metrics, parameters): outputs over ``start..end`` with the observed target
+        (``Q_obs`` or ``SM_obs``, the task's) and the site coordinates (attrs: ``panels``, the
+        backbone's display groups as JSON; ``site_kind``), the per-site table of the task's
+        metrics (``basin_metrics`` or ``soil_moisture_metrics``), and the learned parameters
+        (``simulate``).
 
     Raises:
         ValueError: the dataset lacks a learner input (names it) or has NaN forcing.
@@ -181,27 +205,38 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
     if missing:
         raise ValueError(f"the data lack the static attributes {missing} that this model was "
                          "trained with (the learner needs every one of them)")
-    data = prepare(ds, norm)
+    task = task_for(cfg.data)
+    data = prepare_for_run(cfg, ds, norm, model)
     sim, params = simulate(model, data, start, device, chunk, components=components)
     sim = sim.sel(time=slice(str(start), str(end)))
     params = params.sel(time=slice(str(start), str(end)))
-    obs = ds["Q"].sel(time=sim.time)
-    sim["Q_obs"] = obs.astype("float32").assign_attrs(units="mm d-1", long_name="observed streamflow (USGS)")
-    for c in BASIN_COORDS:
-        if c in ds.coords:
-            sim = sim.assign_coords({c: ds[c]})
+    obs = ds[task.target].sel(time=sim.time)
+    sim[task.observed] = obs.astype("float32").assign_attrs(**task.observed_attrs, kind="observation")
+    coords = _site_coords(ds)
+    sim = sim.assign_coords(coords)
     period = f"{str(start)[:10]}..{str(end)[:10]}"
-    sim.attrs.update(variant=cfg.model.variant, period=period, site_kind="basin",
-                     panels=json.dumps(list(HBV_PANELS) if "Q2" in sim  # an LSTM run: streamflow only
-                                       else [p for p in HBV_PANELS if "Q_sim" in p["variables"]]))
-    params.attrs.update(variant=cfg.model.variant, period=period, site_kind="basin",
+    panels = getattr(getattr(model, "backbone", None), "panels", HBV_PANELS)
+    # a panel is shown when the run has all its series (an LSTM run: streamflow only)
+    shown = [p for p in panels if all(v in sim for v in p["variables"])]
+    sim.attrs.update(variant=cfg.model.variant, period=period, site_kind=task.site_kind,
+                     target=task.observed, simulated=model.target_output, panels=json.dumps(shown))
+    params.attrs.update(variant=cfg.model.variant, period=period, site_kind=task.site_kind,
                         dynamic=",".join(n for n in params.data_vars
                                          if params[n].attrs.get("parameter_type") == "dynamic"
                                          and not n.endswith("_components")))
-    for c in BASIN_COORDS:
-        if c in ds.coords:
-            params = params.assign_coords({c: ds[c]})
-    return sim, basin_metrics(sim, obs, ds), params
+    params = params.assign_coords(coords)
+    return sim, SITE_METRICS[task.name](sim, obs, ds), params
+
+
+def summary(metrics: pd.DataFrame, task) -> tuple[dict, str]:
+    """Status fields (``median_<metric>`` of the task's headline metrics) and a one-line message."""
+    fields, parts = {}, []
+    for m in task.headline:
+        if m in metrics:
+            v = float(metrics[m].median())
+            fields[f"median_{m.lower()}"] = v
+            parts.append(f"{m} {v:.3f}")
+    return fields, "test median " + ", ".join(parts)
 
 
 def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
@@ -216,7 +251,8 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
         components: parameters.nc also holds each HBV component's values.
 
     Returns:
-        the per-basin metrics table (index basin).
+        the per-site metrics table (index site; column ``split``: ``trained`` for the run's
+        sites, ``unseen`` for ``data.test_sites``).
 
     Raises:
         FileNotFoundError: the run has no checkpoint (names it) or data are missing.
@@ -225,18 +261,30 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
     model, cfg, norm = load_model(run, checkpoint=checkpoint, device=dev)
     if data_root:
         cfg.data.root = str(data_root)
+    task = task_for(cfg.data)
 
     def load():
         ds = load_for_config(cfg)
+        if cfg.data.test_sites:
+            extra = load_for_config(cfg, sites=cfg.data.test_sites)
+            extra = extra.sel(site=[s for s in extra.site.values if s not in set(ds.site.values)])
+            ds = xr.concat([ds, extra], dim="site", data_vars="minimal", coords="minimal",
+                           compat="override", join="override", combine_attrs="override")
         check_config_period(cfg, ds)
         return ds
+
+    def split_column(metrics: pd.DataFrame) -> pd.DataFrame:
+        trained = set(str(s) for s in (cfg.data.sites or []))
+        metrics.insert(0, "split", ["trained" if s in trained or not trained else "unseen"
+                                    for s in metrics.index])
+        return metrics
 
     def score(ds):
         return evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end, dev,
                               cfg.train.eval_basin_chunk, components=components)
 
     if not write:
-        return score(load())[1]
+        return split_column(score(load())[1])
     with run.lock("evaluating"):
         try:
             previous = run.status()
@@ -247,6 +295,7 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
                           host=socket.gethostname())
         try:
             sim, metrics, params = score(ds)
+            metrics = split_column(metrics)
             for d in (sim, params):
                 d.attrs.update(run_id=run.run_id, test_period=f"{cfg.data.test_start}..{cfg.data.test_end}")
             # the files are written in full before any replaces the old one (atomic_write_many)
@@ -263,7 +312,11 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
                 run.update_status(state="failed", message=f"evaluation failed: {why}; run "
                                   f"`hydrolens evaluate {run.run_id}` again")
             raise
-        med_nse, med_kge = float(metrics["NSE"].median()), float(metrics["KGE"].median())
-        run.update_status(state="done", median_nse=med_nse, median_kge=med_kge,
-                          message=f"test median NSE {med_nse:.3f}, KGE {med_kge:.3f}")
+        fields, message = summary(metrics[metrics["split"] == "trained"], task)
+        unseen = metrics[metrics["split"] == "unseen"]
+        if len(unseen):
+            more, text = summary(unseen, task)
+            fields.update({f"{k}_unseen": v for k, v in more.items()})
+            message += f"; {len(unseen)} unseen sites: {text.removeprefix('test median ')}"
+        run.update_status(state="done", **fields, message=message)
     return metrics

@@ -1,7 +1,7 @@
 """Skill metrics, vectorised over basins, ignoring missing observations.
 
-All functions take ``sim`` and ``obs`` as ``[time]`` or ``[time, basin]`` arrays (NaN in ``obs``
-= missing; those days are dropped pair-wise) and return a float or ``[basin]`` array; a basin
+All functions take ``sim`` and ``obs`` as ``[time]`` or ``[time, site]`` arrays (NaN in ``obs``
+= missing; those days are dropped pair-wise) and return a float or ``[site]`` array; a basin
 with fewer than 2 observed days gets NaN.
 """
 

@@ -30,12 +30,12 @@ class Prediction:
         path: folder with outputs.nc, metrics.csv (when streamflow exists) and prediction.json.
         metrics: per-basin table (NaN metrics where a basin has no streamflow), or None when no
             basin has any observed day.
-        n_basins: basins simulated.
+        n_sites: basins simulated.
     """
 
     path: Path
     metrics: pd.DataFrame | None
-    n_basins: int
+    n_sites: int
 
 
 def predict_run(run: Run, data_root: str | None = None, basins=None, start=None, end=None,
@@ -93,7 +93,7 @@ def _predict(run, data_root, basins, start, end, warmup_days, device, name) -> P
         raise ValueError(f"the data start on {first.date()}, after the requested start {start.date()}")
     sim, metrics, params = evaluate_model(model, cfg, norm, ds, start, end, dev, cfg.train.eval_basin_chunk)
     sim.attrs.update(run_id=run.run_id, spin_up_from=str(first.date()))
-    label = validate_name(name or f"{start.date()}_{end.date()}_{sim.sizes['basin']}basins",
+    label = validate_name(name or f"{start.date()}_{end.date()}_{sim.sizes['site']}sites",
                           "prediction name")
     out = run.predictions_dir / label
     out.mkdir(parents=True, exist_ok=True)
@@ -103,10 +103,10 @@ def _predict(run, data_root, basins, start, end, warmup_days, device, name) -> P
     if has_obs:
         write_text_atomic(out / "metrics.csv", metrics.to_csv())
     info = {
-        "run_id": run.run_id, "data_root": str(root), "basins": [str(b) for b in sim.basin.values],
+        "run_id": run.run_id, "data_root": str(root), "sites": [str(b) for b in sim.site.values],
         "start": str(start.date()), "end": str(end.date()), "spin_up_from": str(first.date()),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "median_nse": float(metrics["NSE"].median()) if has_obs else None,
     }
     write_text_atomic(out / "prediction.json", json.dumps(info, indent=2))
-    return Prediction(path=out, metrics=metrics if has_obs else None, n_basins=int(sim.sizes["basin"]))
+    return Prediction(path=out, metrics=metrics if has_obs else None, n_sites=int(sim.sizes["site"]))

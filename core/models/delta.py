@@ -25,10 +25,10 @@ class DeltaOutput:
     """Outputs of a δ model over the target window.
 
     Attributes:
-        outputs: name -> [time, basin]: every HBV state/flux plus ``Q_sim`` (routed, mm/d).
+        outputs: name -> [time, site]: every HBV state/flux plus ``Q_sim`` (routed, mm/d).
         params: name -> physical parameters; HBV ones [1, basin, nmul] (static) or
-            [time - warmup, basin, nmul] (dynamic, the target window), routing [basin].
-        final_state: name -> [basin, nmul], to continue the run.
+            [time - warmup, basin, nmul] (dynamic, the target window), routing [site].
+        final_state: name -> [site, nmul], to continue the run.
     """
 
     outputs: dict[str, torch.Tensor]
@@ -71,12 +71,14 @@ class DeltaModel(nn.Module):
 
     #: the output compared with the training target (routed streamflow, mm/d)
     target_output = "Q_sim"
+    #: physical per-site inputs the model reads (``site_static``): none for the HBV
+    site_inputs: tuple[str, ...] = ()
 
     def prepare(self, target) -> None:
         """Data-dependent set-up before training (the model contract): none for δ models."""
 
     def learner_inputs(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
-        """[time, basin, n_dynamic] ⊕ [basin, n_static] → [time, basin, n_dynamic + n_static]."""
+        """[time, site, n_dynamic] ⊕ [site, n_static] → [time, site, n_dynamic + n_static]."""
         return with_static(x_dyn, x_static)
 
     def parameters_from(self, x_dyn: torch.Tensor, x_static: torch.Tensor,
@@ -86,21 +88,21 @@ class DeltaModel(nn.Module):
         Static parameters (and routing) come from the learner's output on the last day; dynamic
         ones from its output on days ``dynamic_from..time-1``. Only the output units that are
         used are computed: the output layer runs on one day for the static units and on the
-        window for the dynamic units, so no [time, basin, 13·nmul+2] tensor is built or
+        window for the dynamic units, so no [time, site, 13·nmul+2] tensor is built or
         back-propagated.
 
         Args:
-            x_dyn: [time, basin, n_dynamic]; x_static: [basin, n_static].
+            x_dyn: [time, site, n_dynamic]; x_static: [site, n_static].
             dynamic_from: first day whose dynamic parameters are needed (the warm-up uses the
                 static value of a dynamic parameter, Feng et al. 2022).
 
         Returns:
             name -> tensor; HBV parameters: static [1, basin, nmul], dynamic
-            [time - dynamic_from, basin, nmul]; routing (route_a, route_b): [basin].
+            [time - dynamic_from, basin, nmul]; routing (route_a, route_b): [site].
         """
         h = self.learner.features(self.learner_inputs(x_dyn, x_static))
         nb, nm, nh = h.shape[1], self.nmul, self.n_hbv
-        last = torch.sigmoid(self.learner.head(h[-1]))                     # [basin, ny]
+        last = torch.sigmoid(self.learner.head(h[-1]))                     # [site, ny]
         hbv_last = last[:, : nh * nm].reshape(nb, nh, nm).unsqueeze(0)     # [1, basin, n_hbv, nmul]
         specs = self.backbone.parameter_specs
         dyn_idx = [i for i, s in enumerate(specs) if s.name in self.dynamic]
@@ -117,15 +119,18 @@ class DeltaModel(nn.Module):
         return out
 
     def forward(self, x_dyn: torch.Tensor, x_static: torch.Tensor, forcing: torch.Tensor,
-                warmup: int, state: Mapping[str, torch.Tensor] | None = None) -> DeltaOutput:
+                warmup: int, state: Mapping[str, torch.Tensor] | None = None,
+                site_static: torch.Tensor | None = None) -> DeltaOutput:
         """Simulate the window after ``warmup`` days.
 
         Args:
-            x_dyn: normalised dynamic inputs [time, basin, n_dynamic].
-            x_static: normalised attributes [basin, n_static].
-            forcing: physical forcing [time, basin, 3] (P mm/d, T °C, PET mm/d).
+            x_dyn: normalised dynamic inputs [time, site, n_dynamic].
+            x_static: normalised attributes [site, n_static].
+            forcing: physical forcing [time, site, 3] (P mm/d, T °C, PET mm/d).
             warmup: leading days used only to spin up states (no gradient), 0 ≤ warmup < time.
-            state: initial HBV state (name -> [basin, nmul]); default the backbone's.
+            state: initial HBV state (name -> [site, nmul]); default the backbone's.
+            site_static: physical per-site inputs (the model contract); the HBV has none
+                (``site_inputs`` is empty), so it is not used.
 
         Returns:
             DeltaOutput over days ``warmup..time-1``.

@@ -30,8 +30,32 @@ def _lstm(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
     return StreamflowLSTM(n_dynamic, n_static, hidden=m.hidden, dropout=m.dropout)
 
 
+def _backbone(v: Variant, m) -> nn.Module:
+    from ..physics.vic import VIC
+
+    if v.backbone != "vic":
+        raise ValueError(f"variant {v.name!r}: no parameter-learning backbone {v.backbone!r}")
+    return VIC(nmul=m.nmul or v.nmul, engine=m.engine)
+
+
+def _param(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
+    from .param_model import ParamModel
+
+    # LSTM_Z reads the config's hidden/dropout; the other learners keep the paper's sizes
+    hyper = {"hidden": m.hidden, "dropout": m.dropout} if v.learner == "LSTM_Z" else {}
+    return ParamModel(v.learner, _backbone(v, m), n_dynamic, n_static,
+                      surrogate=m.surrogate if m.coupling == "surrogate" else None, **hyper)
+
+
+def _calibration(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
+    from .calibrated import CalibratedModel
+
+    return CalibratedModel(_backbone(v, m))
+
+
 #: family name -> builder(variant, model config, n_dynamic, n_static)
-FAMILIES: dict[str, Callable[..., nn.Module]] = {"delta": _delta, "lstm": _lstm}
+FAMILIES: dict[str, Callable[..., nn.Module]] = {"delta": _delta, "lstm": _lstm, "param": _param,
+                                                 "calibration": _calibration}
 
 
 def build_model(model_cfg, n_dynamic: int, n_static: int) -> nn.Module:

@@ -34,7 +34,7 @@ class StreamflowLSTM(nn.Module):
         hidden: LSTM hidden size (Feng et al. 2022: 256).
         dropout: dropout on the LSTM output.
 
-    Shapes: ``forward(x_dyn [time, basin, n_dynamic], x_static [basin, n_static], forcing,
+    Shapes: ``forward(x_dyn [time, site, n_dynamic], x_static [site, n_static], forcing,
     warmup)`` -> ``DeltaOutput`` with ``outputs["Q_sim"]`` [time - warmup, basin] (mm/d); no HBV
     states, fluxes or parameters (``params`` and ``final_state`` are empty).
     """
@@ -42,6 +42,8 @@ class StreamflowLSTM(nn.Module):
     family = "lstm"
     #: the output compared with the training target
     target_output = "Q_sim"
+    #: physical per-site inputs (the model contract): none
+    site_inputs: tuple[str, ...] = ()
 
     def __init__(self, n_dynamic: int, n_static: int, hidden: int = 256, dropout: float = 0.5):
         super().__init__()
@@ -55,7 +57,7 @@ class StreamflowLSTM(nn.Module):
         self.fit_target(target)
 
     def fit_target(self, q_obs: np.ndarray) -> None:
-        """Set μ, σ of log10(√Q + 0.1) from observed training streamflow [time, basin] (mm/d).
+        """Set μ, σ of log10(√Q + 0.1) from observed training streamflow [time, site] (mm/d).
 
         Raises:
             ValueError: no finite, non-negative observation.
@@ -69,9 +71,10 @@ class StreamflowLSTM(nn.Module):
         self.q_std.fill_(float(max(z.std(), 1e-6)))
 
     def forward(self, x_dyn: torch.Tensor, x_static: torch.Tensor, forcing: torch.Tensor | None = None,
-                warmup: int = 0, state: Mapping[str, torch.Tensor] | None = None) -> DeltaOutput:
-        """Q over days ``warmup..time-1``; ``forcing`` and ``state`` are accepted for the common
-        model interface and not used (the LSTM reads the normalised forcings in ``x_dyn``)."""
+                warmup: int = 0, state: Mapping[str, torch.Tensor] | None = None,
+                site_static: torch.Tensor | None = None) -> DeltaOutput:
+        """Q over days ``warmup..time-1``; ``forcing``, ``state`` and ``site_static`` are accepted
+        for the common model interface and not used (the LSTM reads the normalised forcings in ``x_dyn``)."""
         nt = x_dyn.shape[0]
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")

@@ -7,11 +7,11 @@ it is clamped to [0, 1] and mapped to physical units by each ``ParamSpec``. The 
 ``ParamOutput`` (outputs, params, final_state, like the δ models' ``DeltaOutput``) plus the
 learner's range-boundary loss.
 
-This is the direct (dPL) coupling of ``../shared/docs/paraformer_vic.md`` section 4: gradients
-flow through the differentiable backbone itself. The surrogate coupling (the paper: a frozen
-LSTM surrogate, ``core.models.surrogate``, in place of the backbone during training) and the
-wiring into the trainer (loss = masked RMSE + RBL, the doc's Adadelta settings, test θ = the mean
-over a cell's training windows via ``raw=``) are not built yet.
+Both couplings of ``../shared/docs/paraformer_vic.md`` section 4: direct (dPL), where
+gradients flow through the differentiable backbone itself, and surrogate (the paper), where a
+frozen LSTM surrogate (``core.models.surrogate``) stands in for the backbone while training.
+Testing always runs the backbone with the learned θ (a Z-learner's θ = the mean over the
+training year's windows).
 """
 
 from __future__ import annotations
@@ -45,21 +45,29 @@ class ParamOutput:
 
 
 class ParamModel(nn.Module):
-    """learner -> θ (RBL, clamp, ParamSpec.scale) -> backbone.
+    """learner -> θ (RBL, clamp, ParamSpec.scale) -> backbone (or, while training with the
+    surrogate coupling, the frozen LSTM surrogate of the backbone).
 
     Args:
         learner: a ``core.nets.learners`` name ("ParaFormer_Z", ...).
         backbone: the process model (``core.physics.backbone`` contract), e.g. ``VIC()``.
         n_dynamic: per-day learner inputs (normalised forcing, target, mask).
         n_static: static learner inputs (normalised attributes).
-        z_window: days of the input window a Z-learner reads (the last ones; paper: 240).
+        z_window: days of the input window a Z-learner reads (paper: 240).
+        z_stride: stride of the windows whose θ are averaged at test time (paper default: 30).
+        z_days: the days before the simulated part whose windows give the test θ (the training
+            year: 365).
+        surrogate: a surrogate job folder (``core.training.surrogate_fit``): train through that
+            frozen surrogate instead of the backbone (Li & Lu 2023); None: the direct (dPL)
+            coupling. Evaluation (``model.eval()``) always runs the backbone.
         learner_hyper: the learner's hyper-parameters (d_model, heads, hidden, ...).
 
     The learner's output size is read from the backbone: len(parameter_specs) × nmul.
     """
 
     def __init__(self, learner: str, backbone: nn.Module, n_dynamic: int, n_static: int,
-                 z_window: int = 240, **learner_hyper):
+                 z_window: int = 240, z_stride: int = 30, z_days: int = 365, surrogate: str | None = None,
+                 **learner_hyper):
         super().__init__()
         self.backbone = backbone
         self.specs = tuple(backbone.parameter_specs)
@@ -67,10 +75,21 @@ class ParamModel(nn.Module):
         self.learner_name = learner
         self.learner = make_learner(learner, n_dynamic, n_static, len(self.specs) * self.nmul,
                                     **learner_hyper)
-        self.z_window = z_window
+        self.z_window, self.z_stride, self.z_days = z_window, z_stride, z_days
+        self.surrogate_path = surrogate
+        self._surrogate: list = []  # loaded on first use, not a submodule: never in a checkpoint
 
     #: the output compared with the training target (surface soil moisture for SMAP)
     target_output = "SM"
+
+    @property
+    def site_inputs(self) -> tuple[str, ...]:
+        """Physical per-site dataset variables the backbone reads (``site_static`` columns)."""
+        return tuple(self.backbone.site_inputs)
+
+    @property
+    def coupling(self) -> str:
+        return "surrogate" if self.surrogate_path else "direct"
 
     def prepare(self, target) -> None:
         """Data-dependent set-up before training (the model contract): none."""
@@ -80,22 +99,60 @@ class ParamModel(nn.Module):
         """Whether the learner reads the per-day inputs (the Z-learners)."""
         return bool(getattr(self.learner, "uses_dynamic", True))
 
-    def raw_parameters(self, x_dyn: torch.Tensor | None, x_static: torch.Tensor) -> torch.Tensor:
-        """The learner's raw output [site, p·nmul] (normalised space; parameter-major)."""
-        if self.reads_series:
-            if x_dyn is None:
-                raise ValueError(f"{self.learner_name} reads a window of per-day inputs; x_dyn is None")
-            x_dyn = x_dyn[-self.z_window:]
-        return self.learner(x_dyn, x_static).static
+    def raw_parameters(self, x_dyn: torch.Tensor | None, x_static: torch.Tensor,
+                       warmup: int | None = None) -> torch.Tensor:
+        """The learner's raw output [site, p·nmul] (normalised space; parameter-major).
+
+        A Z-learner reads ``z_window`` days of ``x_dyn``: while training, one random window of
+        the simulated part (days ``warmup..``); otherwise the mean of the raw θ of the windows
+        at stride ``z_stride`` over the ``z_days`` days before ``warmup`` (the training year
+        before a test period; paper: "a cell's θ = mean over its training windows"). Without
+        ``warmup``: the last ``z_window`` days.
+
+        Raises:
+            ValueError: a Z-learner without ``x_dyn``, or fewer days than ``z_window``.
+        """
+        if not self.reads_series:
+            return self.learner(None, x_static).static
+        if x_dyn is None:
+            raise ValueError(f"{self.learner_name} reads a window of per-day inputs; x_dyn is None")
+        nt, z = x_dyn.shape[0], self.z_window
+        if nt < z:
+            raise ValueError(f"{self.learner_name} reads {z}-day windows; got {nt} days")
+        if warmup is None:
+            return self.learner(x_dyn[-z:], x_static).static
+        if self.training:
+            lo = min(warmup, nt - z)
+            s0 = int(torch.randint(lo, nt - z + 1, (1,)))
+            return self.learner(x_dyn[s0:s0 + z], x_static).static
+        lo = max(0, warmup - self.z_days)
+        if warmup - lo < z:  # too little before the simulated part: the first window there is
+            starts = [max(0, min(lo, nt - z))]
+        else:
+            starts = list(range(lo, warmup - z + 1, self.z_stride))
+        return torch.stack([self.learner(x_dyn[s0:s0 + z], x_static).static for s0 in starts]).mean(0)
 
     def scale(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw [site, p·nmul] -> name -> physical [1, site, nmul] (clamped to the bounds)."""
         u = torch.clamp(raw, 0.0, 1.0).reshape(raw.shape[0], len(self.specs), self.nmul)
         return {s.name: s.scale(u[:, i]).unsqueeze(0) for i, s in enumerate(self.specs)}
 
+    def surrogate(self):
+        """The frozen surrogate of the surrogate coupling (loaded once; None for direct)."""
+        if not self.surrogate_path:
+            return None
+        if not self._surrogate:
+            from ..training.surrogate_fit import load_surrogate
+
+            model, _ = load_surrogate(self.surrogate_path)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            self._surrogate.append(model)
+        return self._surrogate[0]
+
     def forward(self, x_dyn: torch.Tensor | None, x_static: torch.Tensor, forcing: torch.Tensor,
                 warmup: int, state: Mapping[str, torch.Tensor] | None = None, *,
-                site: Mapping[str, torch.Tensor] | None = None,
+                site_static: torch.Tensor | None = None, site: Mapping[str, torch.Tensor] | None = None,
                 raw: torch.Tensor | None = None) -> ParamOutput:
         """Simulate the window after ``warmup`` days with the learned θ.
 
@@ -105,28 +162,42 @@ class ParamModel(nn.Module):
             forcing: the backbone's physical forcing [time, site, nforcing].
             warmup: leading days that only spin up the states (no gradient), 0 ≤ warmup < time.
             state: initial state (default: the backbone's).
-            site: the backbone's per-site properties.
-            raw: use these raw parameters instead of the learner's (e.g. the mean over a
-                cell's training windows at test time).
+            site_static: physical per-site inputs [site, len(site_inputs)] (bulk, clay, sand,
+                ndvi for the VIC), turned into ``site`` by the backbone.
+            site: the backbone's per-site properties directly (instead of ``site_static``).
+            raw: use these raw parameters instead of the learner's.
 
         Returns:
-            ParamOutput over days ``warmup..time-1``.
+            ParamOutput over days ``warmup..time-1``. With the surrogate coupling in training
+            mode, ``outputs`` holds the surrogate's SM and ET only and ``final_state`` is empty.
         """
         nt = forcing.shape[0]
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
         if raw is None:
-            raw = self.raw_parameters(x_dyn, x_static)
+            raw = self.raw_parameters(x_dyn, x_static, warmup)
+        from ..training.losses import range_boundary_loss  # here: core.training imports core.models
+
+        rbl = range_boundary_loss(raw.reshape(raw.shape[0], len(self.specs), self.nmul)
+                                  .transpose(1, 2).reshape(-1, len(self.specs)))
         params = self.scale(raw)
+        sur = self.surrogate() if self.training else None
+        if sur is not None:
+            if self.nmul != 1:
+                raise ValueError("the surrogate coupling needs nmul = 1 (one θ per site)")
+            burn = min(warmup, 120)
+            sur = sur.to(forcing.device)
+            y = sur(forcing[warmup - burn:].float(), site_static.float(),
+                    torch.clamp(raw, 0.0, 1.0).float())[burn:]
+            return ParamOutput(outputs={"SM": y[..., 0], "ET": y[..., 1]}, params=params, final_state={},
+                               aux_loss=rbl, raw=raw)
+        if site is None and site_static is not None and site_static.shape[-1]:
+            site = self.backbone.site_properties(site_static.to(forcing.dtype))
         if warmup > 0:
             with torch.no_grad():
                 warm = self.backbone(forcing[:warmup], {k: v.detach() for k, v in params.items()},
                                      state, site=site)
             state = warm.final_state
         res = self.backbone(forcing[warmup:], params, state, site=site)
-        from ..training.losses import range_boundary_loss  # here: core.training imports core.models
-
         return ParamOutput(outputs=dict(res.outputs), params=params, final_state=res.final_state,
-                           aux_loss=range_boundary_loss(raw.reshape(raw.shape[0], len(self.specs), self.nmul)
-                                                        .transpose(1, 2).reshape(-1, len(self.specs))),
-                           raw=raw)
+                           aux_loss=rbl, raw=raw)

@@ -1,7 +1,10 @@
-"""Variant registry: names used in configs and the CLI → model settings (Feng et al. 2022, Table 2).
+"""Variant registry: names used in configs and the CLI → model settings.
 
-The δ family (``family="delta"``) and the regional streamflow LSTM baseline (``family="lstm"``)
-share the name space, so every command (train, evaluate, predict, benchmark) takes either.
+Streamflow (Feng et al. 2022, Table 2): the δ family (``family="delta"``) and the regional
+streamflow LSTM baseline (``family="lstm"``). Soil moisture on SMAP cells (Li & Lu 2023): the
+parameter learners of the VIC-type model (``family="param"``: ffn_a, lstm_z, paraformer_a,
+paraformer_z) and per-cell SCE-UA calibration (``family="calibration"``). They share one name
+space, so every command (train, evaluate, predict, benchmark) takes any of them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ class Variant:
         dynamic: parameters predicted per day.
         use_gamma: ET-shape exponent γ present.
         nn_recharge: δn(NN_r): a small network replaces the soil-wetness (recharge) equation.
-        family: "delta" (g_A + HBV + routing) or "lstm" (the LSTM predicts Q directly).
+        family: "delta" (g_A + HBV + routing), "lstm" (the LSTM predicts Q directly), "param"
+            (a learner gives static θ of ``backbone``) or "calibration" (θ per site by SCE-UA).
+        learner: the ``core.nets.learners`` name of a "param" variant.
+        backbone: the process model ("hbv" or "vic").
+        task: the learning task it is built for ("streamflow" or "soil_moisture").
     """
 
     name: str
@@ -30,6 +37,9 @@ class Variant:
     use_gamma: bool = False
     nn_recharge: bool = False
     family: str = "delta"
+    learner: str | None = None
+    backbone: str = "hbv"
+    task: str = "streamflow"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -42,6 +52,13 @@ VARIANTS: dict[str, Variant] = {
         Variant("delta_n_gamma_beta", "δn(γᵗ,βᵗ)", 16, ("BETA", "GAMMA"), True),
         Variant("delta_n_nnr", "δn(NN_r)", 16, nn_recharge=True),
         Variant("lstm", "LSTM", 0, family="lstm"),
+        Variant("ffn_a", "FFN_A", 1, family="param", learner="FFN_A", backbone="vic", task="soil_moisture"),
+        Variant("lstm_z", "LSTM_Z", 1, family="param", learner="LSTM_Z", backbone="vic", task="soil_moisture"),
+        Variant("paraformer_a", "ParaFormer_A", 1, family="param", learner="ParaFormer_A", backbone="vic",
+                task="soil_moisture"),
+        Variant("paraformer_z", "ParaFormer_Z", 1, family="param", learner="ParaFormer_Z", backbone="vic",
+                task="soil_moisture"),
+        Variant("sceua", "SCE-UA", 1, family="calibration", backbone="vic", task="soil_moisture"),
     )
 }
 

@@ -179,6 +179,29 @@ def default_split(data: SurrogateData, held_fraction: float = 0.25, held_days: i
     return SurrogateSplit(list(range(k)), list(range(k, ns)), nt - held_days)
 
 
+def _surrogate_step(model: VICSurrogate, opt, tensors, split: SurrogateSplit, rng, batch: int, burn: int,
+                    rho: int) -> float:
+    """One Adam step on ``batch`` random (cell, training θ set, window) triples; returns the loss
+    (MSE of standardised SM and ET after the burn-in)."""
+    F, S, TH, SM, ET = tensors
+    sets = np.asarray(split.train_sets)
+    c = rng.integers(0, F.shape[1], batch)
+    s = sets[rng.integers(0, len(sets), batch)]
+    st = rng.integers(0, split.split_day - burn - rho + 1, batch)
+    idx = st[None, :] + np.arange(burn + rho)[:, None]
+    y = model(F[idx, c[None, :]], S[c], TH[c, s])
+    target = torch.stack([SM[idx, c[None, :], s[None, :]], ET[idx, c[None, :], s[None, :]]], -1)
+    loss = (((y - target) / model.y_std)[burn:] ** 2).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def _tensors(data: SurrogateData):
+    return tuple(torch.from_numpy(a) for a in (data.forcing, data.statics, data.theta, data.sm, data.et))
+
+
 def train_surrogate(data: SurrogateData, split: SurrogateSplit, hidden: int = 256, iters: int = 3000,
                     batch: int = 256, burn: int = 120, rho: int = 365, lr: float = 2e-3, seed: int = 0,
                     log=None, model: VICSurrogate | None = None) -> VICSurrogate:
@@ -200,30 +223,18 @@ def train_surrogate(data: SurrogateData, split: SurrogateSplit, hidden: int = 25
         model = VICSurrogate(hidden=hidden)
         model.fit_scaling(data, split)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    F, S, TH = (torch.from_numpy(a) for a in (data.forcing, data.statics, data.theta))
-    SM, ET = torch.from_numpy(data.sm), torch.from_numpy(data.et)
-    nc = F.shape[1]
-    sets = np.asarray(split.train_sets)
+    tensors = _tensors(data)
     model.train()
     for it in range(iters):
-        c = rng.integers(0, nc, batch)
-        s = sets[rng.integers(0, len(sets), batch)]
-        st = rng.integers(0, split.split_day - burn - rho + 1, batch)
-        idx = st[None, :] + np.arange(burn + rho)[:, None]
-        y = model(F[idx, c[None, :]], S[c], TH[c, s])
-        target = torch.stack([SM[idx, c[None, :], s[None, :]], ET[idx, c[None, :], s[None, :]]], -1)
-        loss = (((y - target) / model.y_std)[burn:] ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = _surrogate_step(model, opt, tensors, split, rng, batch, burn, rho)
         if log is not None and (it + 1) % 50 == 0:
-            log(it + 1, float(loss.detach()))
+            log(it + 1, loss)
     model.eval()
     return model
 
 
 def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSplit, n_grad: int = 32,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, max_series: int | None = None) -> dict:
     """The doc's gate on held-out θ sets and the held-out period.
 
     Returns:
@@ -232,6 +243,8 @@ def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSpl
         (cell, held-out set); the cosine between the gradients of the held-out period's mean SM
         w.r.t. θ (unit space) through the surrogate and through the VIC (autograd, float64) for
         ``n_grad`` random (cell, held-out set) pairs. Passed: NSE ≥ 0.95, RMSE ≤ 0.01, cos ≥ 0.9.
+        ``max_series``: score only this many random (cell, held-out set) pairs (None: all),
+        for a cheap check during training.
     """
     import copy
 
@@ -240,13 +253,15 @@ def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSpl
     nc = F.shape[1]
     d0 = split.split_day
     spinup_days = data.spinup_days
+    pairs = np.array([(c, s) for s in split.held_sets for c in range(nc)])
+    if max_series is not None and max_series < len(pairs):
+        pairs = pairs[np.sort(np.random.default_rng(seed + 1).choice(len(pairs), max_series, replace=False))]
     sims, refs = [], []
     with torch.no_grad():
-        for s in split.held_sets:
-            for c0 in range(0, nc, 128):
-                cs = slice(c0, min(nc, c0 + 128))
-                sims.append(model(F[:, cs], S[cs], TH[cs, s])[d0:, :, 0].numpy())
-                refs.append(data.sm[d0:, cs, s])
+        for k0 in range(0, len(pairs), 256):
+            c, s = pairs[k0:k0 + 256].T
+            sims.append(model(F[:, c], S[c], TH[c, s])[d0:, :, 0].numpy())
+            refs.append(data.sm[d0:, c, s])
     sim, ref = np.concatenate(sims, 1), np.concatenate(refs, 1)
     nses = nse(sim, ref)
     nses = np.where(np.isfinite(nses), nses, np.nan)  # a constant VIC series has no NSE

@@ -7,8 +7,8 @@ from torch import nn
 
 
 def with_static(x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
-    """Learner input: [time, basin, n_dynamic] ⊕ [basin, n_static] (repeated over time) →
-    [time, basin, n_dynamic + n_static]."""
+    """Learner input: [time, site, n_dynamic] ⊕ [site, n_static] (repeated over time) →
+    [time, site, n_dynamic + n_static]."""
     nt = x_dyn.shape[0]
     return torch.cat([x_dyn, x_static.unsqueeze(0).expand(nt, -1, -1)], dim=-1)
 
@@ -22,7 +22,7 @@ class LSTMNet(nn.Module):
         hidden: LSTM hidden size H (paper: 256).
         dropout: dropout on the LSTM output (paper: 0.5).
 
-    Shapes: ``forward(x [time, basin, nx]) -> [time, basin, ny]`` (raw, unbounded).
+    Shapes: ``forward(x [time, site, nx]) -> [time, site, ny]`` (raw, unbounded).
     """
 
     def __init__(self, nx: int, ny: int, hidden: int = 256, dropout: float = 0.5):
@@ -33,7 +33,7 @@ class LSTMNet(nn.Module):
         self.linear_out = nn.Linear(hidden, ny)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """LSTM hidden states before dropout: [time, basin, nx] -> [time, basin, H]."""
+        """LSTM hidden states before dropout: [time, site, nx] -> [time, site, H]."""
         h, _ = self.lstm(torch.relu(self.linear_in(x)))
         return h
 

@@ -11,6 +11,9 @@ contract, so a second process model needs no copy of the code around it (issue 1
   output size is read from it), ``nmul`` parallel components of each.
 - ``site_property_names``: fixed per-site quantities the model needs besides θ (e.g. soil
   porosity from the data's statics); empty for HBV. Passed to ``forward`` as ``site``.
+- ``site_inputs`` and ``site_properties(site_static [site, k])``: the dataset's physical
+  per-site variables the model reads (VIC: bulk, clay, sand, ndvi) and how they become the
+  ``site`` mapping (None for HBV).
 - ``output_specs``: every named output (``OutputSpec``: units, long name, state or flux).
 - ``state_names`` and ``initial_state(nsite)``.
 - ``forward(forcing, params, state=None, return_components=False, *, site=None)`` ->
@@ -78,6 +81,9 @@ class Backbone(Protocol):
 
     @property
     def site_property_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def site_inputs(self) -> tuple[str, ...]: ...
 
     @property
     def output_specs(self) -> tuple[OutputSpec, ...]: ...

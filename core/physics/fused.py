@@ -180,7 +180,7 @@ def _ptr_array(tensors) -> ctypes.Array:
 class FusedHBVFunction(torch.autograd.Function):
     """autograd wrapper of the kernel.
 
-    forward(forcing [time, basin, 3], state0 [5, basin, nmul], mean_out: bool, *params) with
+    forward(forcing [time, site, 3], state0 [5, basin, nmul], mean_out: bool, *params) with
     params in ``HBV_PARAMETERS`` (+ GAMMA) order, each [1 or time, basin, nmul], returns
     (outputs [18, basin, time] if mean_out else [18, basin, nmul, time], final state
     [5, basin, nmul]). Outputs are ordered as ``HBV_STATES + HBV_FLUXES``; time is innermost so
@@ -195,7 +195,7 @@ class FusedHBVFunction(torch.autograd.Function):
         dtype = forcing.dtype
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"fused HBV supports float32/float64, got {dtype}")
-        P, T, PET = (forcing[..., i].t().contiguous() for i in range(3))  # [basin, time]
+        P, T, PET = (forcing[..., i].t().contiguous() for i in range(3))  # [site, time]
         state0 = state0.contiguous()
         params = [p.to(dtype).contiguous() for p in params]
         strides = (ctypes.c_int64 * len(params))(*[0 if p.shape[0] == 1 else nb * nm for p in params])
@@ -204,7 +204,7 @@ class FusedHBVFunction(torch.autograd.Function):
         need_grad = any(ctx.needs_input_grad)
         lanes = lib.hbv_lanes_f64() if dtype == torch.float64 else lib.hbv_lanes_f32()
         groups = -(-nm // lanes)
-        # the tape: [basin, lane group, time, 7, lanes]
+        # the tape: [site, lane group, time, 7, lanes]
         saved = torch.empty((nb, groups, nt, N_SAVED, lanes), dtype=dtype) if need_grad else None
         gamma = int(len(params) == len(HBV_PARAMETERS) + 1)
         fn = lib.hbv_forward_f64 if dtype == torch.float64 else lib.hbv_forward_f32

@@ -33,8 +33,8 @@ OUTPUT_NAMES: tuple[str, ...] = (*HBV_STATES, *HBV_FLUXES)
 _POW_FLOOR = 1e-6
 
 
-#: What ``HBV.forward`` returns: the backbone contract's result (outputs name -> [time, basin],
-#: final_state name -> [basin, nmul], components on request).
+#: What ``HBV.forward`` returns: the backbone contract's result (outputs name -> [time, site],
+#: final_state name -> [site, nmul], components on request).
 HBVResult = BackboneResult
 
 
@@ -53,7 +53,7 @@ class RechargeNet(torch.nn.Module):
     Args:
         hidden: width of the two hidden layers (tanh).
 
-    Shapes: ``forward(fc, beta, sm, infil)``, each [basin, nmul] (mm or 1) -> [basin, nmul] mm/d.
+    Shapes: ``forward(fc, beta, sm, infil)``, each [site, nmul] (mm or 1) -> [site, nmul] mm/d.
     """
 
     N_INPUTS = 5
@@ -92,18 +92,18 @@ def hbv_step(
     """One day of HBV for all basins and components.
 
     Args:
-        P: precipitation [basin, 1] (mm/d).
-        T: mean air temperature [basin, 1] (°C).
-        PET: potential evapotranspiration [basin, 1] (mm/d).
-        state: (SNOWPACK, MELTWATER, SM, SUZ, SLZ), each [basin, nmul] (mm).
-        p: parameters in physical units, each [basin, nmul]; keys of ``HBV_PARAMETERS`` and,
+        P: precipitation [site, 1] (mm/d).
+        T: mean air temperature [site, 1] (°C).
+        PET: potential evapotranspiration [site, 1] (mm/d).
+        state: (SNOWPACK, MELTWATER, SM, SUZ, SLZ), each [site, nmul] (mm).
+        p: parameters in physical units, each [site, nmul]; keys of ``HBV_PARAMETERS`` and,
             optionally, ``GAMMA``.
         recharge_net: δn(NN_r): compute RECHARGE with this network instead of the soil-wetness
             power law (see ``RechargeNet``); None: the standard HBV.
 
     Returns:
         (new_state, fluxes): new_state as ``state``; fluxes in ``HBV_FLUXES`` order, each
-        [basin, nmul] (mm/d).
+        [site, nmul] (mm/d).
 
     Equations (Feng et al. 2022, Table 1 / Appendix A):
         snow:   RAIN = P·[T ≥ TT], SNOW = P·[T < TT]; MELT = min(CFMAX·max(T − TT, 0), SNOWPACK);
@@ -168,7 +168,7 @@ class HBV(torch.nn.Module):
             module); the fused kernel has no network inside its loop, so this model always runs
             the reference loop (``engine="fused"`` raises ValueError).
 
-    Contract (see DESIGN.md): ``forward(forcing [time, basin, 3], params name -> [time or 1,
+    Contract (see DESIGN.md): ``forward(forcing [time, site, 3], params name -> [time or 1,
     basin, nmul], state=None)`` -> ``HBVResult``. Static parameters have a leading dimension of 1,
     dynamic ones one value per day.
     """
@@ -219,6 +219,12 @@ class HBV(torch.nn.Module):
     forcing_units = {"P": "mm d-1", "T": "degC", "PET": "mm d-1"}
     state_names = HBV_STATES
     site_property_names: tuple[str, ...] = ()
+    #: physical per-site dataset variables the model reads: none
+    site_inputs: tuple[str, ...] = ()
+
+    def site_properties(self, site_static=None) -> None:
+        """The HBV has no per-site properties (the backbone contract): None."""
+        return None
     output_specs = tuple(
         OutputSpec(n, OUTPUT_UNITS[n], STATE_DESCRIPTIONS.get(n) or FLUX_DESCRIPTIONS.get(n, n),
                    "state" if n in HBV_STATES else "flux")
@@ -226,7 +232,7 @@ class HBV(torch.nn.Module):
 
     def initial_state(self, nbasin: int, dtype=torch.float32, device=None, *,
                       site: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """All storages at ``init_storage`` mm, each [basin, nmul]."""
+        """All storages at ``init_storage`` mm, each [site, nmul]."""
         return {
             s: torch.full((nbasin, self.nmul), self.init_storage, dtype=dtype, device=device)
             for s in HBV_STATES
@@ -244,14 +250,14 @@ class HBV(torch.nn.Module):
         """Run the HBV over a window.
 
         Args:
-            forcing: [time, basin, 3]: P (mm/d), T (°C), PET (mm/d).
+            forcing: [time, site, 3]: P (mm/d), T (°C), PET (mm/d).
             params: name -> [1 or time, basin, nmul], physical units (see spec).
-            state: name -> [basin, nmul] (mm); default: ``initial_state``.
-            return_components: also return per-component series [time, basin, nmul].
+            state: name -> [site, nmul] (mm); default: ``initial_state``.
+            return_components: also return per-component series [time, site, nmul].
             site: per-site properties (backbone contract); the HBV needs none and ignores it.
 
         Returns:
-            HBVResult with component-averaged outputs [time, basin].
+            HBVResult with component-averaged outputs [time, site].
 
         Raises:
             ValueError / KeyError: wrong shapes or missing parameters (message names them).

@@ -17,8 +17,8 @@ def gamma_unit_hydrograph(route_a: torch.Tensor, route_b: torch.Tensor, length: 
     """Unit-hydrograph ordinates.
 
     Args:
-        route_a: θa [basin], in [0, 2.9] (ROUTING_PARAMETERS).
-        route_b: θb [basin], in [0, 6.5] days.
+        route_a: θa [site], in [0, 2.9] (ROUTING_PARAMETERS).
+        route_b: θb [site], in [0, 6.5] days.
         length: number of ordinates L (days).
 
     Returns:
@@ -38,13 +38,13 @@ def route(q: torch.Tensor, uh: torch.Tensor, q_before: torch.Tensor | None = Non
     """Convolve runoff with per-basin unit hydrographs: Q_sim[t] = Σ_k uh[k]·q[t − k].
 
     Args:
-        q: unrouted runoff [time, basin] (mm/d).
+        q: unrouted runoff [time, site] (mm/d).
         uh: unit hydrographs [L, basin] from ``gamma_unit_hydrograph``.
         q_before: the L − 1 days of unrouted runoff preceding the window [L − 1, basin]
             (e.g. the end of the warm-up), so the first days are not starved; zeros if None.
 
     Returns:
-        routed runoff [time, basin] (mm/d).
+        routed runoff [time, site] (mm/d).
     """
     nt, nb = q.shape
     L = uh.shape[0]
@@ -55,5 +55,5 @@ def route(q: torch.Tensor, uh: torch.Tensor, q_before: torch.Tensor | None = Non
     elif q_before.shape != (L - 1, nb):
         raise ValueError(f"q_before must be [{L - 1}, {nb}], got {tuple(q_before.shape)}")
     x = torch.cat([q_before, q], dim=0).T.unsqueeze(0)  # [1, basin, L-1+time]
-    w = uh.T.flip(-1).unsqueeze(1)  # [basin, 1, L]
+    w = uh.T.flip(-1).unsqueeze(1)  # [site, 1, L]
     return F.conv1d(x, w, groups=nb).squeeze(0).T

@@ -399,6 +399,8 @@ class VIC(torch.nn.Module):
     forcing_units = {"P": "mm d-1", "T": "degC", "PET": "mm d-1"}
     parameter_specs = VIC_PARAMETERS
     site_property_names = SITE_PROPERTIES
+    #: physical per-site dataset variables ``site_properties`` reads, in order (SMAP statics)
+    site_inputs = ("bulk", "clay", "sand", "ndvi")
     output_specs = VIC_OUTPUTS
     output_names = VIC_OUTPUT_NAMES
     state_names = VIC_STATES
@@ -470,6 +472,19 @@ class VIC(torch.nn.Module):
     @property
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in VIC_PARAMETERS)
+
+    def site_properties(self, site_static: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``soil_properties`` of ``site_static [site, 4]`` (``site_inputs`` order: bulk g cm-3,
+        clay %, sand %, ndvi -).
+
+        Raises:
+            ValueError: not 4 columns, or as ``soil_properties``.
+        """
+        if site_static is None or site_static.shape[-1] != len(self.site_inputs):
+            raise ValueError(f"vic: site_static must be [site, {len(self.site_inputs)}] "
+                             f"({', '.join(self.site_inputs)}); got "
+                             f"{None if site_static is None else tuple(site_static.shape)}")
+        return soil_properties(*site_static.unbind(-1))
 
     def initial_state(self, nsite: int, dtype=torch.float32, device=None, *,
                       site: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Reading a run's outputs for display: variables with units and bounds, one site at a time.
 
-A run's evaluation writes ``outputs.nc`` (series, dims (basin, time)) and ``parameters.nc``
-(learned parameters: static (basin,), dynamic (basin, time)), each variable with ``units``,
+A run's evaluation writes ``outputs.nc`` (series, dims (site, time)) and ``parameters.nc``
+(learned parameters: static (site,), dynamic (site, time)), each variable with ``units``,
 ``long_name`` and, for parameters, ``valid_min``/``valid_max`` and ``parameter_type``
 static|dynamic (core.evaluation.evaluate.simulate). Readers learn names, units and bounds from
 these attributes, so a second backbone (other variables, other panels) is displayed without new
@@ -59,7 +59,7 @@ class Variable:
         units: UDUNITS string (mm d-1, mm, degC, 1, d-1).
         long_name: one-line description.
         kind: forcing | state | flux | observation | parameter.
-        dims: ("basin", "time") for a series or a dynamic parameter; ("basin",) for a static one.
+        dims: ("site", "time") for a series or a dynamic parameter; ("site",) for a static one.
         parameter_type: static | dynamic for parameters, else None.
         bounds: (valid_min, valid_max) for parameters, else None.
     """
@@ -81,6 +81,20 @@ def _key(path: Path) -> tuple | None:
     return (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def open_run_file(path: str | os.PathLike, **kw) -> xr.Dataset:
+    """``xr.open_dataset`` of a run's outputs.nc / parameters.nc with the site dimension named
+    ``site``: runs evaluated before sites were generalised (HydroLens ≤ 0.9) call it ``basin``.
+
+    Raises:
+        OSError/ValueError: not netCDF.
+    """
+    ds = xr.open_dataset(path, **kw)
+    if "basin" in ds.dims and "site" not in ds.dims:
+        ds = ds.rename({"basin": "site"})
+        ds.attrs.setdefault("site_kind", "basin")
+    return ds
+
+
 def open_cached(path: str | os.PathLike) -> xr.Dataset:
     """``xr.open_dataset(path)`` kept open per file version (LRU of :data:`MAX_OPEN`).
 
@@ -98,7 +112,7 @@ def open_cached(path: str | os.PathLike) -> xr.Dataset:
             return ds
         for old in [k for k in _OPEN if k[0] == key[0]]:  # an older version of this file
             _OPEN.pop(old).close()
-        ds = xr.open_dataset(path, cache=False)
+        ds = open_run_file(path, cache=False)
         _OPEN[key] = ds
         while len(_OPEN) > MAX_OPEN:
             _OPEN.popitem(last=False)[1].close()
@@ -106,10 +120,10 @@ def open_cached(path: str | os.PathLike) -> xr.Dataset:
 
 
 def variables_of(ds: xr.Dataset, default_kind: str) -> list[Variable]:
-    """The :class:`Variable` of every data variable of ``ds`` with (basin,) or (basin, time) dims."""
+    """The :class:`Variable` of every data variable of ``ds`` with (site,) or (site, time) dims."""
     out = []
     for name, da in ds.data_vars.items():
-        if da.dims not in (("basin",), ("basin", "time")):
+        if da.dims not in (("site",), ("site", "time")):
             continue
         a = da.attrs
         bounds = None
@@ -127,10 +141,10 @@ def variables_of(ds: xr.Dataset, default_kind: str) -> list[Variable]:
 
 def panels_of(ds: xr.Dataset) -> list[dict]:
     """The time-series panels a run asks for (``panels`` attribute), restricted to the variables
-    it has; without the attribute, one panel per (basin, time) variable. Each panel: ``title``,
+    it has; without the attribute, one panel per (site, time) variable. Each panel: ``title``,
     ``variables``, ``style`` (lines, stacked, bars), ``log`` (log-scale toggle) and ``right``
     (variables drawn on a second y-axis; see ``core.physics.spec.HBV_PANELS``)."""
-    have = {n for n, v in ds.data_vars.items() if v.dims == ("basin", "time")}
+    have = {n for n, v in ds.data_vars.items() if v.dims == ("site", "time")}
     try:
         panels = json.loads(ds.attrs.get("panels", "[]"))
     except ValueError:
@@ -149,7 +163,7 @@ def panels_of(ds: xr.Dataset) -> list[dict]:
 
 
 def site_frame(datasets: list[xr.Dataset], site: str, names: list[str] | None = None) -> pd.DataFrame:
-    """One site's (basin, time) variables of ``datasets`` as a frame indexed by time.
+    """One site's (site, time) variables of ``datasets`` as a frame indexed by time.
 
     Only that site's rows are read. Raises KeyError naming the site when it is not in the files.
     """
@@ -157,14 +171,14 @@ def site_frame(datasets: list[xr.Dataset], site: str, names: list[str] | None = 
     time = None
     with _LOCK:
         for ds in datasets:
-            basins = ds.indexes["basin"]
+            basins = ds.indexes["site"]
             if site not in basins:
                 raise KeyError(f"site {site!r} is not in this run's outputs")
             i = basins.get_loc(site)
             for n, da in ds.data_vars.items():
-                if da.dims != ("basin", "time") or (names is not None and n not in names):
+                if da.dims != ("site", "time") or (names is not None and n not in names):
                     continue
-                cols[str(n)] = np.asarray(da.isel(basin=i).values, dtype=float)
+                cols[str(n)] = np.asarray(da.isel(site=i).values, dtype=float)
                 if time is None:
                     time = ds.indexes["time"]
     return pd.DataFrame(cols, index=pd.Index(time if time is not None else [], name="time"))
@@ -176,11 +190,11 @@ def static_table(ds: xr.Dataset) -> pd.DataFrame:
     out = {}
     with _LOCK:
         for n, da in ds.data_vars.items():
-            if da.dims == ("basin",):
+            if da.dims == ("site",):
                 out[str(n)] = np.asarray(da.values, dtype=float)
-            elif da.dims == ("basin", "time"):
-                nb = da.sizes["basin"]
+            elif da.dims == ("site", "time"):
+                nb = da.sizes["site"]
                 out[str(n)] = np.concatenate([
-                    np.nanmean(np.asarray(da.isel(basin=slice(b, b + 64)).values, dtype=float), axis=1)
+                    np.nanmean(np.asarray(da.isel(site=slice(b, b + 64)).values, dtype=float), axis=1)
                     for b in range(0, nb, 64)]) if nb else np.zeros(0)
-    return pd.DataFrame(out, index=pd.Index([str(b) for b in ds.indexes["basin"]], name="basin"))
+    return pd.DataFrame(out, index=pd.Index([str(b) for b in ds.indexes["site"]], name="site"))

@@ -10,8 +10,8 @@ Layout of a run directory ``<root>/<run_id>/``::
     metrics.csv        per-basin test metrics (NSE, KGE, ...) with gauge name and location
     outputs.nc         forcing, every flux and state and Q_obs over the test period, dims (basin,
                        time), with units; attrs ``panels`` (display groups) and ``site_kind``
-    parameters.nc      learned parameters in physical units: static (basin,), dynamic βᵗ/γᵗ
-                       (basin, time), with units, bounds (valid_min/max) and parameter_type
+    parameters.nc      learned parameters in physical units: static (site,), dynamic βᵗ/γᵗ
+                       (site, time), with units, bounds (valid_min/max) and parameter_type
 
 The index is the directory listing itself (no second file that could go stale): ``RunStore.list``
 scans the run directories of ``<root>``. Every file is written atomically (core.runs.io), so a
@@ -46,7 +46,9 @@ STATES = ("created", "training", "evaluating", "done", "failed")
 #: Files whose presence makes a folder of the store a run directory.
 RUN_FILES = ("status.json", "config.yaml", "checkpoints", "metrics.csv", "outputs.nc")
 #: Columns metrics.csv must have.
-METRICS_COLUMNS = ("basin", "NSE", "KGE")
+METRICS_COLUMNS = ("site", "NSE")
+#: Variables of which outputs.nc must hold at least one (streamflow or soil-moisture runs).
+SIMULATED_OUTPUTS = frozenset({"Q_sim", "SM"})
 
 
 class RunFileError(ValueError):
@@ -80,13 +82,20 @@ class RunInfo:
     created: str
     variant: str
     preset: str | None
-    n_basins: int
+    n_sites: int
     epochs_done: int
     epochs: int
     median_nse: float | None
     median_kge: float | None
     name: str | None = None
     problem: str | None = None
+    site_kind: str = "basin"
+    median_rmse: float | None = None
+
+    @property
+    def site_noun(self) -> str:
+        """"basins" or "cells": what the run's sites are called in a sentence."""
+        return "cells" if self.site_kind == "grid_cell" else "basins"
 
 
 def _process_gone(status: dict) -> bool:
@@ -184,7 +193,7 @@ def read_status_file(path: Path) -> dict[str, Any]:
         raise RunFileError(f"{path}: expected a JSON object with 'state', found {type(st).__name__}")
     if st.get("state", "created") not in STATES:
         raise RunFileError(f"{path}: 'state' is {st.get('state')!r}; expected one of {', '.join(STATES)}")
-    for key in ("epoch", "epochs", "n_basins", "iters_per_epoch"):
+    for key in ("epoch", "epochs", "n_sites", "n_basins", "iters_per_epoch"):
         if key in st and not (isinstance(st[key], int) and not isinstance(st[key], bool)):
             raise RunFileError(f"{path}: '{key}' is {st[key]!r}; expected a whole number")
     for key in ("median_nse", "median_kge", "loss"):
@@ -223,35 +232,40 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def read_metrics_file(path: Path) -> pd.DataFrame:
-    """metrics.csv indexed by ``basin`` (8-digit str).
+    """metrics.csv indexed by ``site`` (str: a gauge id or a grid-cell id). A file of a run
+    evaluated before sites were generalised names the column ``basin``; it is read the same.
 
     Raises:
         FileNotFoundError: no such file.
-        RunFileError: not a CSV table, lacks basin/NSE/KGE, or NSE/KGE are not numbers.
+        RunFileError: not a CSV table, lacks site/NSE/KGE, or NSE/KGE are not numbers.
     """
     if not path.exists():
         raise FileNotFoundError(path)
     require_regular(path)
     fix = f"; rewrite it with `hydrolens evaluate {path.parent.name}`"
     try:
-        df = pd.read_csv(path, dtype={"basin": str})
+        df = pd.read_csv(path, dtype={"site": str, "basin": str})
     except Exception as e:  # noqa: BLE001 - pandas raises many types for malformed text
         raise RunFileError(f"{path}: not a readable CSV table ({type(e).__name__}: "
                            f"{' '.join(str(e).split())}){fix}") from None
+    if "site" not in df.columns and "basin" in df.columns:  # runs evaluated before v0.10
+        df = df.rename(columns={"basin": "site"})
     missing = [c for c in METRICS_COLUMNS if c not in df.columns]
     if missing:
         raise RunFileError(f"{path}: missing column(s) {missing}; found {list(df.columns)}{fix}")
-    for c in ("NSE", "KGE"):
+    for c in (c for c in ("NSE", "KGE", "RMSE", "PCC") if c in df.columns):
         if not pd.api.types.is_numeric_dtype(df[c]):
             bad = df[c][pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()]
             raise RunFileError(f"{path}: column {c} holds non-numbers (e.g. {bad.iloc[0]!r}){fix}")
-    if df["basin"].isna().any() or df["basin"].duplicated().any():
-        raise RunFileError(f"{path}: column basin has missing or repeated gauge ids{fix}")
-    return df.set_index("basin")
+    if df["site"].isna().any() or df["site"].duplicated().any():
+        raise RunFileError(f"{path}: column site has missing or repeated site ids{fix}")
+    return df.set_index("site")
 
 
 def check_outputs_file(path: Path) -> None:
-    """Open outputs.nc's header: it must be netCDF with dims basin and time and hold Q_sim.
+    """Open outputs.nc's header: it must be netCDF with dims site (``basin`` in runs evaluated
+    before sites were generalised) and time, and hold the variables named in ``sim_names``
+    (default: any of Q_sim or SM).
 
     Raises:
         RunFileError: unreadable (e.g. truncated by a copy) or not the run-output layout.
@@ -265,16 +279,17 @@ def check_outputs_file(path: Path) -> None:
             dims, names = set(nc.dimensions), set(nc.variables)
     except (OSError, RuntimeError, ValueError) as e:
         raise RunFileError(f"{path}: not a readable netCDF file ({e}){fix}") from None
-    if not {"basin", "time"} <= dims or "Q_sim" not in names:
-        raise RunFileError(f"{path}: expected dims (basin, time) and variable Q_sim; found dims "
+    if not ({"site", "time"} <= dims or {"basin", "time"} <= dims) or not names & SIMULATED_OUTPUTS:
+        raise RunFileError(f"{path}: expected dims (site, time) and a simulated variable "
+                           f"({' or '.join(sorted(SIMULATED_OUTPUTS))}); found dims "
                            f"{sorted(dims)}, variables {sorted(names)[:12]}{fix}")
 
 
 def check_parameters_file(path: Path) -> None:
-    """Open parameters.nc's header: netCDF with a basin dimension.
+    """Open parameters.nc's header: netCDF with a site (or, in older runs, basin) dimension.
 
     Raises:
-        RunFileError: unreadable or without a basin dimension.
+        RunFileError: unreadable or without a site dimension.
     """
     import netCDF4
 
@@ -285,8 +300,8 @@ def check_parameters_file(path: Path) -> None:
             dims = set(nc.dimensions)
     except (OSError, RuntimeError, ValueError) as e:
         raise RunFileError(f"{path}: not a readable netCDF file ({e}){fix}") from None
-    if "basin" not in dims:
-        raise RunFileError(f"{path}: expected a basin dimension; found {sorted(dims)}{fix}")
+    if "site" not in dims and "basin" not in dims:
+        raise RunFileError(f"{path}: expected a site dimension; found {sorted(dims)}{fix}")
 
 
 def read_train_log_file(path: Path) -> pd.DataFrame:
@@ -402,7 +417,7 @@ class Run:
         return self.metrics_path.exists() and self.outputs_path.exists()
 
     def metrics(self) -> pd.DataFrame:
-        """Per-basin test metrics, index ``basin`` (8-digit str).
+        """Per-site test metrics, index ``site`` (str).
 
         Columns: NSE, KGE, gauge_name, gauge_lat, gauge_lon and further metrics.
 
@@ -417,7 +432,7 @@ class Run:
         return read_metrics_file(self.metrics_path)
 
     def outputs(self) -> xr.Dataset:
-        """Fluxes and states over the test period, dims (basin, time), opened lazily.
+        """Fluxes and states over the test period, dims (site, time), opened lazily.
 
         Variables: Q_obs and Q_sim (mm/d) plus every HBV flux and state (see
         core.physics.hbv.OUTPUT_UNITS). Close it (or use ``with``) when done.
@@ -432,7 +447,9 @@ class Run:
             )
         require_regular(self.outputs_path)
         try:
-            return xr.open_dataset(self.outputs_path)
+            from .outputs import open_run_file
+
+            return open_run_file(self.outputs_path)
         except (OSError, RuntimeError, ValueError) as e:
             raise RunFileError(f"{self.outputs_path}: not a readable netCDF file ({e}); rewrite it "
                                f"with `hydrolens evaluate {self.run_id}`") from None
@@ -482,11 +499,11 @@ class Run:
         return panels_of(self._display_sets()[0])
 
     def site_kind(self) -> str:
-        """``basin`` (sites are gauges, drawn as points) or ``cell`` (grid cells, squares)."""
+        """``basin`` (sites are gauges, drawn as points) or ``grid_cell`` (squares)."""
         return str(self._display_sets()[0].attrs.get("site_kind", "basin"))
 
     def site_series(self, site: str, names: list[str] | None = None) -> pd.DataFrame:
-        """One site's daily series over the evaluated period: every (basin, time) variable of
+        """One site's daily series over the evaluated period: every (site, time) variable of
         outputs.nc and parameters.nc (dynamic parameters such as βᵗ, γᵗ), or only ``names``.
 
         Only that site's rows are read (files stay open in a process-wide cache).
@@ -575,8 +592,8 @@ class Run:
             cfg = {}
         data, model, train = (cfg.get(k) if isinstance(cfg.get(k), dict) else {}
                               for k in ("data", "model", "train"))
-        basins = data.get("basins")
-        n_cfg = len(basins) if isinstance(basins, list) else (basins if isinstance(basins, int) else 0)
+        sites = data.get("sites", data.get("basins"))  # "basins": configs before v0.10
+        n_cfg = len(sites) if isinstance(sites, list) else (sites if isinstance(sites, int) else 0)
         state = st.get("state", "created")
         if problems:
             state = "corrupt"
@@ -596,13 +613,15 @@ class Run:
             created=str(st.get("created", "")),
             variant=str(model.get("variant", "?")),
             preset=cfg.get("preset") if isinstance(cfg.get("preset"), str) else None,
-            n_basins=whole(st.get("n_basins", n_cfg)),
+            n_sites=whole(st.get("n_sites", st.get("n_basins", n_cfg))),
             epochs_done=whole(st.get("epoch", 0)),
             epochs=whole(train.get("epochs", st.get("epochs", 0))),
             median_nse=None if med_nse is None else float(med_nse),
             median_kge=None if med_kge is None else float(med_kge),
             name=cfg.get("name") if isinstance(cfg.get("name"), str) else None,
             problem="; ".join(problems) or None,
+            site_kind="grid_cell" if str(data.get("source", "")).startswith("smap") else "basin",
+            median_rmse=float(st["median_rmse"]) if isinstance(st.get("median_rmse"), (int, float)) else None,
         )
 
     # writing -----------------------------------------------------------------------------
@@ -677,7 +696,7 @@ class RunStore:
                 if not os.path.lexists(p):
                     continue  # removed while listing
                 runs.append(RunInfo(run_id=p.name, path=p, state="corrupt", created="", variant="?",
-                                    preset=None, n_basins=0, epochs_done=0, epochs=0, median_nse=None,
+                                    preset=None, n_sites=0, epochs_done=0, epochs=0, median_nse=None,
                                     median_kge=None, problem=f"{p}: cannot be read ({type(e).__name__}: "
                                     f"{' '.join(str(e).split())[:200]})"))
         return sorted(runs, key=lambda r: (r.created, r.run_id), reverse=True)

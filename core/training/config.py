@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from ..models.registry import VARIANTS
 
@@ -37,11 +38,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: Default periods per data source where they differ from the δ-model protocol: SMAP covers
+#: 2015-04..2017-03 only (docs/paraformer_vic.md section 2).
+SOURCE_PERIODS: dict[str, dict[str, str]] = {
+    "smap": {"train_start": "2015-04-01", "train_end": "2016-03-31",
+             "test_start": "2016-04-01", "test_end": "2017-03-31"},
+}
+
+
 class DataConfig(_Strict):
-    """Where the data come from and which basins/periods are used."""
+    """Where the data come from, which sites (basins or grid cells) and periods, and what is
+    learned: the target variable and the learner's per-day inputs."""
 
     root: str | None = Field(None, description="data root; None: $HYDROLENS_DATA_ROOT or ../shared/data")
-    source: str = Field("caravan", description="caravan or camels_us/<daymet|maurer|maurer_extended|nldas>")
+    source: str = Field("caravan", description="caravan, camels_us/<daymet|maurer|maurer_extended|nldas> "
+                        "(streamflow at basins) or smap (SMAP soil moisture on NLDAS-2 grid cells)")
     pet: Literal["auto", "source", "oudin"] = Field(
         "auto", description="PET fed to the model: the source's own (Hargreaves for raw CAMELS-US), "
         "or Oudin (2005) from T and latitude; auto = oudin for caravan (its ERA5-Land PET is ~5x "
@@ -52,8 +63,18 @@ class DataConfig(_Strict):
         if self.pet != "auto":
             return self.pet
         return "oudin" if self.source == "caravan" else "source"
-    basins: list[str] | int | None = Field(
-        None, description="gauge ids, a count n (n basins spread over CONUS), or None for all")
+    sites: list[str] | int | str | None = Field(
+        None, validation_alias=AliasChoices("sites", "basins"),
+        description="site ids (gauge ids or SMAP cell ids), a count n (n basins spread over CONUS), "
+        "a named cell set of the source (SMAP: SPARSE, DENSE, NG, ALL, SCALE_29..SCALE_305), or None "
+        "for all; `basins` is accepted as an older name")
+    test_sites: list[str] | str | None = Field(
+        None, description="sites never trained on, also simulated and scored on the test period "
+        "(e.g. NG for a SMAP run trained on SPARSE); their metrics are marked split=unseen")
+    target: str | None = Field(None, description="the observed variable trained on; None: the "
+                               "source's (Q for streamflow sources, smap_am for smap)")
+    inputs: list[str] | None = Field(None, description="per-day learner inputs (data variables); None: "
+                                     "the task's (P, T, PET; plus the target with a mask for smap)")
     train_start: dt.date = dt.date(1981, 10, 1)
     train_end: dt.date = dt.date(1995, 9, 30)
     test_start: dt.date = dt.date(1995, 10, 1)
@@ -69,22 +90,39 @@ class DataConfig(_Strict):
             raise ValueError(f"unknown source {v!r}; known: {', '.join(SOURCES)}")
         return v
 
-    @field_validator("basins", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _basin_ids_as_text(cls, v):
+    def _source_periods(cls, raw):
+        """Periods left out take the source's defaults (SMAP: 2015-16 train, 2016-17 test)."""
+        if isinstance(raw, dict):
+            src = str(raw.get("source", "")).strip().lower()
+            for k, v in SOURCE_PERIODS.get(src, {}).items():
+                raw = {**raw, k: raw.get(k, v)}
+        return raw
+
+    @field_validator("sites", "test_sites", mode="before")
+    @classmethod
+    def _site_ids_as_text(cls, v):
         if isinstance(v, list):  # unquoted ids in YAML (11532500) arrive as integers
             return [str(b) if isinstance(b, int) and not isinstance(b, bool) else b for b in v]
         return v
 
-    @field_validator("basins")
+    @field_validator("sites", "test_sites")
     @classmethod
-    def _basins(cls, v):
+    def _sites(cls, v, info: ValidationInfo):
+        grid = str(info.data.get("source", "")).startswith("smap")
         if isinstance(v, int) and v < 1:
-            raise ValueError("basins as a count must be ≥ 1")
+            raise ValueError("sites as a count must be ≥ 1")
+        if isinstance(v, str):
+            if not grid:
+                raise ValueError(f"{v!r}: named site sets exist for source smap only; give gauge ids "
+                                 "or a count")
+            return v.strip().upper()
         if isinstance(v, list):
             if not v:
-                raise ValueError("basins list is empty")
-            v = [str(b).strip().zfill(8) for b in v]
+                raise ValueError("the site list is empty")
+            # gauge ids are 8 characters, zero-padded; grid-cell ids are kept as given
+            v = [str(b).strip() if grid else str(b).strip().zfill(8) for b in v]
         return v
 
     @model_validator(mode="after")
@@ -106,8 +144,15 @@ class ModelConfig(_Strict):
     nmul: int | None = Field(None, ge=1, description="HBV components n; None: the variant's default")
     hidden: int = Field(256, ge=1, description="LSTM hidden size")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    engine: Literal["auto", "fused", "reference"] = Field(
-        "auto", description="HBV implementation: auto (fused C++ kernel on CPU, else reference), fused, reference")
+    engine: Literal["auto", "fused", "compiled", "reference"] = Field(
+        "auto", description="process-model implementation: auto (fused C++ kernel where no gradient "
+        "is needed, else the fastest differentiable one), fused, compiled (VIC: torch.compile), reference")
+    coupling: Literal["direct", "surrogate"] = Field(
+        "direct", description="parameter learners: train through the differentiable process model "
+        "itself (dPL, direct) or through the frozen LSTM surrogate (Li & Lu 2023); testing always "
+        "runs the process model")
+    surrogate: str | None = Field(None, description="surrogate job folder (`hydrolens surrogate`) for "
+                                  "coupling=surrogate; None: <runs root>/surrogates/default")
 
     @field_validator("variant")
     @classmethod
@@ -127,11 +172,19 @@ class OptimConfig(_Strict):
     iters_per_epoch: int | None = Field(None, ge=1, description="None: dPL rule (each day drawn with p=0.99)")
     optimizer: Literal["adadelta", "adam"] = "adadelta"
     lr: float | None = Field(None, gt=0, description="None: 1.0 for Adadelta, 1e-3 for Adam")
+    rho_adadelta: float = Field(0.9, gt=0, lt=1, description="Adadelta's ρ (Li & Lu 2023: 0.95)")
+    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay (Li & Lu 2023: 1e-5)")
+    loss: Literal["auto", "rmse_comb", "masked_rmse"] = Field(
+        "auto", description="training loss: rmse_comb (Feng et al. 2022 eq. 1-2, streamflow), "
+        "masked_rmse (RMSE over the valid days, Li & Lu 2023 eq. 13, soil moisture) plus the "
+        "model's own term (the range-boundary loss); auto: the task's")
     alpha: float = Field(0.25, ge=0.0, le=1.0, description="weight of the low-flow term of the loss")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="CPU threads; None: all cores")
     keep_checkpoints: int = Field(5, ge=1, description="epoch checkpoints kept (last.pt always)")
+    sceua_evaluations: int = Field(5000, ge=10, description="SCE-UA: at most this many model runs per "
+                                   "site (Li & Lu 2023 baseline; 5 complexes)")
     eval_basin_chunk: int = Field(64, ge=1, description="basins per forward pass in evaluation")
 
 
@@ -144,6 +197,19 @@ class RunConfig(_Strict):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: OptimConfig = OptimConfig()
+
+    @model_validator(mode="after")
+    def _variant_fits_data(self):
+        from ..models.registry import get_variant
+        from .tasks import SOURCE_TASKS
+
+        v = get_variant(self.model.variant)
+        task = SOURCE_TASKS.get(self.data.source, "streamflow")
+        if v.task != task:
+            hint = ("source: smap" if v.task == "soil_moisture" else "a streamflow source (caravan, camels_us)")
+            raise ValueError(f"model.variant {v.name} ({v.label}) learns {v.task.replace('_', ' ')}; "
+                             f"data.source {self.data.source} gives {task.replace('_', ' ')}: use {hint}")
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
@@ -201,7 +267,7 @@ PRESETS: dict[str, dict] = {
     # HBV (hidden 64 instead of 256 and 750 Adam steps to fit the time; dropout 0.2)
     "demo": {
         "preset": "demo",
-        "data": {"basins": 50},
+        "data": {"sites": 50},
         "model": {"variant": "delta_n_gamma_beta", "nmul": 16, "hidden": 64, "dropout": 0.2},
         "train": {"epochs": 25, "batch_size": 50, "iters_per_epoch": 30,
                   "optimizer": "adam", "lr": 0.005},
@@ -211,7 +277,7 @@ PRESETS: dict[str, dict] = {
     # basins x (365 warm-up + 365) days, loss alpha 0.25; n = the variant's default
     "paper432": {
         "preset": "paper432",
-        "data": {"basins": None},
+        "data": {"sites": None},
         "model": {"variant": "delta_n", "hidden": 256, "dropout": 0.5},
         "train": {"epochs": 50, "batch_size": 100, "rho": 365, "warmup": 365,
                   "optimizer": "adadelta"},
@@ -221,13 +287,26 @@ PRESETS: dict[str, dict] = {
     # 0.2, Adam 0.005, epochs of 100 iterations (extend with --epochs; runs resume)
     "bench432": {
         "preset": "bench432",
-        "data": {"basins": None},
+        "data": {"sites": None},
         "model": {"variant": "delta_n", "hidden": 64, "dropout": 0.2},
         "train": {"epochs": 10, "iters_per_epoch": 100, "batch_size": 100, "rho": 365,
                   "warmup": 365, "optimizer": "adam", "lr": 0.005, "keep_checkpoints": 1000},
     },
 }
 PRESETS["camels432"] = {**PRESETS["paper432"], "preset": "camels432"}  # earlier name
+# SMAP soil moisture with the VIC-type model (Li & Lu 2023; docs/benchmark_smap.md): train on the
+# SPARSE cells in 2015-04..2016-03 (the states spun up by cycling that year), test on 2016-04..
+# 2017-03 on SPARSE and on the unseen NG cells; one mini-batch = every training cell over the
+# whole training year. The doc's Adadelta (lr 0.5, ρ 0.95, weight decay 1e-5); epochs cut from
+# the paper's 3000 to what fits a 2-core CPU (see the doc's learning curves)
+PRESETS["smap"] = {
+    "preset": "smap",
+    "data": {"source": "smap", "sites": "SPARSE", "test_sites": "NG"},
+    "model": {"variant": "paraformer_z", "hidden": 256, "dropout": 0.5, "engine": "auto"},
+    "train": {"epochs": 200, "batch_size": 1000, "rho": 366, "warmup": 366, "iters_per_epoch": 1,
+              "optimizer": "adadelta", "lr": 0.5, "rho_adadelta": 0.95, "weight_decay": 1e-5,
+              "keep_checkpoints": 1000, "eval_basin_chunk": 512},
+}
 
 
 def preset_config(name: str) -> RunConfig:

@@ -14,6 +14,7 @@ from ..datasets.loader import data_period, load_dataset, source_file
 from ..datasets.normalize import Normalizer
 from ..physics import FORCING_NAMES
 from .config import ConfigError, RunConfig
+from .tasks import task_for
 
 DYNAMIC_INPUTS: tuple[str, ...] = FORCING_NAMES  # P, T, PET feed both g_A and the HBV
 
@@ -35,18 +36,23 @@ def static_attribute_names(ds: xr.Dataset) -> list[str]:
 
 @dataclass
 class Prepared:
-    """Arrays for one set of basins over one contiguous period.
+    """Arrays for one set of sites (basins or grid cells) over one contiguous period.
 
     Attributes:
-        ds: the source dataset (basin, time).
-        forcing: physical HBV forcing [time, basin, 3] (P mm/d, T °C, PET mm/d), float32.
-        x_dyn: normalised learner inputs [time, basin, 3], float32.
-        x_static: normalised attributes [basin, n_static], float32.
-        target: the observed training target [time, basin], float32, NaN = missing
-            (streamflow Q in mm/d for CAMELS/Caravan).
-        target_name: its variable name in ``ds`` ("Q").
-        time: DatetimeIndex of the period.
-        basins: gauge ids.
+        ds: the source dataset (site, time).
+        forcing: physical process-model forcing [time, site, 3] (P mm/d, T °C, PET mm/d), float32.
+        x_dyn: normalised learner inputs [time, site, n_columns] (``Normalizer.n_columns``).
+        x_static: normalised attributes [site, n_static], float32.
+        target: the observed training target [time, site], float32, NaN = missing
+            (streamflow Q in mm/d for CAMELS/Caravan, SMAP soil moisture in m³/m³).
+        time: DatetimeIndex of the period (with a cycled spin-up: the spin-up days first,
+            dated before the data).
+        sites: site ids (gauge ids or grid-cell ids).
+        target_name: the target's variable name in ``ds`` ("Q", "smap_am").
+        site_static: the model's physical per-site inputs [site, k] (``model.site_inputs``:
+            e.g. bulk, clay, sand, ndvi for the VIC's soil properties), float32; [site, 0]
+            when the model has none.
+        spinup_days: leading days that are a cycled copy of the first days (0: none).
     """
 
     ds: xr.Dataset
@@ -55,8 +61,10 @@ class Prepared:
     x_static: np.ndarray
     target: np.ndarray
     time: pd.DatetimeIndex
-    basins: list[str]
+    sites: list[str]
     target_name: str = "Q"
+    site_static: np.ndarray | None = None
+    spinup_days: int = 0
 
     def index_of(self, date) -> int:
         """Position of ``date`` in ``time``; raises ValueError if outside the period."""
@@ -67,12 +75,13 @@ class Prepared:
         return int(self.time.get_loc(ts))
 
 
-def load_for_config(cfg: RunConfig, start=None, end=None, basins=None) -> xr.Dataset:
-    """Load the dataset the config names, over ``start..end`` (default: train_start..test_end)."""
+def load_for_config(cfg: RunConfig, start=None, end=None, sites=None) -> xr.Dataset:
+    """Load the dataset the config names, over ``start..end`` (default: train_start..test_end),
+    for ``sites`` (default: ``data.sites``)."""
     d = cfg.data
     return load_dataset(
         root=d.root,
-        basins=d.basins if basins is None else basins,
+        basins=d.sites if sites is None else sites,
         source=d.source,
         start=str(start or d.train_start),
         end=str(end or d.test_end),
@@ -90,7 +99,7 @@ def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
     Raises:
         ConfigError: a configured date is outside the span the data files cover (names the
             field, the date, the span and the source).
-        ImplausibleDataError: forcing missing inside a period (names file, basin, first dates).
+        ImplausibleDataError: forcing missing inside a period (names file, site, first dates).
     """
     d = cfg.data
     span = data_period(ds)
@@ -101,7 +110,14 @@ def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
             day = getattr(d, name)
             if not lo <= day <= hi:
                 raise ConfigError(f"data.{name} {day} is outside the data: {where} covers {lo}..{hi} "
-                                  f"for these basins; set data.{name} within it")
+                                  f"for these sites; set data.{name} within it")
+    obs_span = str(ds.attrs.get("smap_period", ""))
+    task = task_for(d)
+    if task.target == "smap_am" and ".." in obs_span:
+        hi = pd.Timestamp(obs_span.split("..")[1]).date()
+        if d.test_end > hi:
+            raise ConfigError(f"data.test_end {d.test_end} is after the last SMAP day {hi} in "
+                              f"{ds.attrs.get('file', 'the SMAP file')}; set data.test_end ≤ {hi}")
     where = lambda b, v: source_file(ds, b, v)  # noqa: E731
     # evaluation simulates train_start..test_end in one run: every day of it needs forcing
     check_complete(ds, DYNAMIC_INPUTS, d.train_start, d.test_end,
@@ -110,32 +126,71 @@ def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
 
 
 def fit_normalizer(cfg: RunConfig, ds: xr.Dataset) -> Normalizer:
-    """Normalisation statistics over the training period and the training basins only."""
-    return Normalizer.fit(ds, list(DYNAMIC_INPUTS), static_attribute_names(ds),
-                          start=str(cfg.data.train_start), end=str(cfg.data.train_end))
+    """Normalisation statistics over the training period and the training sites only (the
+    task's per-day inputs; the target, when it is an input, with gaps and a mask)."""
+    task = task_for(cfg.data)
+    return Normalizer.fit(ds, list(task.inputs), static_attribute_names(ds),
+                          start=str(cfg.data.train_start), end=str(cfg.data.train_end),
+                          gappy=(task.target,))
 
 
-def prepare(ds: xr.Dataset, norm: Normalizer) -> Prepared:
+def _cycle(a: np.ndarray, n: int) -> np.ndarray:
+    """``a [time, ...]`` with its first ``n`` days (repeated if shorter) prepended."""
+    reps = -(-n // a.shape[0])
+    return np.concatenate([np.concatenate([a] * reps)[:n], a])
+
+
+def prepare(ds: xr.Dataset, norm: Normalizer, target: str = "Q", site_inputs: tuple[str, ...] = (),
+            spinup_days: int = 0) -> Prepared:
     """Model-ready arrays of ``ds`` normalised with ``norm``.
 
+    Args:
+        target: the observed variable (``Task.target``).
+        site_inputs: physical per-site variables the model reads (``model.site_inputs``).
+        spinup_days: prepend a cycled copy of the first ``spinup_days`` days (target NaN), so a
+            run starting at day 0 of ``ds`` has spun-up states (SMAP: the first training year).
+
     Raises:
-        ValueError: NaN in forcing (names variable, basins, first date) or attributes.
+        ValueError: a variable is missing (names it), NaN in forcing (names variable, sites and
+            first date) or attributes.
     """
-    missing = [v for v in (*DYNAMIC_INPUTS, "Q") if v not in ds]
+    missing = [v for v in (*DYNAMIC_INPUTS, target, *site_inputs) if v not in ds and v not in ds.coords]
     if missing:
         raise ValueError(f"dataset lacks variables {missing} (has {list(ds.data_vars)})")
     x_dyn = norm.transform_dynamic(ds)  # raises on NaN forcing
-    forcing = np.stack([ds[v].transpose("time", "basin").values for v in DYNAMIC_INPUTS],
+    forcing = np.stack([ds[v].transpose("time", "site").values for v in DYNAMIC_INPUTS],
                        axis=-1).astype(np.float32)
+    tgt = ds[target].transpose("time", "site").values.astype(np.float32)
+    site_static = np.stack([np.asarray(ds[v].values, np.float32) for v in site_inputs], -1) \
+        if site_inputs else np.zeros((ds.sizes["site"], 0), np.float32)
+    time = pd.DatetimeIndex(ds.time.values)
+    if spinup_days:
+        forcing, x_dyn = _cycle(forcing, spinup_days), _cycle(x_dyn, spinup_days)
+        tgt = np.concatenate([np.full((spinup_days, tgt.shape[1]), np.nan, np.float32), tgt])
+        time = pd.date_range(end=time[0] - pd.Timedelta(days=1), periods=spinup_days, freq="D").append(time)
     return Prepared(
         ds=ds,
         forcing=forcing,
         x_dyn=x_dyn,
         x_static=norm.transform_static(ds),
-        target=ds["Q"].transpose("time", "basin").values.astype(np.float32),
-        time=pd.DatetimeIndex(ds.time.values),
-        basins=[str(b) for b in ds.basin.values],
+        target=tgt,
+        time=time,
+        sites=[str(b) for b in ds.site.values],
+        target_name=target,
+        site_static=site_static,
+        spinup_days=spinup_days,
     )
+
+
+def prepare_for_run(cfg: RunConfig, ds: xr.Dataset, norm: Normalizer, model) -> Prepared:
+    """``prepare`` with the run's task (target, cycled spin-up of the first training year) and
+    the model's physical site inputs; ``ds`` starts at ``data.train_start``."""
+    task = task_for(cfg.data)
+    spin = 0
+    if task.cycle_spinup:
+        spin = (pd.Timestamp(cfg.data.train_end) - pd.Timestamp(cfg.data.train_start)).days + 1
+    return prepare(ds, norm, target=task.target, site_inputs=tuple(getattr(model, "site_inputs", ())),
+                   spinup_days=spin)
 
 
 def save_normalizer(norm: Normalizer, path: Path) -> None:

@@ -16,8 +16,8 @@ def rmse_comb_loss(sim: torch.Tensor, obs: torch.Tensor, alpha: float = 0.25) ->
     """``(1 − α)·RMSE(Q) + α·RMSE(log10(√(Q + 1e-6) + 0.1))`` over observed days.
 
     Args:
-        sim: simulated streamflow [time, basin] (mm/d).
-        obs: observed streamflow [time, basin] (mm/d), NaN where missing (excluded).
+        sim: simulated streamflow [time, site] (mm/d).
+        obs: observed streamflow [time, site] (mm/d), NaN where missing (excluded).
         alpha: weight of the transformed (low-flow) term; the paper uses 0.25.
 
     Returns:

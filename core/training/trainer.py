@@ -27,9 +27,9 @@ from ..runs import Run, atomic_write
 from .checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkpoint, resume_candidates,
                          sampler_state_from_text, sampler_state_to_text, save_checkpoint)
 from .config import RunConfig
-from .data import (DYNAMIC_INPUTS, Prepared, as_tensor, check_config_period, fit_normalizer,
-                   load_for_config, prepare, save_normalizer)
-from .losses import rmse_comb_loss
+from .data import (Prepared, as_tensor, check_config_period, fit_normalizer, load_for_config, prepare_for_run,
+                   save_normalizer)
+from .tasks import loss_for, task_for
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -71,7 +71,7 @@ def load_model(run: Run, n_dynamic: int | None = None, n_static: int | None = No
     path = run.checkpoint_dir / checkpoint
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the run has not finished an epoch yet")
-    model = build_model(cfg, n_dynamic or len(norm.dynamic), n_static or len(norm.static))
+    model = build_model(cfg, n_dynamic or norm.n_columns, n_static or len(norm.static))
     try:
         state = load_checkpoint(path, map_location=device or "cpu")
     except CheckpointError as e:
@@ -99,8 +99,8 @@ class Trainer:
     Args:
         cfg: the run configuration (saved as config.yaml).
         run: the run directory.
-        data: training arrays (default: loaded from ``cfg``); its time axis must cover the
-            training period.
+        data: training arrays (default: loaded from ``cfg`` with ``prepare_for_run``); its time
+            axis must cover the training period.
         progress: show a tqdm bar.
     """
 
@@ -110,6 +110,12 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = select_device(t.device)
+        self.task = task_for(cfg.data)
+        self.loss_fn = loss_for(self.task, t)
+        if cfg.model.coupling == "surrogate" and not cfg.model.surrogate:
+            # the store's default surrogate job (`hydrolens surrogate`), named in config.yaml
+            cfg.model.surrogate = str(run.path.parent / "surrogates" / "default")
+        seed_everything(t.seed)
         if data is None:
             # the whole configured period is loaded and checked now (coverage, complete forcing,
             # plausible values), so a bad test period fails before training, not after it
@@ -119,19 +125,24 @@ class Trainer:
             if norm is None:
                 norm = fit_normalizer(cfg, ds)
                 save_normalizer(norm, run.normalization_path)
-            data = prepare(ds.sel(time=slice(str(cfg.data.train_start), str(cfg.data.train_end))), norm)
+            self.model = build_model(cfg, norm.n_columns, len(norm.static))
+            data = prepare_for_run(cfg, ds.sel(time=slice(str(cfg.data.train_start), str(cfg.data.train_end))),
+                                   norm, self.model)
+        else:
+            self.model = build_model(cfg, data.x_dyn.shape[-1], data.x_static.shape[1])
         self.data = data
-        # the saved config names the resolved basins, so evaluation and reruns use exactly these
-        cfg.data.basins = list(data.basins)
+        # the saved config names the resolved sites, so evaluation and reruns use exactly these
+        cfg.data.sites = list(data.sites)
         run.write_config(cfg.to_dict())
-        seed_everything(t.seed)
-        self.model = build_model(cfg, len(DYNAMIC_INPUTS), data.x_static.shape[1])
         # data-dependent set-up of a model (the LSTM's target scaling; restored on resume)
         self.model.prepare(data.target)
         self.model = self.model.to(self.device)
         lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
-        opt_cls = torch.optim.Adadelta if t.optimizer == "adadelta" else torch.optim.Adam
-        self.optimizer = opt_cls(self.model.parameters(), lr=lr)
+        if t.optimizer == "adadelta":
+            self.optimizer = torch.optim.Adadelta(self.model.parameters(), lr=lr, rho=t.rho_adadelta,
+                                                  weight_decay=t.weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=t.weight_decay)
         self.sampler = WindowSampler(data.target, t.warmup, t.rho, t.batch_size, seed=t.seed)
         self.iters = t.iters_per_epoch or self.sampler.iterations_per_epoch()
         self.start_epoch = 0
@@ -209,14 +220,20 @@ class Trainer:
         s, d, dev = self.sampler, self.data, self.device
         b, st = s.sample()
         return (as_tensor(s.gather(d.x_dyn, b, st), dev), as_tensor(d.x_static[b], dev),
-                as_tensor(s.gather(d.forcing, b, st), dev), as_tensor(s.gather(d.target, b, st)[s.warmup:], dev))
+                as_tensor(s.gather(d.forcing, b, st), dev), as_tensor(s.gather(d.target, b, st)[s.warmup:], dev),
+                as_tensor(d.site_static[b], dev))
 
     def step(self) -> float:
-        """One optimisation step on a fresh mini-batch; returns the loss."""
-        x, xs, f, obs = self._batch()
-        out = self.model(x, xs, f, warmup=self.sampler.warmup)
-        # the model names the output that is compared with the target (Q_sim for streamflow)
-        loss = rmse_comb_loss(out.outputs[self.model.target_output], obs, alpha=self.cfg.train.alpha)
+        """One optimisation step on a fresh mini-batch; returns the loss: the task's data loss
+        plus the model's own term (``aux_loss``: the range-boundary loss of the parameter
+        learners; None for the δ models)."""
+        x, xs, f, obs, ss = self._batch()
+        out = self.model(x, xs, f, warmup=self.sampler.warmup, site_static=ss)
+        # the model names the output that is compared with the target (Q_sim, SM)
+        loss = self.loss_fn(out.outputs[self.model.target_output], obs, self.cfg.train)
+        aux = getattr(out, "aux_loss", None)
+        if aux is not None:
+            loss = loss + aux
         if not torch.isfinite(loss):
             raise FloatingPointError("loss became non-finite; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
@@ -237,16 +254,23 @@ class Trainer:
         t = self.cfg.train
         run = self.run
         run.update_status(state="training", epoch=self.start_epoch, epochs=t.epochs,
-                          n_basins=len(self.data.basins), device=str(self.device),
+                          n_sites=len(self.data.sites), device=str(self.device),
                           iters_per_epoch=self.iters, message="training", pid=os.getpid(),
                           host=socket.gethostname())
         self.model.train()
+        # a model that fits itself (SCE-UA per site) does so in one "epoch" instead of steps
+        calibrate = getattr(self.model, "calibrate", None)
         try:
-            for epoch in range(self.start_epoch + 1, t.epochs + 1):
+            for epoch in range(self.start_epoch + 1, (1 if calibrate else t.epochs) + 1):
                 t0 = time.perf_counter()
                 losses = []
-                bar = tqdm(range(self.iters), desc=f"epoch {epoch}/{t.epochs}", disable=not self.progress,
-                           leave=False, dynamic_ncols=True)
+                if calibrate is not None:
+                    run.update_status(message=f"calibrating {len(self.data.sites)} sites (SCE-UA)")
+                    res = calibrate(self.data, self.cfg)
+                    losses.append(res["median_rmse"])
+                    run.update_status(calibration=res)
+                bar = tqdm(range(0 if calibrate else self.iters), desc=f"epoch {epoch}/{t.epochs}",
+                           disable=not self.progress, leave=False, dynamic_ncols=True)
                 last_status = t0
                 for it in bar:
                     losses.append(self.step())
