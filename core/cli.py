@@ -147,7 +147,7 @@ def train(
         if name:
             upd["name"] = name
         cfg = RunConfig.from_dict(upd, source="command line")
-        run = store.create(cfg.name or cfg.preset or cfg.model.variant)
+        run = store.create(cfg.run_name())
     if epochs and resume:
         cfg.train.epochs = epochs
     if threads and resume:

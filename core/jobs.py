@@ -180,7 +180,7 @@ class JobRunner:
         from .training.config import RunConfig
 
         cfg = RunConfig.from_dict(config, source="job config")
-        run = self.store.create(cfg.name or cfg.preset or cfg.model.variant)
+        run = self.store.create(cfg.run_name())
         run.write_config(cfg.to_dict())
         run.update_status(state="created", epochs=cfg.train.epochs, epoch=0,
                           message="queued for training")

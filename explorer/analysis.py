@@ -290,11 +290,11 @@ class SignatureView(Viewer):
         self.bfi_figure = self._make_figure(
             BFI_SCATTER_NAME, "BFI_camels", "BFI_sim", "CAMELS baseflow index (–)",
             "simulated baseflow index (–)",
-            [("site", "@basin"), ("name", "@gauge_name"), ("BFI sim", "@BFI_sim{0.000}"),
+            [("site", "@site"), ("name", "@gauge_name"), ("BFI sim", "@BFI_sim{0.000}"),
              ("BFI CAMELS", "@BFI_camels{0.000}")], unit_range=True)
         self.et_figure = self._make_figure(
             ET_SCATTER_NAME, "P_minus_Q", "ET_mean", "P − Q (mm/d)", "mean simulated ET (mm/d)",
-            [("site", "@basin"), ("name", "@gauge_name"), ("ET sim", "@ET_mean{0.00} mm/d"),
+            [("site", "@site"), ("name", "@gauge_name"), ("ET sim", "@ET_mean{0.00} mm/d"),
              ("P − Q", "@P_minus_Q{0.00} mm/d")], unit_range=False)
         self._bfi_box, self._bfi_note = self._boxed(self.bfi_figure)
         self._et_box, self._et_note = self._boxed(self.et_figure)
@@ -488,7 +488,7 @@ class CompareView(Viewer):
         fig, renderer = site_map(
             df, name=DNSE_MAP_NAME, key="dNSE", title_font_size="14px",
             tools=["hover"], size=9, color="#9ca3af", line_color="#1f2937",
-            hover_tooltips=[("site", "@basin"), ("name", "@gauge_name"),
+            hover_tooltips=[("site", "@site"), ("name", "@gauge_name"),
                             ("NSE run 1", "@NSE_1{0.000}"), ("NSE run 2", "@NSE_2{0.000}"),
                             ("ΔNSE", "@dNSE{+0.000}")])
         source = renderer.data_source

@@ -155,7 +155,7 @@ class MapView(Viewer):
         fig, renderer = site_map(
             pd.DataFrame(cols), name=MAP_NAME, key="site",
             tools=["hover", "tap", "box_select", "lasso_select"], size=SIZE_OTHER, color="#9ca3af",
-            hover_tooltips=[("site", "@basin"), ("name", "@gauge_name"), ("value", "@value{0.000}"),
+            hover_tooltips=[("site", "@site"), ("name", "@gauge_name"), ("value", "@value{0.000}"),
                             ("lat, lon", "@lat{0.00}, @lon{0.00}")],
             line_color="#1f2937", nonselection_alpha=0.35)
         renderer.data_source.name = BASINS_NAME
@@ -169,8 +169,16 @@ class MapView(Viewer):
         mask = np.ones(n, bool) if shown is None or len(shown) != n else shown
         self.source.patch({"alpha": [(slice(0, n), np.where(mask, 1.0, 0.15))]})
 
+    def _set_marker(self) -> None:
+        """Squares for grid cells, circles for basins: the shown run's kind of site."""
+        marker = "square" if self._site_kind() == "grid_cell" else "circle"
+        for g in (self.renderer.glyph, self.renderer.selection_glyph, self.renderer.nonselection_glyph):
+            if g is not None and g.marker != marker:
+                g.marker = marker
+
     def _show_run(self, *_events) -> None:
         state = self.state
+        self._set_marker()
         sites = state.sites
         in_run = state.metrics.index if state.metrics is not None else pd.Index([])
         cols = site_columns(sites, in_run, state.values(), self._shown)

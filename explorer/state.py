@@ -126,17 +126,31 @@ def metric_specs() -> dict[str, dict]:
 
 
 @lru_cache(maxsize=4)
-def site_universe(root: str | None = None) -> pd.DataFrame:
-    """Every site the data root can train on (core.datasets.site_table), cached per process.
+def site_universe(root: str | None = None, source: str = "caravan") -> pd.DataFrame:
+    """Every site of ``source`` the data root can train on (core.datasets.site_table: basins,
+    or SMAP grid cells), cached per process.
 
     An empty frame (with the site columns) when no data root is found: the app still shows runs.
     """
     from core.datasets.loader import SITE_COLUMNS, site_table
 
     try:
-        return site_table(root)
+        return site_table(root, source)
     except Exception:  # noqa: BLE001 - no data root: picking is disabled, runs still display
         return pd.DataFrame(columns=list(SITE_COLUMNS), index=pd.Index([], name="site"))
+
+
+def with_site_columns(metrics: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` with the columns every view reads a site by: ``gauge_name``, ``gauge_lat``,
+    ``gauge_lon``. A grid-cell run stores ``lat``/``lon`` (the cell centre) and no name: the
+    name becomes "cell <id>" (with its set, e.g. NG, where ``split`` says unseen)."""
+    if "gauge_lat" not in metrics and "lat" in metrics:
+        metrics = metrics.assign(gauge_lat=metrics["lat"], gauge_lon=metrics["lon"])
+    if "gauge_name" not in metrics:
+        unseen = metrics.get("split", pd.Series("", index=metrics.index)).eq("unseen")
+        metrics = metrics.assign(gauge_name=[f"cell {s}" + (" · unseen" if u else "")
+                                             for s, u in zip(metrics.index, unseen)])
+    return metrics
 
 
 @contextmanager
@@ -210,17 +224,28 @@ class AppState(param.Parameterized):
 
     # -- sites ---------------------------------------------------------------------------------
     @property
+    def site_source(self) -> str:
+        """The data source of the selected run (its sites' universe); caravan without a run."""
+        try:
+            cfg = self._run.config() if self._run is not None else {}
+        except Exception:  # noqa: BLE001 - an unreadable config: the run is listed as corrupt
+            cfg = {}
+        return str((cfg.get("data") or {}).get("source") or "caravan")
+
+    @property
     def sites(self) -> pd.DataFrame:
         """Every site to show on the map: the data root's sites plus the run's own (a run may
         hold sites of another data root), with gauge_name/lat/lon, area, huc_02 and CAMELS
         attributes where known. Index: site id."""
-        universe = site_universe(self.data_root)
+        universe = site_universe(self.data_root, self.site_source)
         metrics = self.metrics
         if metrics is None or metrics.empty:
             return universe
         extra = metrics.index.difference(universe.index)
         if len(extra) == 0:
             return universe
+        if "gauge_lat" not in metrics and "lat" in metrics:  # grid cells: lat/lon of the centre
+            metrics = metrics.rename(columns={"lat": "gauge_lat", "lon": "gauge_lon"})
         cols = [c for c in ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02") if c in metrics]
         if universe.empty:  # no data root: the run's own sites
             return metrics.loc[extra, cols]
@@ -257,7 +282,7 @@ class AppState(param.Parameterized):
                     raise ValueError(info.problem)
                 status = run.status()
                 if run.has_evaluation():
-                    metrics = run.metrics()
+                    metrics = with_site_columns(run.metrics())
                     variables = run.variables()
                     panels = run.panels()
                     table = run.site_parameters()

@@ -59,7 +59,7 @@ class RunPanel(Viewer):
         self.refresh_button = pn.widgets.Button(
             label="↻ Refresh runs", color="light", sizing_mode="stretch_width"
         )
-        self.basin_select = pn.widgets.Select(label="Basin", sizing_mode="stretch_width")
+        self.basin_select = pn.widgets.Select(label="Site", sizing_mode="stretch_width")
         self.summary = html_pane()
         #: runs whose files cannot be read, named with the reason (they never hide the others)
         self.corrupt = html_pane(sizing_mode="stretch_width", visible=False)
@@ -142,9 +142,11 @@ class RunPanel(Viewer):
             f'<div class="hl-tile"><div class="hl-tile-value">{v}</div>'
             f'<div class="hl-tile-label">{k}</div></div>'
             for k, v in (
-                ("median NSE", fmt(info.median_nse)),
-                ("median KGE", fmt(info.median_kge)),
-                ("sites", info.n_sites),
+                (("median RMSE", fmt(info.median_rmse)) if info.site_kind == "grid_cell"
+                 else ("median NSE", fmt(info.median_nse))),
+                (("median NSE", fmt(info.median_nse)) if info.site_kind == "grid_cell"
+                 else ("median KGE", fmt(info.median_kge))),
+                (info.site_noun, info.n_sites),
             )
         )
         self.summary.object = (

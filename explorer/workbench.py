@@ -202,6 +202,8 @@ class LaunchPanel(Viewer):
         self.variant.param.watch(self._preset_changed, "value")
         self.launch.on_click(self._launch)
         state.param.watch(self._enable, "selection")
+        state.param.watch(self._follow_run, "info")
+        self._follow_run()
         self._preset_changed()
         self._enable()
         self._layout = pn.Column(
@@ -214,12 +216,31 @@ class LaunchPanel(Viewer):
         from core.models.registry import VARIANTS
         from core.training.config import preset_config
 
+        # the preset follows the variant's task: SMAP soil moisture or streamflow
+        grid = VARIANTS[self.variant.value].task == "soil_moisture"
+        if grid != (self.preset.value == "smap"):
+            if _events and _events[0].obj is self.preset:  # a preset of the other task: its variant
+                self.variant.value = preset_config(self.preset.value).model.variant
+            else:
+                self.preset.value = "smap" if grid else "demo"
+            return  # the change above calls back here
         cfg = preset_config(self.preset.value)
         self.epochs.value = cfg.train.epochs
         self.iters.value = cfg.train.iters_per_epoch or 100
         self.hidden.value = cfg.model.hidden
         self.nmul.value = cfg.model.nmul or max(1, VARIANTS[self.variant.value].nmul)
         self.seed.value = cfg.train.seed
+
+    def _follow_run(self, *_events) -> None:
+        """The shown run's sites are basins or grid cells: offer a variant of that task (the
+        run's own variant), so the sites picked on its map fit what is launched."""
+        from core.models.registry import VARIANTS
+
+        info = self.state.info
+        if info is None or info.variant not in VARIANTS:
+            return
+        if VARIANTS[info.variant].task != VARIANTS[self.variant.value].task:
+            self.variant.value = info.variant
 
     def _enable(self, *_events) -> None:
         n = len(self.state.selection)
@@ -239,6 +260,8 @@ class LaunchPanel(Viewer):
         cfg["train"].update(epochs=int(self.epochs.value), iters_per_epoch=int(self.iters.value),
                             seed=int(self.seed.value), device=self.device.value)
         cfg["train"]["batch_size"] = min(int(cfg["train"]["batch_size"]), len(self.state.selection))
+        if cfg["data"].get("test_sites"):  # unseen cells: those of the set not picked for training
+            cfg["data"]["test_sites"] = None
         cfg["name"] = f"{self.variant.value}-{len(self.state.selection)}sites"
         return cfg
 

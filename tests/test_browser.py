@@ -499,7 +499,7 @@ def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run):
     assert len(layout["points"]) >= 400  # every site of the data root (432 CAMELS basins)
     assert sorted(p["site"] for p in layout["points"] if p["in_run"]) == sorted(metrics.index)
     assert layout["current"] == 1  # the default site is ringed ...
-    default = chosen(labelled(page, "Basin").locator("select"))
+    default = chosen(labelled(page, "Site").locator("select"))
     hydrograph_shows(page, default)  # ... and shown below
 
     target = pick_target(layout["points"], layout["frame"], default)
@@ -546,7 +546,7 @@ def test_traces_show_the_daily_beta_and_gamma_of_the_site(main_app, app_page, tr
                               "column(t, 'time').length > 0 && ['BETA', 'GAMMA', 'context']"
                               ".every((n) => finished('hydrolens-trace-' + n));"), timeout=30_000)
     traces = page.evaluate(TRACES_JS)
-    site = chosen(labelled(page, "Basin").locator("select"))
+    site = chosen(labelled(page, "Site").locator("select"))
     assert len(traces["time"]) == TEST_DAYS
     with xr.open_dataset(trained_run.path / "parameters.nc") as ds:
         expected = {n: ds[n].sel(basin=site).to_numpy() for n in ("BETA", "GAMMA")}
@@ -670,7 +670,7 @@ def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
     site = next(b for b in sorted(metrics.index) if b.startswith("0") and b != default)
     open_app(page, url_with(main_app, run=trained_run.run_id, site=site, q="KGE", view="traces"))
     assert chosen(run_select(page)) == trained_run.run_id
-    assert chosen(labelled(page, "Basin").locator("select")) == site
+    assert chosen(labelled(page, "Site").locator("select")) == site
     assert chosen(quantity_select(page)) == "KGE"
     wait_map_values(page, metrics["KGE"].astype(float).to_dict(), "KGE")
     assert page.locator(".bk-tab.bk-active", has_text="βᵗ/γᵗ traces").count() == 1
@@ -703,7 +703,7 @@ def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
     page.reload(wait_until="load")
     page.wait_for_function(MAP_READY_JS, timeout=60_000)
     hydrograph_shows(page, site)
-    assert chosen(labelled(page, "Basin").locator("select")) == site
+    assert chosen(labelled(page, "Site").locator("select")) == site
     assert chosen(quantity_select(page)) == "NSE"
     assert page.locator(".bk-tab.bk-active", has_text="Time series").count() == 1
     assert_clean(page, main_app)

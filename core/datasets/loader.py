@@ -91,6 +91,9 @@ def site_table(root: str | Path | None = None, source: str = "caravan") -> pd.Da
         DataRootError: no data root (the message says what to download and where).
         FileNotFoundError: the source folder is missing.
     """
+    kind, _ = _parse_source(source)
+    if kind == "smap":
+        return _smap_site_table(root)
     root = resolve_data_root(root)
     ids = available_basins(root, source)
     try:
@@ -113,6 +116,28 @@ def site_table(root: str | Path | None = None, source: str = "caravan") -> pd.Da
         if c not in table:
             table[c] = np.nan
     table.index.name = "site"
+    return table
+
+
+def _smap_site_table(root) -> pd.DataFrame:
+    """The usable SMAP cells as a site table: ``gauge_name`` = "SMAP cell <id> · <set>" (SPARSE,
+    NG or DENSE-only), ``gauge_lat``/``gauge_lon`` = the cell centre, ``cell_set``, row, col
+    and the soil statics."""
+    from .smap import load_smap, smap_splits
+
+    ds = load_smap(root)
+    splits = smap_splits(ds)
+    ids = [str(s) for s in ds.site.values]
+    where = {c: n for n in ("DENSE", "SPARSE", "NG") for c in splits[n]}  # SPARSE ⊂ DENSE: last wins
+    table = pd.DataFrame(index=pd.Index(ids, name="site"))
+    table["cell_set"] = [where.get(c, "") for c in ids]
+    table["gauge_name"] = [f"SMAP cell {c} · {where.get(c, '')}" for c in ids]
+    table["gauge_lat"] = ds["lat"].values
+    table["gauge_lon"] = ds["lon"].values
+    table["area"] = np.nan
+    table["huc_02"] = np.nan
+    for c in ("row", "col", "bulk", "clay", "sand", "ndvi"):
+        table[c] = ds[c].values
     return table
 
 

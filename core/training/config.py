@@ -250,6 +250,10 @@ class RunConfig(_Strict):
             lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
             raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
 
+    def run_name(self) -> str:
+        """The default run name: ``name``, else ``<preset>-<variant>``, else the variant."""
+        return self.name or (f"{self.preset}-{self.model.variant}" if self.preset else self.model.variant)
+
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
