@@ -133,7 +133,7 @@ def make_run(store, name: str, variant: str, metrics: pd.DataFrame):
     q = np.ones((len(ids), len(time)), dtype="float32")
     ds = xr.Dataset({"Q_sim": (("site", "time"), q, {"units": "mm/d"}),
                      "Q_obs": (("site", "time"), q, {"units": "mm/d"})},
-                    coords={"basin": ids, "time": time}, attrs={"site_kind": "basin"})
+                    coords={"site": ids, "time": time}, attrs={"site_kind": "basin"})
     ds.to_netcdf(run.outputs_path)
     run.update_status(state="done", epoch=1, epochs=1, n_sites=len(ids),
                       median_nse=float(np.nanmedian(metrics["NSE"])),

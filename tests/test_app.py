@@ -209,7 +209,7 @@ def test_tapping_a_site_shows_its_series(app, trained_run):
     assert app.state.site == target and app.state.selection == [target]
 
     with trained_run.outputs() as ds:
-        expected = ds.sel(basin=target).load()
+        expected = ds.sel(site=target).load()
     data = app.series.source.data
     for name in ("Q_obs", "Q_sim", "P", "T", "PET", "SWE", "SM", "Q2", "ET"):
         np.testing.assert_allclose(data[name], expected[name].to_numpy(), rtol=1e-6, equal_nan=True)
@@ -251,7 +251,7 @@ def test_traces_hold_the_daily_dynamic_parameters_of_parameters_nc(app, trained_
     data = app.traces.source.data
     with xr.open_dataset(trained_run.parameters_path) as p:
         for name in ("BETA", "GAMMA"):
-            expected = p[name].sel(basin=app.state.site).to_numpy()
+            expected = p[name].sel(site=app.state.site).to_numpy()
             np.testing.assert_allclose(data[name], expected, rtol=1e-6)
             assert np.std(data[name]) > 0  # daily values that vary
             lo, hi = p[name].attrs["valid_min"], p[name].attrs["valid_max"]

@@ -526,7 +526,7 @@ def test_click_on_a_site_shows_its_hydrograph(main_app, app_page, trained_run):
     assert set(page.evaluate(SERIES_PANELS_JS)) == names
     assert f"NSE {float(metrics.loc[basin, 'NSE']):.2f}" in shown["title"]
     with trained_run.outputs() as ds:
-        expected = ds[["Q_obs", "Q_sim"]].sel(basin=basin).load()
+        expected = ds[["Q_obs", "Q_sim"]].sel(site=basin).load()
     assert shown["n"] == expected.sizes["time"] == TEST_DAYS
     np.testing.assert_allclose(shown["obs_sum"], float(expected["Q_obs"].sum()), rtol=1e-5)
     np.testing.assert_allclose(shown["sim_sum"], float(expected["Q_sim"].sum()), rtol=1e-5)
@@ -549,7 +549,7 @@ def test_traces_show_the_daily_beta_and_gamma_of_the_site(main_app, app_page, tr
     site = chosen(labelled(page, "Site").locator("select"))
     assert len(traces["time"]) == TEST_DAYS
     with xr.open_dataset(trained_run.path / "parameters.nc") as ds:
-        expected = {n: ds[n].sel(basin=site).to_numpy() for n in ("BETA", "GAMMA")}
+        expected = {n: ds[n].sel(site=site).to_numpy() for n in ("BETA", "GAMMA")}
         times = ds["time"].to_numpy()
     for name in ("BETA", "GAMMA"):
         shown = np.array(traces[name], dtype=float)
@@ -676,7 +676,7 @@ def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
     assert page.locator(".bk-tab.bk-active", has_text="βᵗ/γᵗ traces").count() == 1
     page.locator(".hl-view-title", has_text=site).first.wait_for(timeout=20_000)
     with _open_parameters(trained_run) as ds:
-        beta = ds["BETA"].sel(basin=site).to_numpy()
+        beta = ds["BETA"].sel(site=site).to_numpy()
     page.wait_for_function(js("const t = model('hydrolens-traces'); return t != null && "
                               "column(t, 'BETA').length > 0;"), timeout=20_000)
     shown = np.array(page.evaluate(TRACES_JS)["BETA"], dtype=float)

@@ -141,6 +141,12 @@ def _smap_site_table(root) -> pd.DataFrame:
     return table
 
 
+def _given(text: str | None) -> str | None:
+    """The stripped text of a ``--sites``/``--basins`` value; None for none, "" or "all"."""
+    t = None if text is None else str(text).strip()
+    return None if not t or t.lower() == "all" else t
+
+
 def parse_basins(text: str | None) -> int | list[str] | None:
     """Parse a command-line ``--basins`` value for :func:`select_basins`.
 
@@ -151,10 +157,8 @@ def parse_basins(text: str | None) -> int | list[str] | None:
     Raises:
         ValueError: an empty list or a token that is not a gauge id.
     """
-    if text is None:
-        return None
-    t = str(text).strip()
-    if t == "" or t.lower() == "all":
+    t = _given(text)
+    if t is None:
         return None
     if re.fullmatch(r"\d{1,4}", t):
         return int(t)
@@ -175,10 +179,8 @@ def parse_sites(text: str | None, source: str = "caravan") -> int | str | list[s
     """
     if not str(source).startswith("smap"):
         return parse_basins(text)
-    if text is None:
-        return None
-    t = str(text).strip()
-    if t == "" or t.lower() == "all":
+    t = _given(text)
+    if t is None:
         return None
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", t):
         return t.upper()
