@@ -384,10 +384,10 @@ def measure_click(page, target: Target, repeats: int) -> list[float]:
         page.mouse.click(p["x"], p["y"])
         # first the server's answer reaches the page (the title names the site), then all drawn
         if not page.evaluate(js_wait(target.titled), p["site"]):
-            raise RuntimeError(f"{target.name}: click on {p['basin']} not answered within 60 s")
+            raise RuntimeError(f"{target.name}: click on {p['site']} not answered within 60 s")
         shown.append(time.perf_counter() - t0)
         if not page.evaluate(js_wait(target.clicked), p["site"]):
-            raise RuntimeError(f"{target.name}: click on {p['basin']} not shown within 60 s")
+            raise RuntimeError(f"{target.name}: click on {p['site']} not shown within 60 s")
         samples.append(time.perf_counter() - t0)
         page.wait_for_timeout(300)
     return samples, shown

@@ -26,7 +26,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ds = load_dataset()
         ts.append(time.perf_counter() - t0)
-    print(f"load_dataset(): {ds.sizes['basin']} basins x {ds.sizes['time']} days, "
+    print(f"load_dataset(): {ds.sizes['site']} basins x {ds.sizes['time']} days, "
           f"median {statistics.median(ts):.2f} s of {a.reps} (first {ts[0]:.2f} s)")
 
 

@@ -684,7 +684,7 @@ def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
     # the ringed site on the map is this one
     ring = page.evaluate(js("return column(model('hydrolens-current'), 'x');"))
     state = page.evaluate(js("const s = model('hydrolens-basins'); "
-                             "return column(s, 'x')[column(s, 'basin').indexOf(arg)];"), site)
+                             "return column(s, 'x')[column(s, 'site').indexOf(arg)];"), site)
     assert ring == [pytest.approx(state)]
 
     open_tab(page, "Time series")
