@@ -278,4 +278,7 @@ def test_explorer_maps_the_cells_of_a_smap_run_by_infiltr(smap_store, data_root)
             assert src["lat"][i] == pytest.approx(float(p["lat"].sel(site=c)))
     assert sum(src["in_run"]) == 4 and len(src["site"]) == 407  # every usable cell can be picked
     assert any("SM_obs" in p["variables"] for p in app.state.panels)
-    assert app.launcher.variant.value == "ffn_a" and app.launcher.preset.value == "smap"
+    from core.models.registry import VARIANTS
+
+    # Launch offers a variant of the shown run's task (the first run shown set it)
+    assert VARIANTS[app.launcher.variant.value].task == "soil_moisture" and app.launcher.preset.value == "smap"

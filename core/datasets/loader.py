@@ -47,6 +47,21 @@ SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCIN
 SMAP soil moisture with NLDAS-2 forcing on grid cells, :mod:`core.datasets.smap`)."""
 
 
+#: Data sources whose sites are grid cells (the others: gauged basins).
+GRID_SOURCES = frozenset({"smap"})
+
+
+def site_kind_of(source: str) -> str:
+    """``"grid_cell"`` for a source of grid cells (``GRID_SOURCES``), else ``"basin"``."""
+    return "grid_cell" if str(source).strip().lower() in GRID_SOURCES else "basin"
+
+
+def site_coords(ds: xr.Dataset) -> dict:
+    """The per-site coordinates of a loaded dataset (gauge_lat/lon, name, area, huc_02 for
+    basins; lat, lon, row, col for grid cells)."""
+    return {c: v for c, v in ds.coords.items() if c != "site" and v.dims == ("site",)}
+
+
 def _parse_source(source: str) -> tuple[str, str | None]:
     s = str(source).strip().lower()
     if s in ("caravan", "smap"):
@@ -177,7 +192,7 @@ def parse_sites(text: str | None, source: str = "caravan") -> int | str | list[s
     Raises:
         ValueError: as :func:`parse_basins`.
     """
-    if not str(source).startswith("smap"):
+    if site_kind_of(source) != "grid_cell":
         return parse_basins(text)
     t = _given(text)
     if t is None:
@@ -294,28 +309,21 @@ def load_dataset(root: str | Path | None = None,
 
 
 def _load_smap_sites(root, sites, start, end) -> xr.Dataset:
-    """The SMAP/NLDAS cells ``sites`` (None: every usable cell; a named set such as ``"SPARSE"``
-    of :func:`core.datasets.smap.smap_splits`; a count n: the first n usable cells; or ids)
-    over ``start..end``, dims (site, time); the known bad cells are excluded unless named.
+    """The SMAP/NLDAS cells ``sites`` over ``start..end``, dims (site, time): None = every usable
+    cell; a count n = the first n usable cells; else cell ids and/or named cell sets
+    (``"SPARSE"``, ``["0", "2", "NG"]``; :func:`core.datasets.smap.load_smap`).
 
     Raises:
-        SiteNotFoundError: an unknown cell id; ValueError: an unknown set name (lists them).
+        SiteNotFoundError: an unknown cell id or set name (lists the sets).
     """
-    from .smap import load_smap, smap_splits
+    from .smap import load_smap
 
-    if isinstance(sites, str) and not sites.strip().isdigit():
-        full = load_smap(root)
-        splits = smap_splits(full)
-        name = sites.strip().upper()
-        if name not in splits:
-            raise ValueError(f"unknown SMAP cell set {sites!r}; known: {', '.join(splits)} (or cell ids)")
-        ds = full.sel(site=splits[name])
-        ds.attrs["site_set"] = name
-    elif isinstance(sites, (int, np.integer)) and not isinstance(sites, bool):
-        full = load_smap(root)
-        ds = full.isel(site=slice(0, int(sites)))
+    if isinstance(sites, (int, np.integer)) and not isinstance(sites, bool):
+        ds = load_smap(root).isel(site=slice(0, int(sites)))
     else:
         ds = load_smap(root, cells=sites)
+    if isinstance(sites, str) and not sites.strip().isdigit():
+        ds.attrs["site_set"] = sites.strip().upper()
     if start is not None or end is not None:
         ds = ds.sel(time=slice(None if start is None else str(start), None if end is None else str(end)))
     return ds

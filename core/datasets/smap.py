@@ -340,8 +340,10 @@ def load_smap(root: str | os.PathLike | None = None, cells: Iterable[str | int] 
     Args:
         root: data root holding ``smap_conus/smap_nldas_conus_412.nc``; ``None`` = the first of
             ``HYDROLENS_DATA_ROOT``, ``../shared/data``, ``./data`` that holds the file.
-        cells: cell ids (``"386"`` or ``386``; order kept); ``None`` = every usable cell (all
-            412 minus :data:`SMAP_BAD_CELLS` when ``exclude_bad``), in file order.
+        cells: cell ids (``"386"`` or ``386``; order kept), names of cell sets of
+            :func:`smap_splits` (``"SPARSE"``, ``"ng"``: their cells in file order) or a mix of
+            both (a cell kept once, at its first place); ``None`` = every usable cell (all 412
+            minus :data:`SMAP_BAD_CELLS` when ``exclude_bad``), in file order.
         exclude_bad: drop the known bad cells :data:`SMAP_BAD_CELLS` (386, 22, 290, 302: sd of
             SMAP < 0.01; 57: no statics).
 
@@ -387,11 +389,20 @@ def load_smap(root: str | os.PathLike | None = None, cells: Iterable[str | int] 
     if cells is None:
         wanted = [c for c in ids if c not in set(bad)]
     else:
-        wanted = [_normalise_id(c) for c in ([cells] if isinstance(cells, (str, int)) else cells)]
+        tokens = [cells] if isinstance(cells, (str, int)) else list(cells)
+        if any(not str(t).strip().isdigit() for t in tokens):  # set names: expand in place
+            splits = _splits(ids, row, col, exclude_bad)
+            expanded = []
+            for t in tokens:
+                name = str(t).strip().upper()
+                # an unknown name is checked as an id below (SiteNotFoundError)
+                expanded += splits[name] if name in splits else [t]
+            tokens = list(dict.fromkeys(_normalise_id(t) for t in expanded))
+        wanted = [_normalise_id(c) for c in tokens]
         for c in wanted:
             if c not in position:
-                raise SiteNotFoundError(c, f"the SMAP grid cells of {path} (ids 0..{len(ids) - 1})",
-                                        ids, kind="Grid cell")
+                raise SiteNotFoundError(c, f"the SMAP grid cells of {path} (ids 0..{len(ids) - 1}, or a "
+                                        f"cell set: {', '.join(_splits([], [], []))})", ids, kind="Grid cell")
             if c in bad:
                 raise ValueError(f"Grid cell {c!r} of {path} is a known bad cell "
                                  f"({SMAP_BAD_CELLS[c]}); pass exclude_bad=False to load it.")
@@ -492,9 +503,14 @@ def smap_splits(ds: xr.Dataset, *, exclude_bad: bool = True) -> dict[str, list[s
     for need in ("row", "col"):
         if need not in ds.coords and need not in ds.variables:
             raise KeyError(f"smap_splits needs the {need!r} coordinate (load with load_smap).")
-    sites = np.asarray([str(s) for s in ds["site"].values])
-    r = np.asarray(ds["row"].values, dtype=np.int64)
-    c = np.asarray(ds["col"].values, dtype=np.int64)
+    return _splits([str(s) for s in ds["site"].values], ds["row"].values, ds["col"].values, exclude_bad)
+
+
+def _splits(sites, row, col, exclude_bad: bool = True) -> dict[str, list[str]]:
+    """:func:`smap_splits` of cell ids ``sites`` with grid indices ``row``/``col``."""
+    sites = np.asarray(sites)
+    r = np.asarray(row, dtype=np.int64)
+    c = np.asarray(col, dtype=np.int64)
     usable = np.ones(sites.shape, dtype=bool)
     if exclude_bad:
         usable &= ~np.isin(sites, list(SMAP_BAD_CELLS))

@@ -19,6 +19,7 @@ import xarray as xr
 from ..physics import (DERIVED_OUTPUTS, FLUX_DESCRIPTIONS, FORCING_OUTPUTS, HBV_PANELS, OUTPUT_NAMES,
                        OUTPUT_UNITS, STATE_DESCRIPTIONS, spec)
 from ..runs import Run, RunFileError, atomic_write_many
+from ..datasets.loader import site_coords
 from ..datasets.schema import BASIN_COORDS
 from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare_for_run
 from ..training.tasks import soil_moisture_metrics, task_for
@@ -172,14 +173,7 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
 
 
 #: task name -> per-site metrics table fn(sim, obs, meta)
-SITE_METRICS = {"streamflow": lambda sim, obs, meta: basin_metrics(sim, obs, meta),
-                "soil_moisture": lambda sim, obs, meta: soil_moisture_metrics(sim, obs, meta)}
-
-
-def _site_coords(ds: xr.Dataset) -> dict:
-    """The per-site coordinates of a loaded dataset (gauge_lat/lon, name, area, huc_02 for
-    basins; lat, lon, row, col for grid cells)."""
-    return {c: v for c, v in ds.coords.items() if c != "site" and v.dims == ("site",)}
+SITE_METRICS = {"streamflow": basin_metrics, "soil_moisture": soil_moisture_metrics}
 
 
 def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.device,
@@ -212,7 +206,7 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
     params = params.sel(time=slice(str(start), str(end)))
     obs = ds[task.target].sel(time=sim.time)
     sim[task.observed] = obs.astype("float32").assign_attrs(**task.observed_attrs, kind="observation")
-    coords = _site_coords(ds)
+    coords = site_coords(ds)
     sim = sim.assign_coords(coords)
     period = f"{str(start)[:10]}..{str(end)[:10]}"
     panels = getattr(getattr(model, "backbone", None), "panels", HBV_PANELS)
@@ -264,12 +258,10 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
     task = task_for(cfg.data)
 
     def load():
-        ds = load_for_config(cfg)
-        if cfg.data.test_sites:
-            extra = load_for_config(cfg, sites=cfg.data.test_sites)
-            extra = extra.sel(site=[s for s in extra.site.values if s not in set(ds.site.values)])
-            ds = xr.concat([ds, extra], dim="site", data_vars="minimal", coords="minimal",
-                           compat="override", join="override", combine_attrs="override")
+        # the trained sites, then the unseen ones (a set name expands in the reader), in one read
+        test = cfg.data.test_sites
+        extra = [] if not test else [test] if isinstance(test, str) else list(test)
+        ds = load_for_config(cfg, sites=list(dict.fromkeys([*cfg.data.sites, *extra])) if extra else None)
         check_config_period(cfg, ds)
         return ds
 

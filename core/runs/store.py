@@ -38,6 +38,7 @@ import pandas as pd
 import xarray as xr
 import yaml
 
+from ..datasets.loader import site_kind_of
 from .io import write_json_atomic, write_text_atomic
 from .safety import LOCK_FILE, MAX_RUN_NAME, RunLock, lock_holder, validate_name
 
@@ -620,7 +621,7 @@ class Run:
             median_kge=None if med_kge is None else float(med_kge),
             name=cfg.get("name") if isinstance(cfg.get("name"), str) else None,
             problem="; ".join(problems) or None,
-            site_kind="grid_cell" if str(data.get("source", "")).startswith("smap") else "basin",
+            site_kind=site_kind_of(data.get("source", "")),
             median_rmse=float(st["median_rmse"]) if isinstance(st.get("median_rmse"), (int, float)) else None,
         )
 

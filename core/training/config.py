@@ -110,7 +110,9 @@ class DataConfig(_Strict):
     @field_validator("sites", "test_sites")
     @classmethod
     def _sites(cls, v, info: ValidationInfo):
-        grid = str(info.data.get("source", "")).startswith("smap")
+        from ..datasets.loader import site_kind_of
+
+        grid = site_kind_of(info.data.get("source", "")) == "grid_cell"
         if isinstance(v, int) and v < 1:
             raise ValueError("sites as a count must be ≥ 1")
         if isinstance(v, str):

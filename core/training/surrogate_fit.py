@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..models.surrogate import (SurrogateData, VICSurrogate, _surrogate_step, _tensors, default_split,
                                 simulate_lhs, surrogate_gate)
 from ..runs.io import atomic_write, write_json_atomic
-from .checkpoint import CheckpointError, load_checkpoint, sampler_state_from_text, sampler_state_to_text
+from .checkpoint import (CheckpointError, load_checkpoint, sampler_state_from_text, sampler_state_to_text,
+                         save_checkpoint)
 
 GATE_THRESHOLDS = {"median_nse": 0.95, "median_rmse": 0.01, "median_cosine": 0.9}
 
@@ -184,12 +185,10 @@ def fit_surrogate(out: str | Path, cfg: SurrogateConfig, log=print,
             log(f"iteration {n}: held-out sample NSE {g['median_nse']:.3f}, RMSE {g['median_rmse']:.4f}, "
                 f"cos {g['median_cosine']:.3f}")
         if n % cfg.checkpoint_every == 0 or n == cfg.iters:
-            buf = io.BytesIO()
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                        "rng": sampler_state_to_text(rng.bit_generator.state), "iteration": n,
-                        "epoch": n}, buf)
-            atomic_write(ck, lambda p, b=buf.getvalue(): p.write_bytes(b))
+            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                             "rng": sampler_state_to_text(rng.bit_generator.state), "iteration": n,
+                             "epoch": n}, ck)
     model.eval()
     write_json_atomic(out / "status.json", {"state": "gating", "iteration": cfg.iters, "iters": cfg.iters,
                                             "message": "scoring the gate on the held-out θ sets and year"})
@@ -197,9 +196,7 @@ def fit_surrogate(out: str | Path, cfg: SurrogateConfig, log=print,
     gate = surrogate_gate(model, data, split, n_grad=32, seed=cfg.seed)
     gate["seconds"] = round(time.perf_counter() - t0, 1)
     gate["thresholds"] = GATE_THRESHOLDS
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "hidden": cfg.hidden, "epoch": cfg.iters}, buf)
-    atomic_write(out / "surrogate.pt", lambda p: p.write_bytes(buf.getvalue()))
+    save_checkpoint({"model": model.state_dict(), "hidden": cfg.hidden, "epoch": cfg.iters}, out / "surrogate.pt")
     write_json_atomic(out / "gate.json", gate)
     _append_csv(out / "gate_log.csv", {"iteration": cfg.iters, **{k: round(gate[k], 4) for k in GATE_THRESHOLDS}})
     verdict = "passed" if gate["passed"] else "NOT passed"

@@ -13,7 +13,7 @@ The task comes from ``data.source`` (``smap`` -> soil moisture, else streamflow)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..datasets.loader import site_coords
 from .losses import masked_rmse, rmse_comb_loss
 
 
@@ -75,11 +76,7 @@ def task_for(data_cfg) -> Task:
         kw["target"] = data_cfg.target
     if getattr(data_cfg, "inputs", None):
         kw["inputs"] = tuple(data_cfg.inputs)
-    if kw:
-        from dataclasses import replace
-
-        task = replace(task, **kw)
-    return task
+    return replace(task, **kw) if kw else task
 
 
 def _rmse_comb(sim: torch.Tensor, obs: torch.Tensor, train_cfg) -> torch.Tensor:
@@ -123,7 +120,6 @@ def soil_moisture_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset,
     for v in ("ET", "PET", "P", "R", "Qb"):
         if v in sim:
             df[f"{v}_mean"] = sim[v].mean("time").values
-    for c, v in meta.coords.items():
-        if c != "site" and v.dims == ("site",):
-            df[c] = v.values
+    for c, v in site_coords(meta).items():
+        df[c] = v.values
     return df
