@@ -449,8 +449,9 @@ def up(
     store = _store(out)
     if store.latest("done") is None:
         typer.echo(f"no finished run in {store.root}: training the demo preset first")
-        train(preset="demo", config=None, data_root=data_root, basins=None, epochs=None, variant=None,
-              device=None, threads=None, name=None, out=store.root, evaluate=True, resume=None, progress=True)
+        train(preset="demo", config=None, data_root=data_root, basins=None, test_sites=None, epochs=None,
+              variant=None, coupling=None, seed=None, device=None, threads=None, name=None, out=store.root,
+              evaluate=True, resume=None, progress=True)
     serve(port=port, address=address, out=store.root, show=False)
 
 

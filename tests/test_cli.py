@@ -133,3 +133,22 @@ def test_train_on_raw_camels_us_files(tmp_path, data_root):
     assert np.isfinite(m["NSE"]).all()
     with run.outputs() as ds:
         assert str(ds.time.values[0])[:10] == "2002-01-01" and ds.sizes["time"] == 365
+
+
+def test_up_passes_every_train_option(tmp_path, monkeypatch):
+    """`hydrolens up` calls train() as a function: every option must be given a value, or
+    typer's OptionInfo default reaches the config (a fresh-clone `make demo` failed that way)."""
+    import inspect
+
+    import typer
+
+    from core import cli
+
+    calls = {}
+    monkeypatch.setattr(cli, "train", lambda **kw: calls.update(train=kw))
+    monkeypatch.setattr(cli, "serve", lambda **kw: calls.update(serve=kw))
+    up = next(c.callback for c in cli.app.registered_commands if c.callback.__name__ == "up")
+    up(port=1, address="127.0.0.1", data_root=None, out=tmp_path)
+    assert set(calls["train"]) == set(inspect.signature(
+        next(c.callback for c in cli.app.registered_commands if c.callback.__name__ == "train")).parameters)
+    assert not any(isinstance(v, typer.models.OptionInfo) for v in calls["train"].values())
