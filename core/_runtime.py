@@ -41,3 +41,21 @@ def configure_memory() -> bool:
     ok = mallopt(_M_MMAP_THRESHOLD, 32 * 2**20) == 1
     ok = mallopt(_M_TRIM_THRESHOLD, 2**30) == 1 and ok
     return ok
+
+
+def flush_denormals() -> bool:
+    """Make the CPU flush subnormal floats (|x| < 1.2e-38 in float32) to zero, for training.
+
+    Why: backpropagating a loss on the last hidden state only (LSTM_Z reads a 240-day window and
+    keeps h[-1]) through a long recurrence makes the early steps' gradients decay into the
+    subnormal range, and x86 arithmetic on subnormals is ~100x slower. Measured on the 2-core VM,
+    one thread, LSTM_Z forward + backward on 104 cells x 240 days: 13.4 s -> 0.64 s. The numbers
+    it changes are below 1e-38 (gradients that are zero for any practical purpose); float64
+    (the finite-difference tests) is unaffected in practice (its subnormals are < 2.3e-308).
+
+    Returns True when the CPU supports it (SSE3); applied per process by the trainer and the
+    surrogate job.
+    """
+    import torch
+
+    return bool(torch.set_flush_denormal(True))

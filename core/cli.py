@@ -227,6 +227,15 @@ def predict(
         typer.echo("no streamflow in the data for this period: outputs only")
 
 
+def _preset_task(preset: str) -> str:
+    """The task ("streamflow" | "soil_moisture") of a preset name or YAML config file."""
+    from .training.config import RunConfig, preset_config
+    from .training.tasks import task_for
+
+    cfg = RunConfig.from_yaml(preset) if preset.endswith((".yaml", ".yml")) else preset_config(preset)
+    return task_for(cfg.data).name
+
+
 @_command()
 def benchmark(
     preset: str = typer.Option("bench432", help="preset every model is trained with (bench432, paper432, ...)"),
@@ -238,16 +247,36 @@ def benchmark(
     data_root: Optional[Path] = typer.Option(None, help="data root"),
     modis: Optional[Path] = typer.Option(None, help="basin-level MOD16A2 8-day ET table (CSV basin,date,ET or netCDF)"),
     curve_every: int = typer.Option(2, min=1, help="evaluate every N-th epoch checkpoint for the learning curve"),
+    seeds: int = typer.Option(4, min=1, help="SMAP presets: seeds per table cell (mean ± sd over them)"),
+    couplings: str = typer.Option("direct,surrogate", help="SMAP presets: learner couplings (direct, surrogate)"),
+    scaling: bool = typer.Option(True, help="SMAP presets: also the data-scaling runs (SCALE_29, SCALE_206)"),
+    surrogate: Optional[Path] = typer.Option(None, help="SMAP presets: surrogate job folder "
+                                             "(default: <runs root>/surrogates/default)"),
+    sceua_evaluations: Optional[int] = typer.Option(None, min=10, help="SMAP presets: SCE-UA runs per cell "
+                                                    "(default: the preset's)"),
     doc: Optional[Path] = typer.Option(None, help="also write the report here (e.g. docs/benchmark.md)"),
     notes: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="markdown inserted as the report's Discussion"),
     train: bool = typer.Option(True, help="train missing/short runs (--no-train: only report)"),
     out: Optional[Path] = typer.Option(None, help=OUT_HELP),
 ):
-    """Train (or reuse) a run per variant and write the Table-2-like report, NSE CDF and learning curves."""
+    """Train (or reuse) a run per variant and write the Table-2-like report, NSE CDF and learning
+    curves; for a SMAP preset (``smap``), the soil-moisture benchmark of Li & Lu (2023):
+    methods × SPARSE/DENSE/NG × couplings × seeds, the scaling curve, infiltr maps and ET."""
     from .evaluation.benchmark import run_benchmark
 
     command = "hydrolens benchmark " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "hydrolens benchmark"
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
+    if _preset_task(preset) == "soil_moisture":
+        from .evaluation.benchmark_smap import run_smap_benchmark
+
+        table = run_smap_benchmark(
+            _store(out), preset, names, seeds=seeds, couplings=tuple(c.strip() for c in couplings.split(",") if c.strip()),
+            scaling=scaling, epochs=epochs, jobs=jobs, threads=threads,
+            data_root=str(data_root) if data_root else None, surrogate=str(surrogate) if surrogate else None,
+            sceua_evaluations=sceua_evaluations, modis_path=str(modis) if modis else None, doc=doc,
+            command=command, train=train, notes=notes, log=typer.echo)
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}") if len(table) else "no runs")
+        return
     table = run_benchmark(_store(out), preset, names,
                           epochs=epochs, jobs=jobs, threads=threads,
                           data_root=str(data_root) if data_root else None,

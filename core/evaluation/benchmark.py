@@ -75,8 +75,8 @@ def _train_config(preset: str, variant: str, epochs: int | None, threads: int | 
     return cfg
 
 
-def _needs_training(store: RunStore, label: str, variant: str, epochs: int | None) -> bool:
-    run = find_run(store, run_name(label, variant))
+def _needs_training(store: RunStore, name: str, epochs: int | None) -> bool:
+    run = find_run(store, name)
     if run is None:
         return True
     info = run.info()
@@ -84,54 +84,71 @@ def _needs_training(store: RunStore, label: str, variant: str, epochs: int | Non
     return not (info.state == "done" and info.epochs_done >= target and run.has_evaluation())
 
 
-def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int | None = None,
-                jobs: int = 1, threads: int | None = None, data_root: str | None = None,
-                log=print, poll: float = 5.0) -> dict[str, Run]:
-    """Train (or resume, or reuse) the run of every variant through the job runner
-    (:class:`core.jobs.JobRunner`, the one the explorer uses), at most ``jobs`` at a time.
+def ensure_named_runs(store: RunStore, configs: dict[str, dict], epochs: int | None = None,
+                      jobs: int = 1, threads: int | None = None, log=print, poll: float = 5.0) -> dict[str, Run]:
+    """Train (or resume, or reuse) the run called each key of ``configs`` (name -> RunConfig
+    dict of a new run) through the job runner (:class:`core.jobs.JobRunner`, the one the
+    explorer uses), at most ``jobs`` at a time, in the order of ``configs``.
 
     A run that another live process is training waits in the queue until it is free (the
     runner never starts a job on a busy run); a job already queued for a run is waited for, not
-    submitted twice. δn(NN_r) trains on the reference HBV (≈ 3× the wall time of the other
-    variants in docs/benchmark.md), so it is queued first: with ``jobs`` > 1 the others fill
-    the remaining slots around it.
+    submitted twice. A finished run with fewer than ``epochs`` epochs is resumed to ``epochs``.
+
+    Returns:
+        name -> its evaluated run.
 
     Raises:
-        RuntimeError: a training job failed (names the variant, its exit code and log; its run
-            can be resumed by running the benchmark again).
+        RuntimeError: a training job failed (names the run, its exit code and log; it can be
+            resumed by running the benchmark again).
     """
     from ..jobs import JobRunner
 
-    label = preset_label(preset)
     runner = JobRunner(store, max_running=jobs)
-    todo = [v for v in variants if _needs_training(store, label, v, epochs)]
-    todo.sort(key=lambda v: not VARIANTS[v].nn_recharge)          # stable: the slowest first
     pending = {}
     active = {j.run_id: j for j in runner.jobs(pump=False) if not j.final}
-    for v in todo:
-        run = find_run(store, run_name(label, v))
+    for name, cfg in configs.items():
+        if not _needs_training(store, name, epochs):
+            continue
+        run = find_run(store, name)
         if run is not None and run.run_id in active:
             job = active[run.run_id]
-            log(f"{v}: job {job.job_id} is already {job.state}; waiting for it")
+            log(f"{name}: job {job.job_id} is already {job.state}; waiting for it")
         elif run is not None:
             job = runner.submit_resume(run.run_id, epochs=epochs, threads=threads, start=False,
-                                       label=f"benchmark {run_name(label, v)}")
-            log(f"{v}: resuming {run.run_id} (job {job.job_id})")
+                                       label=f"benchmark {name}")
+            log(f"{name}: resuming {run.run_id} (job {job.job_id})")
         else:
-            job = runner.submit_train(_train_config(preset, v, epochs, threads, data_root),
-                                      label=f"benchmark {run_name(label, v)}", start=False)
-            log(f"{v}: training {job.run_id} (job {job.job_id})")
-        pending[v] = job.job_id
+            job = runner.submit_train(cfg, label=f"benchmark {name}", start=False)
+            log(f"{name}: training {job.run_id} (job {job.job_id})")
+        pending[name] = job.job_id
     failures = []
     if pending:
         runner.pump()
         done = runner.wait(pending.values(), poll=poll, log=log)
-        for v, job in zip(pending, done):
+        for name, job in zip(pending, done):
             if job.state != "done":
-                failures.append(f"{v} ({job.state}, exit {job.returncode}; log {job.log_path})")
+                failures.append(f"{name} ({job.state}, exit {job.returncode}; log {job.log_path})")
     if failures:
         raise RuntimeError("training failed for " + ", ".join(failures) +
                            "; run the benchmark again to resume")
+    return {name: find_run(store, name) for name in configs}
+
+
+def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int | None = None,
+                jobs: int = 1, threads: int | None = None, data_root: str | None = None,
+                log=print, poll: float = 5.0) -> dict[str, Run]:
+    """Train (or resume, or reuse) the run ``<preset>-<variant>`` of every variant through
+    :func:`ensure_named_runs`. δn(NN_r) trains on the reference HBV (≈ 3× the wall time of the
+    other variants in docs/benchmark.md), so it is queued first: with ``jobs`` > 1 the others
+    fill the remaining slots around it.
+
+    Raises:
+        RuntimeError: a training job failed (see :func:`ensure_named_runs`).
+    """
+    label = preset_label(preset)
+    order = sorted(variants, key=lambda v: not VARIANTS[v].nn_recharge)       # stable: the slowest first
+    configs = {run_name(label, v): _train_config(preset, v, epochs, threads, data_root) for v in order}
+    ensure_named_runs(store, configs, epochs, jobs, threads, log, poll)
     return evaluated_runs(store, label, variants)
 
 
@@ -194,10 +211,11 @@ def modis_composites(et: xr.DataArray) -> pd.DataFrame:
     return out[["site", "date", "ET"]]
 
 
-def read_modis(path: str | Path) -> pd.DataFrame:
-    """Read a basin-level MOD16A2 table: CSV with columns site (or basin: the gauge id), date
+def read_modis(path: str | Path, pad: bool = True) -> pd.DataFrame:
+    """Read a site-level MOD16A2 table: CSV with columns site (or basin: the gauge id), date
     (composite start), ET (mm per composite), or netCDF with variable ``ET`` on (site, time)
-    (or (basin, time)). Returns columns site, date, ET.
+    (or (basin, time)). Returns columns site, date, ET; ``pad``: zero-pad site ids to the 8
+    digits of a USGS gauge id (False for grid cells).
 
     Raises:
         FileNotFoundError: no such file.
@@ -218,7 +236,7 @@ def read_modis(path: str | Path) -> pd.DataFrame:
         if missing:
             raise ValueError(f"{path}: expected columns site (or basin), date (composite start), ET "
                              f"(mm per composite); missing {sorted(missing)}, found {list(df.columns)}")
-    df["site"] = df["site"].astype(str).str.zfill(8)
+    df["site"] = df["site"].astype(str).str.zfill(8) if pad else df["site"].astype(str)
     df["date"] = pd.to_datetime(df["date"])
     return df[["site", "date", "ET"]]
 

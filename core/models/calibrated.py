@@ -27,6 +27,8 @@ class CalibratedModel(nn.Module):
 
     Args:
         backbone: the process model (the VIC-type model).
+        method: "sceua" (``calibrate`` runs SCE-UA per cell) or "default" (``calibrate`` gives
+            every cell the backbone's ``default_parameters``: the uncalibrated reference run).
 
     Buffers (filled by ``calibrate``, saved in checkpoints): ``theta01 [n_cal, p]`` in unit
     space of the backbone's ParamSpecs, ``lat``/``lon [n_cal]`` (degrees), ``rmse [n_cal]``
@@ -36,8 +38,11 @@ class CalibratedModel(nn.Module):
     #: the output compared with the target
     target_output = "SM"
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: nn.Module, method: str = "sceua"):
         super().__init__()
+        if method not in ("sceua", "default"):
+            raise ValueError(f"calibration method must be 'sceua' or 'default', got {method!r}")
+        self.method = method
         self.backbone = backbone
         self.specs = tuple(backbone.parameter_specs)
         self.nmul = backbone.nmul
@@ -79,6 +84,15 @@ class CalibratedModel(nn.Module):
         from ..training.sceua import CellProblem, calibrate_cells
 
         nb = len(self.backbone.site_inputs)
+        self.lat = torch.from_numpy(data.site_static[:, nb].astype(np.float64))
+        self.lon = torch.from_numpy(data.site_static[:, nb + 1].astype(np.float64))
+        if self.method == "default":
+            d = self.backbone.default_parameters
+            u = [float(s.unscale(torch.tensor(d[s.name], dtype=torch.float64))) for s in self.specs]
+            self.theta01 = torch.tensor([u] * len(data.sites), dtype=torch.float64)
+            self.rmse = torch.full((len(data.sites),), float("nan"), dtype=torch.float64)
+            self.evaluations = torch.zeros(len(data.sites), dtype=torch.int64)
+            return {"median_rmse": float("nan"), "seconds": 0.0, "median_evaluations": 0.0}
         problems = []
         for j, site in enumerate(data.sites):
             statics = {n: float(data.site_static[j, k]) for k, n in enumerate(self.backbone.site_inputs)}
@@ -90,8 +104,6 @@ class CalibratedModel(nn.Module):
         theta = np.array([[float(s.unscale(torch.tensor(r.theta[s.name], dtype=torch.float64))) for s in self.specs]
                           for r in res])
         self.theta01 = torch.from_numpy(theta)
-        self.lat = torch.from_numpy(data.site_static[:, nb].astype(np.float64))
-        self.lon = torch.from_numpy(data.site_static[:, nb + 1].astype(np.float64))
         self.rmse = torch.tensor([r.rmse for r in res], dtype=torch.float64)
         self.evaluations = torch.tensor([r.evaluations for r in res], dtype=torch.int64)
         return {"median_rmse": float(self.rmse.median()), "seconds": round(time.perf_counter() - t0, 1),

@@ -50,7 +50,7 @@ def _param(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
 def _calibration(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
     from .calibrated import CalibratedModel
 
-    return CalibratedModel(_backbone(v, m))
+    return CalibratedModel(_backbone(v, m), method=v.calibration)
 
 
 #: family name -> builder(variant, model config, n_dynamic, n_static)

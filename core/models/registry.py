@@ -24,10 +24,13 @@ class Variant:
         use_gamma: ET-shape exponent γ present.
         nn_recharge: δn(NN_r): a small network replaces the soil-wetness (recharge) equation.
         family: "delta" (g_A + HBV + routing), "lstm" (the LSTM predicts Q directly), "param"
-            (a learner gives static θ of ``backbone``) or "calibration" (θ per site by SCE-UA).
+            (a learner gives static θ of ``backbone``) or "calibration" (θ per site: by SCE-UA,
+            or the backbone's default θ for ``vic_default``).
         learner: the ``core.nets.learners`` name of a "param" variant.
         backbone: the process model ("hbv" or "vic").
         task: the learning task it is built for ("streamflow" or "soil_moisture").
+        calibration: how a "calibration" variant finds θ: "sceua" or "default" (the backbone's
+            uncalibrated default θ for every site, the reference run).
     """
 
     name: str
@@ -40,6 +43,7 @@ class Variant:
     learner: str | None = None
     backbone: str = "hbv"
     task: str = "streamflow"
+    calibration: str = "sceua"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -59,6 +63,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("paraformer_z", "ParaFormer_Z", 1, family="param", learner="ParaFormer_Z", backbone="vic",
                 task="soil_moisture"),
         Variant("sceua", "SCE-UA", 1, family="calibration", backbone="vic", task="soil_moisture"),
+        Variant("vic_default", "VIC default θ", 1, family="calibration", backbone="vic", task="soil_moisture",
+                calibration="default"),
     )
 }
 

@@ -51,6 +51,13 @@ VIC_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("expt", 4.0, 25.0, "1", "exponent of the Brooks-Corey drainage (unsaturated conductivity)"),
 )
 
+#: Uncalibrated ("default") θ: the typical values of the VIC documentation and Liang et al.
+#: (1994) used before calibration: b = 0.2 (NLDAS-2's VIC b spans 0-0.4), Ds = 0.001,
+#: Dsmax = 10 mm d-1, Ws = 0.9, expt = 10 (≈ 3 + 2/λ for a loam's Brooks-Corey λ ≈ 0.29).
+#: The reference run of the benchmark's ET comparison (Li & Lu 2023, Table 3's "VIC with default
+#: parameters", whose NLDAS-2 parameter maps are not in the data here) [default].
+VIC_DEFAULT_PARAMETERS: dict[str, float] = {"infiltr": 0.2, "Ds": 0.001, "Dsmax": 10.0, "Ws": 0.9, "expt": 10.0}
+
 #: Soil layer depths (m), root fractions per layer, and the constants of the soil statics.
 LAYER_DEPTHS = (0.1, 0.4, 1.0)
 ROOT_FRACTIONS = (0.2, 0.5, 0.3)
@@ -398,6 +405,8 @@ class VIC(torch.nn.Module):
     forcing_names = ("P", "T", "PET")
     forcing_units = {"P": "mm d-1", "T": "degC", "PET": "mm d-1"}
     parameter_specs = VIC_PARAMETERS
+    #: uncalibrated θ (``VIC_DEFAULT_PARAMETERS``), physical units
+    default_parameters = VIC_DEFAULT_PARAMETERS
     site_property_names = SITE_PROPERTIES
     #: physical per-site dataset variables ``site_properties`` reads, in order (SMAP statics)
     site_inputs = ("bulk", "clay", "sand", "ndvi")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._runtime import flush_denormals
 from ..models.surrogate import (SurrogateData, VICSurrogate, _surrogate_step, _tensors, default_split,
                                 simulate_lhs, surrogate_gate)
 from ..runs.io import atomic_write, write_json_atomic
@@ -130,6 +131,7 @@ def fit_surrogate(out: str | Path, cfg: SurrogateConfig, log=print,
                              "use another --out or the same settings")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    flush_denormals()
     status = {"state": "simulating", "message": "VIC runs for the Latin-hypercube θ sets"}
     write_json_atomic(out / "status.json", status)
     if data is None:

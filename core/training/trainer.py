@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._runtime import flush_denormals
 from ..datasets.normalize import Normalizer
 from ..datasets.sampler import WindowSampler
 from ..models.factory import build_model as _build_model
@@ -109,6 +110,7 @@ class Trainer:
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
+        flush_denormals()  # LSTM_Z's backward: 13.4 -> 0.64 s per step (core/_runtime.py)
         self.device = select_device(t.device)
         self.task = task_for(cfg.data)
         self.loss_fn = loss_for(self.task, t)
