@@ -199,9 +199,9 @@ def table2(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows)
     if len(out):
-        order = {m: i for i, m in enumerate(METHODS)}
-        out = out.sort_values(["coupling", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
-                              kind="stable").reset_index(drop=True)
+        rank = out["coupling"].map({"surrogate": 1}).fillna(0) * 100 + out["method"].map(
+            {m: i for i, m in enumerate(METHODS)})
+        out = out.iloc[np.argsort(rank.values, kind="stable")].reset_index(drop=True)   # direct rows first
     return out
 
 
@@ -456,7 +456,7 @@ def target_checks(t: pd.DataFrame, curve: pd.DataFrame, fstats: pd.DataFrame, ga
         out.append(("direct coupling at least as accurate as the surrogate one (NG median NSE, direct − surrogate)",
                     ", ".join(f"{VARIANTS[m].label} {g:+.3f}" for m, g in gaps.items()),
                     all(g >= 0 for g in gaps.values())))
-    return out
+    return [(desc, val, bool(ok)) for desc, val, ok in out]
 
 
 # ------------------------------------------------------------------------------ the benchmark

@@ -1,0 +1,169 @@
+"""The SMAP benchmark (hydrolens benchmark --preset smap): the run plan, the Table-2 aggregation
+over seeds, the target checks, the default-θ reference run, and the whole command on real cells."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import run_cli
+from core.evaluation.benchmark_smap import (METHODS, PlannedRun, field_stats, plan, table2, table2_markdown,
+                                            target_checks)
+
+
+def test_plan_trains_one_seed_of_everything_first_and_names_runs_uniquely():
+    from core.runs.safety import validate_name
+
+    p = plan(seeds=3)
+    names = [r.name("smap") for r in p]
+    assert len(set(names)) == len(names)
+    for n in names:
+        validate_name(n, "run name")
+    # seed 0 of the table's direct runs first, SPARSE then DENSE, every method
+    assert p[:10] == [PlannedRun(m, ts, "direct", 0) for ts in ("SPARSE", "DENSE") for m in METHODS]
+    assert p[10] == PlannedRun("vic_default", "DENSE")
+    # the scaling runs reuse the SPARSE/DENSE runs: only SCALE_29 and SCALE_206 are new
+    scale = [r for r in p if r.sites.startswith("SCALE")]
+    assert {r.sites for r in scale} == {"SCALE_29", "SCALE_206"} and len(scale) == 8
+    assert all(r.learner for r in scale) and not PlannedRun("sceua", "SPARSE").learner
+    # surrogate coupling: learners on SPARSE only; later seeds: SPARSE (both couplings) before DENSE
+    assert all(r.sites == "SPARSE" and r.learner for r in p if r.coupling == "surrogate")
+    later = [r for r in p if r.seed > 0]
+    first_dense = next(i for i, r in enumerate(later) if r.sites == "DENSE")
+    assert all(r.sites == "SPARSE" for r in later[:first_dense])
+    assert PlannedRun("ffn_a", "SPARSE", "surrogate", 1).name("smap") == "smap-ffn_a-surrogate-sparse-s1"
+    assert PlannedRun("ffn_a", "SCALE_104").name("smap") == "smap-ffn_a-sparse-s0"
+    assert len(plan(["ffn_a"], seeds=1, couplings=("direct",), scaling=False)) == 3  # SPARSE, DENSE, default
+    with pytest.raises(ValueError, match="unknown SMAP benchmark methods"):
+        plan(["delta1"])
+    with pytest.raises(ValueError, match="unknown couplings"):
+        plan(couplings=("both",))
+
+
+def _runs_frame():
+    rows = []
+    for seed, (sp, ng, de) in enumerate([(0.04, 0.05, 0.03), (0.06, 0.07, 0.05)]):
+        rows.append({"method": "ffn_a", "sites": "SPARSE", "coupling": "direct", "seed": seed,
+                     "RMSE_trained": sp, "PCC_trained": 0.5, "NSE_trained": 0.1 * (seed + 1),
+                     "RMSE_unseen": ng, "PCC_unseen": 0.4, "NSE_unseen": -0.1, "run_id": f"a{seed}"})
+        rows.append({"method": "ffn_a", "sites": "DENSE", "coupling": "direct", "seed": seed,
+                     "RMSE_trained": de, "PCC_trained": 0.6, "NSE_trained": 0.3, "RMSE_unseen": 0.1,
+                     "PCC_unseen": 0.3, "NSE_unseen": -0.2, "run_id": f"b{seed}"})
+    rows.append({"method": "sceua", "sites": "SPARSE", "coupling": "–", "seed": 0, "RMSE_trained": 0.03,
+                 "PCC_trained": 0.7, "NSE_trained": 0.4, "RMSE_unseen": 0.09, "PCC_unseen": 0.5,
+                 "NSE_unseen": -1.0, "run_id": "c0"})
+    rows.append({"method": "vic_default", "sites": "DENSE", "coupling": "–", "seed": 0, "RMSE_trained": 0.1,
+                 "PCC_trained": 0.2, "NSE_trained": -2.0, "RMSE_unseen": 0.1, "PCC_unseen": 0.2,
+                 "NSE_unseen": -2.0, "run_id": "d0"})
+    return pd.DataFrame(rows)
+
+
+def test_table2_is_the_mean_and_sd_over_seeds_of_each_runs_median():
+    t = table2(_runs_frame()).set_index("method")
+    assert list(t.index) == ["sceua", "ffn_a"]            # the paper's order; the default run is not a row
+    f = t.loc["ffn_a"]
+    assert f["SPARSE_n"] == 2 and f["SPARSE_RMSE"] == pytest.approx(0.05)
+    assert f["SPARSE_RMSE_sd"] == pytest.approx(np.std([0.04, 0.06], ddof=1))
+    assert f["SPARSE_NSE"] == pytest.approx(0.15)
+    # NG: the unseen cells of the SPARSE runs; DENSE: the trained cells of the DENSE runs
+    assert f["NG_RMSE"] == pytest.approx(0.06) and f["NG_NSE"] == pytest.approx(-0.1)
+    assert f["DENSE_RMSE"] == pytest.approx(0.04) and f["DENSE_PCC"] == pytest.approx(0.6)
+    s = t.loc["sceua"]
+    assert s["DENSE_n"] == 0 and np.isnan(s["DENSE_RMSE"]) and np.isnan(s["SPARSE_RMSE_sd"])
+    md = table2_markdown(table2(_runs_frame()))
+    assert "0.050 ± 0.014 / 0.500 ± 0.000 / 0.150 ± 0.071 (n=2)" in md
+    assert "0.089 / 0.589 / -1.665" in md                  # the paper's SCE-UA on DAS-S8NG beside ours
+
+
+def test_target_checks_read_the_table():
+    runs = _runs_frame()
+    extra = []
+    for m, ng in (("lstm_z", 0.2), ("paraformer_a", 0.0), ("paraformer_z", 0.3)):
+        for ts in ("SPARSE", "DENSE"):
+            extra.append({"method": m, "sites": ts, "coupling": "direct", "seed": 0, "RMSE_trained": 0.04,
+                          "PCC_trained": 0.6, "NSE_trained": 0.2 if ts == "SPARSE" else 0.25,
+                          "RMSE_unseen": 0.045, "PCC_unseen": 0.6, "NSE_unseen": ng, "run_id": m + ts})
+    t = table2(pd.concat([runs, pd.DataFrame(extra)], ignore_index=True))
+    fstats = pd.DataFrame([{"method": "paraformer_z", "morans_I": 0.6}, {"method": "sceua", "morans_I": 0.1}])
+    checks = {d: (v, ok) for d, v, ok in target_checks(t, pd.DataFrame(), fstats, {
+        "median_nse": 0.96, "median_rmse": 0.012, "median_cosine": 0.95, "iteration": 4000})}
+    gate = next(k for k in checks if k.startswith("surrogate gate"))
+    assert checks[gate][1] is False                          # RMSE 0.012 > 0.01
+    rank = next(k for k in checks if k.startswith("NG ranking"))
+    # NG NSE: ParaFormer_Z 0.3 ≥ LSTM_Z 0.2 > max(ParaFormer_A 0.0, FFN_A -0.1), min of those > SCE-UA -1.0
+    assert checks[rank][1] is True
+    assert checks["SCE-UA median NSE on NG < 0"] == ("-1.000", True)
+    assert checks["ParaFormer_Z median RMSE on NG < 0.05 m³/m³"] == ("0.045", True)
+    dense = next(k for k in checks if k.startswith("DENSE beats SPARSE"))
+    assert checks[dense][1] is True and "FFN_A +0.150" in checks[dense][0]
+    smooth = next(k for k in checks if k.startswith("ParaFormer_Z infiltr smoother"))
+    assert checks[smooth] == ("0.600 vs 0.100", True)
+
+
+def test_field_stats_moran_i_separates_smooth_from_noisy_fields():
+    rng = np.random.default_rng(0)
+    lat, lon = np.meshgrid(np.arange(30, 45, 1.5), np.arange(-120, -80, 1.5), indexing="ij")
+    lat, lon = lat.ravel(), lon.ravel()
+    smooth = pd.DataFrame({"lat": lat, "lon": lon, "infiltr": (lon + 120) / 40})
+    noisy = smooth.assign(infiltr=rng.uniform(0, 1, lat.size))
+    flat = smooth.assign(infiltr=0.2)
+    s = field_stats({"paraformer_z": smooth, "sceua": noisy, "vic_default": flat}).set_index("method")
+    assert s.loc["paraformer_z", "morans_I"] > 0.8 and abs(s.loc["sceua", "morans_I"]) < 0.15
+    assert np.isnan(s.loc["vic_default", "morans_I"]) and s.loc["vic_default", "max"] == pytest.approx(0.2)
+
+
+def test_default_variant_gives_every_cell_the_default_theta():
+    from core.models.factory import build_model
+    from core.physics.vic import VIC_DEFAULT_PARAMETERS
+    from core.training.config import RunConfig
+
+    cfg = RunConfig.from_dict({"data": {"source": "smap"}, "model": {"variant": "vic_default"}})
+    m = build_model(cfg.model, 0, 4)
+    data = SimpleNamespace(sites=["0", "2"], site_static=np.array([[1.4, 20, 40, 0.5, 44.0, -110.0],
+                                                                   [1.5, 30, 30, 0.3, 35.0, -90.0]]))
+    res = m.calibrate(data, cfg)
+    assert res["median_evaluations"] == 0
+    out = m(None, None, torch.rand(20, 2, 3).double() * torch.tensor([5.0, 10.0, 3.0]).double(), 5,
+            site_static=torch.tensor(data.site_static))
+    for name, v in VIC_DEFAULT_PARAMETERS.items():
+        assert torch.allclose(out.params[name], torch.tensor(v, dtype=torch.float64)), name
+    with pytest.raises(ValueError, match="must be 'sceua' or 'default'"):
+        type(m)(m.backbone, method="nelder")
+
+
+def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_root):
+    """The whole command on real cells with tiny settings: FFN_A (1 epoch) and SCE-UA (20 runs per
+    cell) on SPARSE and DENSE, the default-θ run; the table holds each run's medians."""
+    from core.runs import RunStore
+
+    out, doc = tmp_path / "runs", tmp_path / "docs" / "benchmark_smap.md"
+    args = ["benchmark", "--preset", "smap", "--variants", "ffn_a,sceua", "--epochs", "1", "--seeds", "1",
+            "--couplings", "direct", "--no-scaling", "--sceua-evaluations", "20", "--threads", "1",
+            "--out", str(out), "--data-root", str(data_root), "--doc", str(doc)]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    store = RunStore(out)
+    names = sorted(i.name for i in store.list())
+    assert names == ["smap-ffn_a-dense-s0", "smap-ffn_a-sparse-s0", "smap-sceua-dense-s0", "smap-sceua-sparse-s0",
+                     "smap-vic_default-dense-s0"]
+    table = pd.read_csv(out / "benchmarks" / "smap" / "table.csv").set_index("method")
+    sparse = next(store.get(i.run_id) for i in store.list() if i.name == "smap-ffn_a-sparse-s0").metrics()
+    assert table.loc["ffn_a", "SPARSE_RMSE"] == pytest.approx(sparse.loc[sparse["split"] == "trained", "RMSE"].median())
+    assert table.loc["ffn_a", "NG_NSE"] == pytest.approx(sparse.loc[sparse["split"] == "unseen", "NSE"].median())
+    assert (sparse["split"] == "unseen").sum() == 102
+    fields = pd.read_csv(out / "benchmarks" / "smap" / "infiltr.csv").set_index("method")
+    assert set(fields.index) == {"vic_default", "ffn_a", "sceua"} and (fields["cells"] == 407).all()
+    assert fields.loc["vic_default", "min"] == pytest.approx(0.2)
+    et = pd.read_csv(out / "benchmarks" / "smap" / "et.csv").set_index("method")
+    assert np.isfinite(et.loc["sceua", "r_vs_default"]) and (et["share_ET_gt_PET"] == 0).all()
+    text = doc.read_text()
+    assert "| SCE-UA | – |" in text and "Moran's I" in text and "(img/smap_infiltr_maps.png)" in text
+    assert (doc.parent / "img" / "smap_budyko.png").stat().st_size > 10_000
+    # a second call trains nothing and rewrites the report from the same runs
+    again = run_cli(*args[:-2], "--no-train")
+    assert again.returncode == 0 and "training" not in again.stdout
+    assert len(store.list()) == 5
