@@ -185,7 +185,7 @@ class SeriesView(Viewer):
 
     def _panel_figure(self, p: dict, log: bool):
         """One panel of the run's ``panels`` spec: its ``variables`` drawn in its ``style`` on the
-        left axis, except those listed in ``right``, drawn as lines on a right axis of their own
+        left axis (those in ``markers`` as dots: sparse observations), except those listed in ``right``, drawn as lines on a right axis of their own
         units and range (e.g. T in °C beside P in mm/d)."""
         names = p["variables"]
         right = [n for n in p.get("right", []) if n in names]
@@ -217,9 +217,14 @@ class SeriesView(Viewer):
                 renderers.append(r)
             fig.y_range.start = 0
         else:
+            dots = set(p.get("markers", []))   # sparse observations (SMAP: ~42 % of days)
             for i, n in enumerate(left):
-                r = fig.line("time", n, source=src, color=color_of(n, i), line_width=1.3,
-                             alpha=0.9, name=f"line-{n}")
+                if n in dots:
+                    r = fig.scatter("time", n, source=src, color=color_of(n, i), size=4, alpha=0.9,
+                                    name=f"dots-{n}")
+                else:
+                    r = fig.line("time", n, source=src, color=color_of(n, i), line_width=1.3,
+                                 alpha=0.9, name=f"line-{n}")
                 items.append((LABELS.get(n, n), [r]))
                 renderers.append(r)
         fig.y_range.renderers = list(renderers)  # the left axis fits its own variables only

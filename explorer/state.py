@@ -164,12 +164,16 @@ def echo_guard(view, flag: str):
         setattr(view, flag, False)
 
 
-def parse_ids(text: str) -> list[str]:
-    """Gauge ids typed by a user (commas, spaces, new lines; leading zeros restored)."""
+def parse_ids(text: str, known=None) -> list[str]:
+    """Site ids typed by a user (commas, spaces, new lines): an id in ``known`` (the shown
+    sites) is kept as typed (a SMAP cell id such as 12); other digit strings are gauge ids and
+    get their leading zeros back (1022500 -> 01022500)."""
     ids = []
     for token in re.split(r"[\s,;]+", text or ""):
         token = token.strip()
-        if token.isdigit() and len(token) <= 8:
+        if known is not None and token in known:
+            ids.append(token)
+        elif token.isdigit() and len(token) <= 8:
             ids.append(token.zfill(8))
         elif token:
             ids.append(token)

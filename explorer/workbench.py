@@ -49,7 +49,7 @@ class SelectionPanel(Viewer):
         huc: MultiChoice of HUC-02 regions.
         metric: RangeSlider on the selected run's NSE (sites outside the run never pass it
             when it is narrowed).
-        ids: TextAreaInput for gauge ids; ``add_ids`` adds them to the picks.
+        ids: TextAreaInput for site ids (gauge or grid-cell ids); ``add_ids`` adds them to the picks.
         matching: the sites passing every filter (bool per row of ``state.sites``).
     """
 
@@ -75,7 +75,8 @@ class SelectionPanel(Viewer):
                                              value=(-1.0, 1.0), step=0.05, sizing_mode="stretch_width")
         self.select_matching = pn.widgets.Button(name="Pick all matching sites", button_type="primary",
                                                  sizing_mode="stretch_width")
-        self.ids = pn.widgets.TextAreaInput(name="Gauge ids (comma, space or line separated)",
+        self.ids = pn.widgets.TextAreaInput(name="Site ids: gauge ids, or SMAP cell ids on a SMAP run "
+                                                 "(comma, space or line separated)",
                                             placeholder="01022500, 01031500", height=70,
                                             sizing_mode="stretch_width")
         self.add_ids = pn.widgets.Button(name="Add ids", button_type="light", width=90)
@@ -94,7 +95,7 @@ class SelectionPanel(Viewer):
         self._layout = pn.Column(
             html_pane('<div class="hl-section">Filter sites</div>'),
             *self.sliders.values(), self.huc, self.metric, self.select_matching,
-            html_pane('<div class="hl-section">Or type gauge ids</div>'),
+            html_pane('<div class="hl-section">Or type site ids</div>'),
             self.ids, pn.Row(self.add_ids, self.clear),
             self.feedback, self.count, self.listing,
             sizing_mode="stretch_width",
@@ -131,8 +132,8 @@ class SelectionPanel(Viewer):
         self.state.selection = [str(b) for b in sites.index[self.matching]]
 
     def _add_ids(self, _event=None) -> None:
-        typed = parse_ids(self.ids.value_input or self.ids.value)
         known = set(self.state.sites.index)
+        typed = parse_ids(self.ids.value_input or self.ids.value, known)
         good = [b for b in typed if b in known]
         bad = [b for b in typed if b not in known]
         self.state.selection = list(dict.fromkeys([*self.state.selection, *good]))

@@ -282,3 +282,12 @@ def test_explorer_maps_the_cells_of_a_smap_run_by_infiltr(smap_store, data_root)
 
     # Launch offers a variant of the shown run's task (the first run shown set it)
     assert VARIANTS[app.launcher.variant.value].task == "soil_moisture" and app.launcher.preset.value == "smap"
+    # cell ids typed into the picker are taken as typed (not zero-padded like gauge ids)
+    app.picker.ids.value = "14, 7 99999"
+    app.picker._add_ids()
+    assert app.state.selection[-2:] == ["14", "7"] and "99999" in app.picker.feedback.object
+    # the SMAP series is drawn as dots (a retrieval on ~42 % of days), the simulation as a line
+    app.state.site = "14"
+    fig = app.series.figures["hydrolens-panel-SM_obs"]
+    names = {r.name for r in fig.renderers}
+    assert "dots-SM_obs" in names and "line-SM" in names

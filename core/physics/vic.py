@@ -105,7 +105,8 @@ SITE_PROPERTIES = ("Wmax", "Wcr", "Wwp", "Ksat", "fv")
 VIC_PANELS: tuple[dict, ...] = (
     {"title": "Forcing: precipitation P (bars) and air temperature T (right axis)",
      "variables": ["P", "T"], "style": "bars", "right": ["T"]},
-    {"title": "Surface soil moisture: SMAP vs simulated", "variables": ["SM_obs", "SM"], "style": "lines"},
+    {"title": "Surface soil moisture: SMAP (dots: days with a retrieval) vs simulated",
+     "variables": ["SM_obs", "SM"], "style": "lines", "markers": ["SM_obs"]},
     {"title": "Runoff: surface R and baseflow Qb", "variables": ["R", "Qb"], "style": "stacked"},
     {"title": "Storages: snow SWE and soil layers W1, W2, W3", "variables": ["SWE", "W1", "W2", "W3"],
      "style": "lines"},

@@ -142,8 +142,9 @@ def variables_of(ds: xr.Dataset, default_kind: str) -> list[Variable]:
 def panels_of(ds: xr.Dataset) -> list[dict]:
     """The time-series panels a run asks for (``panels`` attribute), restricted to the variables
     it has; without the attribute, one panel per (site, time) variable. Each panel: ``title``,
-    ``variables``, ``style`` (lines, stacked, bars), ``log`` (log-scale toggle) and ``right``
-    (variables drawn on a second y-axis; see ``core.physics.spec.HBV_PANELS``)."""
+    ``variables``, ``style`` (lines, stacked, bars), ``log`` (log-scale toggle), ``right``
+    (variables drawn on a second y-axis; see ``core.physics.spec.HBV_PANELS``) and ``markers``
+    (variables drawn as dots: sparse observations such as SMAP)."""
     have = {n for n, v in ds.data_vars.items() if v.dims == ("site", "time")}
     try:
         panels = json.loads(ds.attrs.get("panels", "[]"))
@@ -153,10 +154,11 @@ def panels_of(ds: xr.Dataset) -> list[dict]:
     for p in panels if isinstance(panels, list) else []:
         names = [v for v in p.get("variables", []) if v in have]
         if names:
-            right = p.get("right", [])
+            right, dots = p.get("right", []), p.get("markers", [])
             out.append({"title": str(p.get("title", ", ".join(names))), "variables": names,
                         "style": str(p.get("style", "lines")), "log": bool(p.get("log", False)),
-                        "right": [v for v in right if v in names] if isinstance(right, list) else []})
+                        "right": [v for v in right if v in names] if isinstance(right, list) else [],
+                        "markers": [v for v in dots if v in names] if isinstance(dots, list) else []})
     if not out:
         out = [{"title": n, "variables": [n], "style": "lines", "log": False} for n in sorted(have)]
     return out
