@@ -911,3 +911,71 @@ def test_corrupt_runs_are_named_and_the_good_run_is_shown(trained_run, app_page,
         assert page.evaluate("() => window.__pwned") is None  # the planted <img onerror> stayed text
         assert page.locator(".hl-corrupt img").count() == 0
         assert_clean(page, served)
+
+
+# -- a SMAP soil-moisture run -----------------------------------------------------------------------
+
+SM_PANEL_JS = js("""
+  const fig = model("hydrolens-panel-SM_obs"), source = model("hydrolens-series");
+  if (fig == null || source == null) return null;
+  const view = Bokeh.index.find_one(fig);
+  const obs = column(source, "SM_obs"), sim = column(source, "SM");
+  const finite = (a) => a.filter((v) => v != null && Number.isFinite(v));
+  return {drawn: view != null && view.has_finished() && view.el.getBoundingClientRect().height > 50,
+          glyphs: fig.renderers.map((r) => r.name), n: sim.length, n_obs: finite(obs).length,
+          sim_sum: finite(sim).reduce((a, v) => a + v, 0)};
+""")
+
+
+@pytest.fixture(scope="module")
+def smap_run(tmp_path_factory, data_root):
+    """An FFN_A run trained (2 epochs) through the CLI on SMAP cells 0, 2, 14, scored on 7."""
+    from conftest import run_cli
+    from core.runs import RunStore
+
+    root = tmp_path_factory.mktemp("smap_browser")
+    proc = run_cli("train", "--variant", "ffn_a", "--sites", "0,2,14", "--test-sites", "7", "--epochs", "2",
+                   "--out", str(root), "--data-root", str(data_root), "--no-progress", "--threads", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    store = RunStore(root)
+    return root, store.get(store.list()[0].run_id)
+
+
+def test_a_smap_run_maps_cells_by_infiltr_and_shows_a_cells_soil_moisture(smap_run, data_root, app_page, tmp_path):
+    import xarray as xr
+
+    root, run = smap_run
+    page = app_page
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HYDROLENS_DATA_ROOT", str(data_root))
+        with serve_app(root, tmp_path / "server.log") as served:
+            open_app(page, url_with(served, run=run.run_id))
+            layout = page.evaluate(POINTS_JS)
+            # every usable SMAP cell is on the map; the run's four are coloured
+            assert len(layout["points"]) == 407
+            assert sorted(p["site"] for p in layout["points"] if p["in_run"]) == ["0", "14", "2", "7"]
+            select = quantity_select(page)
+            labels = select.evaluate("s => Array.from(s.options, (o) => o.text)")
+            label = next(x for x in labels if x.startswith("infiltr"))
+            select.select_option(label=label)
+            with xr.open_dataset(run.parameters_path) as ds:
+                expected = {str(c): float(v) for c, v in zip(ds["site"].values, ds["infiltr"].values)}
+            state = wait_map_values(page, expected, "infiltr")
+            assert state["map_title"].startswith(label)
+            # a click on an unseen cell (7, never trained on) shows SMAP vs simulated soil moisture
+            target = next(p for p in layout["points"] if p["site"] == "7")
+            page.mouse.click(target["x"], target["y"])
+            with run.outputs() as ds:
+                sm = ds["SM"].sel(site="7").values
+                n_obs = int(np.isfinite(ds["SM_obs"].sel(site="7").values).sum())
+            deadline = time.monotonic() + 30
+            while True:  # the series of cell 7 loaded and its soil-moisture panel drawn
+                shown = page.evaluate(SM_PANEL_JS)
+                if shown and shown["drawn"] and math.isclose(shown["sim_sum"], float(np.nansum(sm)), rel_tol=1e-5):
+                    break
+                assert time.monotonic() < deadline, f"soil-moisture panel of cell 7 not shown: {shown}"
+                page.wait_for_timeout(200)
+            assert "dots-SM_obs" in shown["glyphs"] and "line-SM" in shown["glyphs"]
+            assert shown["n"] == sm.size == 365 and shown["n_obs"] == n_obs > 50
+            assert page.evaluate(POINTS_JS)["selected"] == ["7"]
+            assert_clean(page, served)
