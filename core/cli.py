@@ -246,7 +246,8 @@ def benchmark(
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads per training"),
     data_root: Optional[Path] = typer.Option(None, help="data root"),
     modis: Optional[Path] = typer.Option(None, help="basin-level MOD16A2 8-day ET table (CSV basin,date,ET or netCDF)"),
-    curve_every: int = typer.Option(2, min=1, help="evaluate every N-th epoch checkpoint for the learning curve"),
+    curve_every: Optional[int] = typer.Option(None, min=1, help="evaluate every N-th epoch checkpoint for the "
+                                              "learning curve (default: 2; SMAP presets: 5)"),
     seeds: int = typer.Option(4, min=1, help="SMAP presets: seeds per table cell (mean ± sd over them)"),
     couplings: str = typer.Option("direct,surrogate", help="SMAP presets: learner couplings (direct, surrogate)"),
     scaling: bool = typer.Option(True, help="SMAP presets: also the data-scaling runs (SCALE_29, SCALE_206)"),
@@ -273,14 +274,15 @@ def benchmark(
             _store(out), preset, names, seeds=seeds, couplings=tuple(c.strip() for c in couplings.split(",") if c.strip()),
             scaling=scaling, epochs=epochs, jobs=jobs, threads=threads,
             data_root=str(data_root) if data_root else None, surrogate=str(surrogate) if surrogate else None,
-            sceua_evaluations=sceua_evaluations, modis_path=str(modis) if modis else None, doc=doc,
+            sceua_evaluations=sceua_evaluations, modis_path=str(modis) if modis else None,
+            curve_every=curve_every or 5, doc=doc,
             command=command, train=train, notes=notes, log=typer.echo)
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}") if len(table) else "no runs")
         return
     table = run_benchmark(_store(out), preset, names,
                           epochs=epochs, jobs=jobs, threads=threads,
                           data_root=str(data_root) if data_root else None,
-                          modis_path=str(modis) if modis else None, curve_every=curve_every,
+                          modis_path=str(modis) if modis else None, curve_every=curve_every or 2,
                           doc=doc, command=command, train=train, notes=notes, log=typer.echo)
     cols = ["model", "median_NSE", "median_KGE", "BFI_r", "ET_r_P_minus_Q", "steps"]
     typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -162,6 +162,9 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     assert np.isfinite(et.loc["sceua", "r_vs_default"]) and (et["share_ET_gt_PET"] == 0).all()
     text = doc.read_text()
     assert "| SCE-UA | – |" in text and "Moran's I" in text and "(img/smap_infiltr_maps.png)" in text
+    # settings read from the learner's run and the SCE-UA run; the learning curve's checkpoint NSE
+    assert "learners: 1 epochs" in text and "at most 20 VIC runs per cell" in text
+    assert f"| FFN_A direct NSE | {sparse.loc[sparse['split'] == 'trained', 'NSE'].median():.3f} |" in text
     assert (doc.parent / "img" / "smap_budyko.png").stat().st_size > 10_000
     # a second call trains nothing and rewrites the report from the same runs
     again = run_cli(*args[:-2], "--no-train")

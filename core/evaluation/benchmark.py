@@ -294,8 +294,9 @@ def score_run(variant: str, run: Run, modis: pd.DataFrame | None = None) -> Benc
 
 # ------------------------------------------------------------------------------ learning curve
 def learning_curve(run: Run, every: int = 2, data_root: str | None = None, log=print) -> pd.DataFrame:
-    """Training loss per epoch and the test median NSE of epoch checkpoints (every ``every``-th
-    epoch and the last one that has a checkpoint), cached in ``<run>/learning_curve.csv``.
+    """Training loss per epoch and the test median NSE (over the run's trained sites) of epoch
+    checkpoints (every ``every``-th epoch and the last one that has a checkpoint), cached in
+    ``<run>/learning_curve.csv``.
 
     Evaluating a checkpoint reads the test period, so this curve shows how far from
     convergence the run is; it is never used to choose a checkpoint. Holds the run's lock while it
@@ -323,6 +324,8 @@ def _learning_curve(run: Run, every: int, data_root: str | None, log) -> pd.Data
             if e not in known:
                 t0 = time.perf_counter()
                 met = evaluate_run(run, data_root=data_root, checkpoint=ck[e], write=False)
+                if "split" in met:  # the run's own cells, not data.test_sites
+                    met = met[met["split"] == "trained"]
                 known[e] = float(met["NSE"].median())
                 log(f"  {run.run_id} epoch {e}: test median NSE {known[e]:.3f} "
                     f"({time.perf_counter() - t0:.0f} s)")

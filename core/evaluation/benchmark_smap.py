@@ -16,7 +16,8 @@ subprocesses that resume after a kill) and reports from whatever evaluated runs 
 * ET: each method's long-term test-year ET against the default-parameter VIC run
   (variant ``vic_default``), the Budyko check against Fu's curve, and, with a cell-level MOD16A2
   table, the 8-day ET correlations (as the δ benchmark);
-* the learning curves (training loss per epoch) and the cost per epoch of each coupling.
+* the learning curves (training loss per epoch, test median NSE of every ``curve_every``-th
+  epoch checkpoint) and the cost per epoch of each coupling.
 
 Runs are named ``<preset>-<method>[-surrogate]-<cells>-s<seed>`` (cells: sparse, dense,
 scale_29, scale_206), so a rerun reuses finished runs and resumes interrupted ones.
@@ -32,7 +33,8 @@ import pandas as pd
 
 from ..models import VARIANTS
 from ..runs import Run, RunStore, atomic_write, write_text_atomic
-from .benchmark import _f, _save_fig, ensure_named_runs, find_run, modis_scores, preset_label, read_modis
+from .benchmark import (_f, _save_fig, ensure_named_runs, find_run, learning_curve, modis_scores, preset_label,
+                        read_modis)
 from .diagnostics import fu_evaporative_index, morans_i
 
 #: the five methods of Li & Lu (2023, Table 2), baseline first
@@ -373,15 +375,21 @@ def scaling_figure(curve: pd.DataFrame, path: Path) -> None:
 
 
 def learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> None:
-    """Training loss (RMSE + range-boundary loss) per epoch, one line per run."""
+    """Training loss (masked RMSE + range-boundary loss) per epoch and the test median NSE of
+    the epoch checkpoints on the run's cells, one line per run (dashed: surrogate coupling)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     for name, c in curves.items():
-        ax.plot(c["epoch"], c["loss"], label=name, ls="--" if "surrogate" in name else "-")
-    ax.set(xlabel="epoch (one Adadelta step: every training cell × the training year)",
-           ylabel="training loss", title="learning curves (SPARSE, seed 0)", yscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+        ls = "--" if "surrogate" in name else "-"
+        a1.plot(c["epoch"], c["loss"], label=name, ls=ls)
+        ok = c["test_median_nse"].notna()
+        a2.plot(c.loc[ok, "epoch"], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=name, ls=ls)
+    a1.set(xlabel="epoch (one step: every training cell × the training year)", ylabel="training loss",
+           title="training loss (SPARSE, seed 0)", yscale="log")
+    a2.set(xlabel="epoch", ylabel="test median NSE (SPARSE cells)", title="test NSE of the epoch checkpoints")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    a2.legend(fontsize=7)
     fig.tight_layout()
     _save_fig(fig, path)
 
@@ -464,7 +472,8 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
                        couplings=("direct", "surrogate"), scaling: bool = True, epochs: int | None = None,
                        jobs: int = 1, threads: int | None = None, data_root: str | None = None,
                        surrogate: str | None = None, sceua_evaluations: int | None = None,
-                       modis_path: str | None = None, doc: Path | None = None, command: str = "",
+                       modis_path: str | None = None, curve_every: int = 5, doc: Path | None = None,
+                       command: str = "",
                        train: bool = True, notes: str | Path | None = None, log=print) -> pd.DataFrame:
     """Train what is missing (``train``), then score and report every evaluated planned run.
     Writes, atomically, under ``<store>/benchmarks/<preset>/``: runs.csv, table.csv,
@@ -509,8 +518,8 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     for r in planned:
         if r.sites == "SPARSE" and r.seed == 0 and r.learner:
             run = find_run(store, r.name(label))
-            if run is not None and len(run.train_log()):
-                curves[f"{VARIANTS[r.method].label} {r.coupling}"] = run.train_log()[["epoch", "loss"]]
+            if run is not None and run.has_evaluation() and len(run.train_log()):
+                curves[f"{VARIANTS[r.method].label} {r.coupling}"] = learning_curve(run, curve_every, data_root, log)
     for name, frame in (("runs", runs), ("table", t), ("scaling", curve), ("infiltr", fstats), ("et", et)):
         write_text_atomic(out / f"{name}.csv", frame.to_csv(index=False))
     figs = {}
@@ -525,10 +534,15 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     if curves:
         learning_curve_figure(curves, out / "learning_curves.png")
         figs["learning_curves"] = "learning_curves.png"
-    cfg = find_run(store, planned[0].name(label)) or store.get(runs["run_id"].iloc[0])
+    learner_rows = runs[runs["method"].map(lambda x: VARIANTS[x].family == "param")]
+    sce_rows = runs[runs["method"] == "sceua"]
+    cfg = store.get((learner_rows if len(learner_rows) else runs)["run_id"].iloc[0]).config()
+    if len(sce_rows):  # SCE-UA's budget from its own run
+        cfg["train"]["sceua_evaluations"] = store.get(sce_rows["run_id"].iloc[0]).config()["train"].get(
+            "sceua_evaluations")
     note_text = Path(notes).read_text(encoding="utf-8") if notes else ""
     checks = target_checks(t, curve, fstats, gate)
-    args = (label, runs, t, curve, fstats, et, gate, checks, cfg.config(), command, note_text, figs)
+    args = (label, runs, t, curve, fstats, et, gate, checks, cfg, command, note_text, figs, curves)
     write_text_atomic(out / "report.md", _report(*args, img_prefix=""))
     if doc is not None:
         doc = Path(doc)
@@ -555,8 +569,9 @@ def _md(frame: pd.DataFrame, cols: dict[str, str], nd: int = 3) -> str:
     return "\n".join(lines)
 
 
-def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes, figs, img_prefix) -> str:
-    tr, d, m = cfg["train"], cfg["data"], cfg["model"]
+def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes, figs, curves,
+            img_prefix) -> str:
+    tr, d = cfg["train"], cfg["data"]
     seeds = sorted(runs["seed"].unique())
     lines = [
         f"# Benchmark: ParaFormer and the dPL learners on SMAP soil moisture (`{label}`)",
@@ -585,7 +600,7 @@ def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes
         "year's windows (stride 30 d);",
         f"- SCE-UA: spotpy `sceua`, 5 complexes, at most {tr.get('sceua_evaluations')} VIC runs per cell; an "
         "NG cell takes the θ of its nearest calibrated cell;",
-        f"- couplings: direct (dPL: gradients through the differentiable VIC) and surrogate (the frozen "
+        "- couplings: direct (dPL: gradients through the differentiable VIC) and surrogate (the frozen "
         "LSTM surrogate, the paper); testing always runs the VIC;",
         f"- seeds: {', '.join(str(s) for s in seeds)} (n per cell in the table); CPU, one thread per run.",
         "",
@@ -650,6 +665,16 @@ def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes
     lines += ["", "## Learning curves", ""]
     if "learning_curves" in figs:
         lines += [f"![learning curves]({img_prefix}{figs['learning_curves']})", ""]
+        epochs = sorted({int(e) for c in curves.values() for e in c.loc[c["test_median_nse"].notna(), "epoch"]})
+        if epochs:
+            lines += ["Test median NSE (SPARSE cells) of the epoch checkpoints, and the training loss:", "",
+                      "| run (SPARSE, seed 0) | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
+                      "|---|" + "---|" * len(epochs)]
+            for name, c in curves.items():
+                by = c.set_index(c["epoch"].astype(int))
+                lines.append(f"| {name} NSE | " + " | ".join(_f(by["test_median_nse"].get(e)) for e in epochs) + " |")
+                lines.append(f"| {name} loss | " + " | ".join(_f(by["loss"].get(e)) for e in epochs) + " |")
+            lines += [""]
     if gate:
         lines += [f"Surrogate used by the surrogate coupling: gate {json_line(gate)}.", ""]
     lines += ["## Runs", "", _md(runs.assign(method=runs["method"]), {
