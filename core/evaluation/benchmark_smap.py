@@ -514,6 +514,8 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     import json
 
     gate = json.loads(gate_path.read_text()) if gate_path.exists() else None
+    if gate is not None and "iteration" not in gate and (sur_dir / "status.json").exists():
+        gate["iteration"] = json.loads((sur_dir / "status.json").read_text()).get("iteration", "?")
     curves = {}
     for r in planned:
         if r.sites == "SPARSE" and r.seed == 0 and r.learner:
@@ -622,7 +624,7 @@ def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes
         lines += ["", "## Discussion", "", notes.strip()]
     sub = runs[runs["method"] != DEFAULT_RUN_METHOD]
     cost = sub.groupby(["method", "coupling", "sites"])["s_per_epoch"].median().reset_index()
-    cost = cost[cost["method"].map(lambda x: VARIANTS[x].family == "param")]
+    cost = cost[cost["method"].map(lambda x: VARIANTS[x].family == "param") & cost["sites"].isin(TRAIN_SETS)]
     lines += ["", "## Coupling cost (seconds per epoch, median over runs; 2-core VM, one thread)", "",
               _md(cost, {"method": "method", "coupling": "coupling", "sites": "cells", "s_per_epoch": "s / epoch"}, 2)]
     lines += ["", "## Data scaling (dPL; tested on NG)", ""]
@@ -686,4 +688,5 @@ def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes
 
 def json_line(gate: dict) -> str:
     keys = ("iteration", "median_nse", "median_rmse", "median_cosine")
-    return ", ".join(f"{k} {gate[k]}" for k in keys if k in gate)
+    return ", ".join(f"{k} {gate[k]:.4g}" if isinstance(gate[k], float) else f"{k} {gate[k]}"
+                     for k in keys if k in gate)
