@@ -75,8 +75,7 @@ class SelectionPanel(Viewer):
                                              value=(-1.0, 1.0), step=0.05, sizing_mode="stretch_width")
         self.select_matching = pn.widgets.Button(name="Pick all matching sites", button_type="primary",
                                                  sizing_mode="stretch_width")
-        self.ids = pn.widgets.TextAreaInput(name="Site ids: gauge ids, or SMAP cell ids on a SMAP run "
-                                                 "(comma, space or line separated)",
+        self.ids = pn.widgets.TextAreaInput(name="Gauge or SMAP cell ids (comma or space separated)",
                                             placeholder="01022500, 01031500", height=70,
                                             sizing_mode="stretch_width")
         self.add_ids = pn.widgets.Button(name="Add ids", button_type="light", width=90)
