@@ -587,7 +587,7 @@ def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes
         command or f"hydrolens benchmark --preset {label}",
         "```",
         "",
-        "## Settings (identical for every method)",
+        "## Settings (identical for every learner; SCE-UA: its own budget below)",
         "",
         f"- data: train {d['train_start']}..{d['train_end']}, test {d['test_start']}..{d['test_end']} "
         "(SMAP ends 2017-03; the paper tests 2017-18), states spun up by cycling the training year; "
