@@ -22,8 +22,10 @@ data's statics (``soil_properties``). Each day, in order:
    Pw − R fills W1, the overflow goes to W2;
 4. drainage and ARNO baseflow in ``SUBSTEPS`` sub-steps of dt = 1/SUBSTEPS d, bottom layer first:
    with s = W3/W3max, Qb = dt·[Dsmax·Ds/Ws·s + 1(s > Ws)·Dsmax·(1 − Ds/Ws)·((s − Ws)/(1 − Ws))²]
-   (≥ 0, ≤ W3); then Q23 and Q12 with Qₗ = Ksat·dt·(Wₗ/Wmaxₗ)^expt, each limited by the donor's
-   water and the receiver's room. Because every transfer is limited by the receiver's room, no
+   (≥ 0, ≤ W3); then Q23 and Q12: the gravity drainage dWₗ/dt = −Ksat·(Wₗ/Wmaxₗ)^expt of the doc
+   integrated exactly over the sub-step (``gravity_drainage``; the doc's explicit
+   Qₗ = Ksat·dt·(Wₗ/Wmaxₗ)^expt overshoots and emptied W1 after wet days, see docs/models.md),
+   each limited by the receiver's room. Because every transfer is limited by the receiver's room, no
    layer ever exceeds its capacity and the "excess cascades upward" rule of the doc never fires.
 
 Mass balance per cell and day, to round-off: P = ET + R + Qb + Δ(SNOWPACK + MELTWATER + W1 + W2 + W3),
@@ -223,6 +225,28 @@ def arno_baseflow(w3: torch.Tensor, w3max: torch.Tensor, ds: torch.Tensor, dsmax
     return torch.minimum(torch.clamp(q, min=0.0), w3)
 
 
+def gravity_drainage(w: torch.Tensor, wmax: torch.Tensor, ksat: torch.Tensor, expt: torch.Tensor,
+                     dt: float) -> torch.Tensor:
+    """Water a layer drains by gravity over ``dt`` days: the exact solution of
+    dW/dt = −Ksat·(W/Wmax)^expt (the doc's step 5 drainage, Brooks-Corey conductivity; VIC
+    ``runoff.c`` integrates the same law in hourly sub-steps) from W(0) = w, with no inflow.
+
+    With s = W/Wmax and c = expt > 1: s(dt)^(1−c) = s0^(1−c) + (c − 1)·Ksat·dt/Wmax, so the drained
+    water is w·(1 − r) with r = s(dt)/s0 = (1 + (c − 1)·Ksat·dt/Wmax·s0^(c−1))^(−1/(c−1)), computed
+    as r = exp(−softplus(x)/(c − 1)), x = ln((c − 1)·Ksat·dt/Wmax) + (c − 1)·ln s0, which neither
+    overflows nor loses the small drainage of a dry layer (≈ Ksat·dt·s0^c, the explicit step's).
+    s0 is clamped to [1e-6, 1 − 1e-6] like every power base of the model.
+
+    Args: w, wmax (mm), ksat (mm/d), expt (-, > 1): broadcastable tensors; dt (d).
+    Returns: the drained water (mm per ``dt``), in [0, w): never more than the layer holds.
+    """
+    c1 = expt - 1.0
+    s0 = torch.clamp(w / wmax, _EPS, 1.0 - _EPS)
+    x = torch.log(c1 * ksat * dt / wmax) + c1 * torch.log(s0)
+    log_r = -torch.logaddexp(x, torch.zeros_like(x)) / c1
+    return -w * torch.expm1(log_r)
+
+
 def vic_step(P, T, PET, state, p, site):
     """One day of the VIC-type model for all sites and components.
 
@@ -276,12 +300,10 @@ def vic_step(P, T, PET, state, p, site):
     for _ in range(SUBSTEPS):
         qb_k = arno_baseflow(w3, w3max, ds, dsmax, ws, dt)
         w3 = w3 - qb_k
-        d23 = ksat * dt * torch.clamp(w2 / w2max, _EPS, 1.0 - _EPS) ** expt
-        d23 = torch.minimum(torch.minimum(d23, w2), w3max - w3)
+        d23 = torch.minimum(gravity_drainage(w2, w2max, ksat, expt, dt), w3max - w3)
         w2 = w2 - d23
         w3 = w3 + d23
-        d12 = ksat * dt * torch.clamp(w1 / w1max, _EPS, 1.0 - _EPS) ** expt
-        d12 = torch.minimum(torch.minimum(d12, w1), w2max - w2)
+        d12 = torch.minimum(gravity_drainage(w1, w1max, ksat, expt, dt), w2max - w2)
         w1 = w1 - d12
         w2 = w2 + d12
         qb, q12, q23 = qb + qb_k, q12 + d12, q23 + d23

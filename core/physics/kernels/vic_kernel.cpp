@@ -22,6 +22,17 @@ template <typename T> inline T clampv(T v, T lo, T hi) { return v < lo ? lo : (v
 template <typename T> inline T maxv(T a, T b) { return a > b ? a : b; }
 template <typename T> inline T minv(T a, T b) { return a < b ? a : b; }
 
+// Gravity drainage of a layer over dt, dW/dt = -Ksat (W/Wmax)^expt integrated exactly
+// (core/physics/vic.py gravity_drainage): w (1 - r), log r = -softplus(x) / (expt - 1),
+// x = log((expt - 1) Ksat dt / Wmax) + (expt - 1) log s0.
+template <typename T> inline T drainage(T w, T wmax, T ks, T expt, T dt) {
+    const T c1 = expt - T(1);
+    const T s0 = clampv(w / wmax, T(EPS), T(1) - T(EPS));
+    const T x = std::log(c1 * ks * dt / wmax) + c1 * std::log(s0);
+    const T softplus = maxv(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
+    return -w * std::expm1(-softplus / c1);
+}
+
 // consts: TT, CFMAX, CFR, CWH (snow), root fractions of layers 1-3, depth of layer 1 (m), the
 // number of drainage sub-steps and of ARNO series terms: passed from core/physics/vic.py, the one
 // place they are defined.
@@ -110,12 +121,10 @@ void forward(int64_t nt, int64_t ns, int64_t nm, const T* forcing, const T* para
                     T q = maxv(dt * (lin * sr + nonlin * ex * ex), T(0));
                     q = minv(q, w3);
                     w3 -= q;
-                    T d23 = ks * dt * std::pow(clampv(w2 / w2max, T(EPS), T(1) - T(EPS)), expt);
-                    d23 = minv(minv(d23, w2), w3max - w3);
+                    const T d23 = minv(drainage(w2, w2max, ks, expt, dt), w3max - w3);
                     w2 -= d23;
                     w3 += d23;
-                    T d12 = ks * dt * std::pow(clampv(w1 / w1max, T(EPS), T(1) - T(EPS)), expt);
-                    d12 = minv(minv(d12, w1), w2max - w2);
+                    const T d12 = minv(drainage(w1, w1max, ks, expt, dt), w2max - w2);
                     w1 -= d12;
                     w2 += d12;
                     qb += q;
