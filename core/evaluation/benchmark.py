@@ -338,11 +338,7 @@ def _learning_curve(run: Run, every: int, data_root: str | None, log) -> pd.Data
 # ------------------------------------------------------------------------------ figures
 def nse_cdf_figure(metrics: dict[str, pd.Series], path: Path, title: str) -> None:
     """CDF of per-basin test NSE for each model (Feng et al. 2022, Fig. 3), NSE clipped at 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
     for v, nse in metrics.items():
         x = np.sort(np.clip(nse.dropna().values, 0, 1))
@@ -352,19 +348,12 @@ def nse_cdf_figure(metrics: dict[str, pd.Series], path: Path, title: str) -> Non
                 ls="--" if v == "lstm" else "-")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="test NSE (values < 0 shown at 0)",
            ylabel="fraction of basins (CDF)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    _save_fig(fig, path)
+    finish_figure(fig, [ax], ax, path, legend_loc="upper left")
 
 
 def learning_curve_figure(curves: dict[str, pd.DataFrame], iters: int, path: Path) -> None:
     """Training loss and test median NSE against optimisation steps, one line per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     for v, c in curves.items():
         steps = c["epoch"] * iters
@@ -373,14 +362,34 @@ def learning_curve_figure(curves: dict[str, pd.DataFrame], iters: int, path: Pat
         a2.plot(steps[ok], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=VARIANTS[v].label)
     a1.set(xlabel="optimisation steps", ylabel="training loss (epoch mean)", title="training loss")
     a2.set(xlabel="optimisation steps", ylabel="test median NSE", title="test median NSE of checkpoints")
-    for a in (a1, a2):
+    finish_figure(fig, [a1, a2], a2, path)
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display on a server or in CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def finish_figure(fig, axes, legend_ax, path: Path, *, fontsize: float = 8, legend_loc: str = "best",
+                  tight: bool = True, **legend_kw) -> None:
+    """The common end of a report figure: a light grid on each of ``axes``, the legend on
+    ``legend_ax`` (None: no legend), a tight layout and an atomic PNG write to ``path``."""
+    for a in axes:
         a.grid(alpha=0.3)
-    a2.legend(fontsize=8)
-    fig.tight_layout()
+    if legend_ax is not None:
+        legend_ax.legend(loc=legend_loc, fontsize=fontsize, **legend_kw)
+    if tight:
+        fig.tight_layout()
     _save_fig(fig, path)
 
 
 def _save_fig(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` as PNG atomically (temporary file, then rename) and close it."""
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)

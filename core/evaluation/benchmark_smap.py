@@ -33,8 +33,8 @@ import pandas as pd
 
 from ..models import VARIANTS
 from ..runs import Run, RunStore, atomic_write, write_text_atomic
-from .benchmark import (_f, _save_fig, ensure_named_runs, find_run, learning_curve, modis_scores, preset_label,
-                        read_modis)
+from .benchmark import (_f, _save_fig, ensure_named_runs, find_run, finish_figure, learning_curve, modis_scores,
+                        preset_label, pyplot, read_modis)
 from .diagnostics import fu_evaporative_index, morans_i
 
 #: the five methods of Li & Lu (2023, Table 2), baseline first
@@ -322,19 +322,10 @@ def et_table(store: RunStore, label: str, methods, modis: pd.DataFrame | None = 
 
 
 # ------------------------------------------------------------------------------ figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def infiltr_map_figure(fields: dict[str, pd.DataFrame], stats: pd.DataFrame, path: Path) -> None:
     """One CONUS panel per method: cells as squares coloured by ``infiltr`` (common scale);
     NG cells (never trained on) outlined."""
-    plt = _plt()
+    plt = pyplot()
     n = len(fields)
     cols = min(3, n)
     rows = -(-n // cols)
@@ -360,24 +351,20 @@ def infiltr_map_figure(fields: dict[str, pd.DataFrame], stats: pd.DataFrame, pat
 
 
 def scaling_figure(curve: pd.DataFrame, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
     for m, g in curve.groupby("method", sort=False):
         a1.plot(g["n_train"], g["NSE_unseen"], marker="o", label=VARIANTS[m].label)
         a2.plot(g["n_train"], g["RMSE_unseen"], marker="o", label=VARIANTS[m].label)
     a1.set(xlabel="training cells", ylabel="median NSE on NG", title="NSE on unseen cells")
     a2.set(xlabel="training cells", ylabel="median RMSE on NG (m³/m³)", title="RMSE on unseen cells")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-    a1.legend(fontsize=8)
-    fig.tight_layout()
-    _save_fig(fig, path)
+    finish_figure(fig, [a1, a2], a1, path)
 
 
 def learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> None:
     """Training loss (masked RMSE + range-boundary loss) per epoch and the test median NSE of
     the epoch checkpoints on the run's cells, one line per run (dashed: surrogate coupling)."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     for name, c in curves.items():
         ls = "--" if "surrogate" in name else "-"
@@ -387,15 +374,11 @@ def learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> None:
     a1.set(xlabel="epoch (one step: every training cell × the training year)", ylabel="training loss",
            title="training loss (SPARSE, seed 0)", yscale="log")
     a2.set(xlabel="epoch", ylabel="test median NSE (SPARSE cells)", title="test NSE of the epoch checkpoints")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-    a2.legend(fontsize=7)
-    fig.tight_layout()
-    _save_fig(fig, path)
+    finish_figure(fig, [a1, a2], a2, path, fontsize=7)
 
 
 def budyko_figure(store: RunStore, label: str, methods, path: Path, omega: float = 2.6) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
     for m in (DEFAULT_RUN_METHOD, *methods):
         run = _dense_run(store, label, m)
@@ -410,10 +393,7 @@ def budyko_figure(store: RunStore, label: str, methods, path: Path, omega: float
     ax.plot(phi, np.minimum(phi, 1), "k:", lw=1, label="energy / water limits")
     ax.set(xlabel="aridity PET/P", ylabel="ET/P (test year)", xlim=(0, 5), ylim=(0, 1.3),
            title="Budyko check (DENSE runs, all cells)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, markerscale=2)
-    fig.tight_layout()
-    _save_fig(fig, path)
+    finish_figure(fig, [ax], ax, path, fontsize=7, markerscale=2)
 
 
 # ------------------------------------------------------------------------------ targets
