@@ -255,6 +255,9 @@ def benchmark(
                                              "(default: <runs root>/surrogates/default)"),
     sceua_evaluations: Optional[int] = typer.Option(None, min=10, help="SMAP presets: SCE-UA runs per cell "
                                                     "(default: the preset's)"),
+    long_epochs: Optional[int] = typer.Option(None, min=1, help="SMAP presets: also train every learner on "
+                                              "SPARSE (direct, seed 0) to this many epochs, reported beside "
+                                              "the table's run (the longer-training check)"),
     doc: Optional[Path] = typer.Option(None, help="also write the report here (e.g. docs/benchmark.md)"),
     notes: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="markdown inserted as the report's Discussion"),
     train: bool = typer.Option(True, help="train missing/short runs (--no-train: only report)"),
@@ -275,7 +278,7 @@ def benchmark(
             scaling=scaling, epochs=epochs, jobs=jobs, threads=threads,
             data_root=str(data_root) if data_root else None, surrogate=str(surrogate) if surrogate else None,
             sceua_evaluations=sceua_evaluations, modis_path=str(modis) if modis else None,
-            curve_every=curve_every or 5, doc=doc,
+            curve_every=curve_every or 5, doc=doc, long_epochs=long_epochs,
             command=command, train=train, notes=notes, log=typer.echo)
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}") if len(table) else "no runs")
         return

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from core.evaluation.benchmark_smap import (METHODS, PlannedRun, field_stats, plan, table2, table2_markdown,
-                                            target_checks)
+from core.evaluation.benchmark_smap import (METHODS, PlannedRun, field_stats, long_plan, long_table, plan, run_config,
+                                            table2, table2_markdown, target_checks)
 
 
 def test_plan_trains_one_seed_of_everything_first_and_names_runs_uniquely():
@@ -42,6 +42,30 @@ def test_plan_trains_one_seed_of_everything_first_and_names_runs_uniquely():
         plan(["delta1"])
     with pytest.raises(ValueError, match="unknown couplings"):
         plan(couplings=("both",))
+
+
+def test_longer_training_runs_are_the_learners_on_sparse_with_their_own_epochs():
+    longer = long_plan(METHODS, 300)
+    assert [r.method for r in longer] == ["ffn_a", "lstm_z", "paraformer_a", "paraformer_z"]  # no SCE-UA
+    assert all((r.sites, r.coupling, r.seed, r.epochs) == ("SPARSE", "direct", 0, 300) for r in longer)
+    names = {r.name("smap") for r in longer}
+    assert "smap-paraformer_z-sparse-s0-e300" in names
+    assert not names & {r.name("smap") for r in plan()}        # never one of the table's runs
+    assert long_plan(METHODS, None) == []
+    with pytest.raises(ValueError, match="long_epochs"):
+        long_plan(METHODS, 0)
+    # its own epochs win over the benchmark's; the table's runs keep the benchmark's
+    assert run_config(longer[0], "smap", 30, 1, None, None, None)["train"]["epochs"] == 300
+    assert run_config(PlannedRun("ffn_a", "SPARSE"), "smap", 30, 1, None, None, None)["train"]["epochs"] == 30
+    # beside the seed-0 SPARSE direct run of the table (not another seed's, not the surrogate's)
+    runs = _runs_frame().assign(epochs=30, train_s=8.0)
+    runs = pd.concat([runs, runs.iloc[[0]].assign(coupling="surrogate", NSE_unseen=0.9)], ignore_index=True)
+    long_runs = runs.iloc[[0]].assign(epochs=300, train_s=80.0, NSE_trained=0.5, NSE_unseen=0.2)
+    lt = long_table(runs, long_runs).set_index("method")
+    assert lt.loc["ffn_a", "epochs_short"] == 30 and lt.loc["ffn_a", "epochs_long"] == 300
+    assert lt.loc["ffn_a", "NSE_trained_short"] == pytest.approx(0.1)
+    assert lt.loc["ffn_a", "NSE_unseen_short"] == pytest.approx(-0.1)
+    assert lt.loc["ffn_a", "NSE_unseen_long"] == pytest.approx(0.2)
 
 
 def _runs_frame():
@@ -143,13 +167,13 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     out, doc = tmp_path / "runs", tmp_path / "docs" / "benchmark_smap.md"
     args = ["benchmark", "--preset", "smap", "--variants", "ffn_a,sceua", "--epochs", "1", "--seeds", "1",
             "--couplings", "direct", "--no-scaling", "--sceua-evaluations", "20", "--threads", "1",
-            "--out", str(out), "--data-root", str(data_root), "--doc", str(doc)]
+            "--long-epochs", "2", "--out", str(out), "--data-root", str(data_root), "--doc", str(doc)]
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     store = RunStore(out)
     names = sorted(i.name for i in store.list())
-    assert names == ["smap-ffn_a-dense-s0", "smap-ffn_a-sparse-s0", "smap-sceua-dense-s0", "smap-sceua-sparse-s0",
-                     "smap-vic_default-dense-s0"]
+    assert names == ["smap-ffn_a-dense-s0", "smap-ffn_a-sparse-s0", "smap-ffn_a-sparse-s0-e2", "smap-sceua-dense-s0",
+                     "smap-sceua-sparse-s0", "smap-vic_default-dense-s0"]
     table = pd.read_csv(out / "benchmarks" / "smap" / "table.csv").set_index("method")
     sparse = next(store.get(i.run_id) for i in store.list() if i.name == "smap-ffn_a-sparse-s0").metrics()
     assert table.loc["ffn_a", "SPARSE_RMSE"] == pytest.approx(sparse.loc[sparse["split"] == "trained", "RMSE"].median())
@@ -166,7 +190,17 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     assert "learners: 1 epochs" in text and "at most 20 VIC runs per cell" in text
     assert f"| FFN_A direct NSE | {sparse.loc[sparse['split'] == 'trained', 'NSE'].median():.3f} |" in text
     assert (doc.parent / "img" / "smap_budyko.png").stat().st_size > 10_000
+    # the longer-training run: 2 epochs, beside the 1-epoch run; not part of the table
+    long_run = next(store.get(i.run_id) for i in store.list() if i.name == "smap-ffn_a-sparse-s0-e2")
+    assert int(long_run.train_log()["epoch"].max()) == 2
+    lm = long_run.metrics()
+    lt = pd.read_csv(out / "benchmarks" / "smap" / "long.csv").set_index("method")
+    assert lt.loc["ffn_a", "epochs_short"] == 1 and lt.loc["ffn_a", "epochs_long"] == 2
+    assert lt.loc["ffn_a", "NSE_unseen_long"] == pytest.approx(lm.loc[lm["split"] == "unseen", "NSE"].median())
+    assert table.loc["ffn_a", "SPARSE_n"] == 1
+    assert "## Longer training (2 epochs, SPARSE, direct, seed 0)" in text
+    assert (doc.parent / "img" / "smap_learning_curves_long.png").exists()
     # a second call trains nothing and rewrites the report from the same runs
     again = run_cli(*args[:-2], "--no-train")
     assert again.returncode == 0 and "training" not in again.stdout
-    assert len(store.list()) == 5
+    assert len(store.list()) == 6

@@ -17,10 +17,14 @@ subprocesses that resume after a kill) and reports from whatever evaluated runs 
   (variant ``vic_default``), the Budyko check against Fu's curve, and, with a cell-level MOD16A2
   table, the 8-day ET correlations (as the δ benchmark);
 * the learning curves (training loss per epoch, test median NSE of every ``curve_every``-th
-  epoch checkpoint) and the cost per epoch of each coupling.
+  epoch checkpoint) and the cost per epoch of each coupling;
+* with ``long_epochs`` N, the longer-training check: every learner once more on SPARSE (direct,
+  seed 0) to N epochs, scored beside its run at the benchmark's epochs, with its learning curve
+  (does the ranking of a short budget hold when the learners train longer?).
 
-Runs are named ``<preset>-<method>[-surrogate]-<cells>-s<seed>`` (cells: sparse, dense,
-scale_29, scale_206), so a rerun reuses finished runs and resumes interrupted ones.
+Runs are named ``<preset>-<method>[-surrogate]-<cells>-s<seed>[-e<N>]`` (cells: sparse, dense,
+scale_29, scale_206; ``-e<N>``: a longer-training run), so a rerun reuses finished runs and
+resumes interrupted ones.
 """
 
 from __future__ import annotations
@@ -69,18 +73,21 @@ PAPER_INFILTR_RANGE = {"vic_default": "[0, 0.3] (NLDAS-2)", "sceua": "[0, 0.41]"
 @dataclass(frozen=True)
 class PlannedRun:
     """One run of the benchmark: ``method`` trained on the cell set ``sites`` with ``coupling``
-    (learners only) and ``seed``."""
+    (learners only) and ``seed``; ``epochs`` set only for a longer-training run (else the
+    benchmark's epochs)."""
 
     method: str
     sites: str
     coupling: str = "direct"
     seed: int = 0
+    epochs: int | None = None
 
     def name(self, label: str) -> str:
-        """``<label>-<method>[-surrogate]-<cells>-s<seed>`` (a valid run name)."""
+        """``<label>-<method>[-surrogate]-<cells>-s<seed>[-e<epochs>]`` (a valid run name)."""
         cells = SET_ALIASES.get(self.sites, self.sites).lower()
         c = "" if self.coupling == "direct" else f"-{self.coupling}"
-        return f"{label}-{self.method}{c}-{cells}-s{self.seed}"
+        e = f"-e{self.epochs}" if self.epochs else ""
+        return f"{label}-{self.method}{c}-{cells}-s{self.seed}{e}"
 
     @property
     def learner(self) -> bool:
@@ -124,6 +131,21 @@ def plan(methods=METHODS, seeds: int = 4, couplings=("direct", "surrogate"), sca
     return out
 
 
+def long_plan(methods=METHODS, epochs: int | None = None) -> list[PlannedRun]:
+    """The longer-training runs: every learner of ``methods`` on SPARSE, direct, seed 0, to
+    ``epochs`` (none when ``epochs`` is None). Its SPARSE and NG scores sit beside the seed-0 run
+    of the table.
+
+    Raises:
+        ValueError: ``epochs`` < 1.
+    """
+    if epochs is None:
+        return []
+    if epochs < 1:
+        raise ValueError(f"long_epochs must be ≥ 1, got {epochs}")
+    return [PlannedRun(m, "SPARSE", "direct", 0, int(epochs)) for m in methods if VARIANTS[m].family == "param"]
+
+
 def run_config(r: PlannedRun, preset: str, epochs: int | None, threads: int | None, data_root: str | None,
                surrogate: str | None, sceua_evaluations: int | None) -> dict:
     """The RunConfig dict of a planned run: the preset with this method, cells, seed and coupling."""
@@ -138,8 +160,8 @@ def run_config(r: PlannedRun, preset: str, epochs: int | None, threads: int | No
         cfg["data"]["root"] = str(data_root)
     if VARIANTS[r.method].family == "calibration":
         cfg["train"]["epochs"] = 1          # a calibration is one "epoch"
-    elif epochs:
-        cfg["train"]["epochs"] = int(epochs)
+    elif r.epochs or epochs:
+        cfg["train"]["epochs"] = int(r.epochs or epochs)
     if threads:
         cfg["train"]["threads"] = int(threads)
     if sceua_evaluations:
@@ -228,6 +250,23 @@ def table2_markdown(t: pd.DataFrame) -> str:
         cells += [" / ".join(f"{x:.3f}" for x in paper[c]) if c in paper else "–" for c, _, _ in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def long_table(runs: pd.DataFrame, long_runs: pd.DataFrame) -> pd.DataFrame:
+    """The longer-training check: per learner, its seed-0 SPARSE direct run of the table
+    (``runs``) beside its longer run (``long_runs``): epochs, train seconds and the median RMSE,
+    PCC, NSE on SPARSE (``*_trained``) and NG (``*_unseen``), suffixes ``_short`` and ``_long``."""
+    cols = ["epochs", "train_s"] + [f"{k}_{sp}" for sp in ("trained", "unseen") for k in METRICS]
+    rows = []
+    for _, lr in long_runs.iterrows():
+        short = runs[(runs["method"] == lr["method"]) & (runs["sites"] == "SPARSE")
+                     & (runs["coupling"] == "direct") & (runs["seed"] == 0)]
+        row = {"method": lr["method"]}
+        for c in cols:
+            row[f"{c}_short"] = float(short[c].iloc[0]) if len(short) else float("nan")
+            row[f"{c}_long"] = float(lr[c])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def scaling_curve(runs: pd.DataFrame, store: RunStore) -> pd.DataFrame:
@@ -363,7 +402,8 @@ def scaling_figure(curve: pd.DataFrame, path: Path) -> None:
 
 def learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> None:
     """Training loss (masked RMSE + range-boundary loss) per epoch and the test median NSE of
-    the epoch checkpoints on the run's cells, one line per run (dashed: surrogate coupling)."""
+    the epoch checkpoints on the run's cells (SPARSE, seed 0), one line per run (dashed:
+    surrogate coupling)."""
     plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     for name, c in curves.items():
@@ -453,12 +493,14 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
                        jobs: int = 1, threads: int | None = None, data_root: str | None = None,
                        surrogate: str | None = None, sceua_evaluations: int | None = None,
                        modis_path: str | None = None, curve_every: int = 5, doc: Path | None = None,
-                       command: str = "",
+                       command: str = "", long_epochs: int | None = None,
                        train: bool = True, notes: str | Path | None = None, log=print) -> pd.DataFrame:
     """Train what is missing (``train``), then score and report every evaluated planned run.
     Writes, atomically, under ``<store>/benchmarks/<preset>/``: runs.csv, table.csv,
-    scaling.csv, infiltr.csv, et.csv, the figures and report.md; with ``doc``, the report there
-    and its figures in ``img/`` beside it.
+    scaling.csv, infiltr.csv, et.csv (and long.csv with ``long_epochs``), the figures and
+    report.md; with ``doc``, the report there and its figures in ``img/`` beside it.
+    ``long_epochs`` N adds the longer-training runs (:func:`long_plan`), trained after the
+    table's; their learning curves read every max(``curve_every``, N // 20)-th checkpoint.
 
     The surrogate coupling needs a finished surrogate job (``surrogate``, default
     ``<store>/surrogates/default``); without one those runs are skipped with a message.
@@ -471,15 +513,17 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     label = preset_label(preset)
     sur_dir = Path(surrogate) if surrogate else store.root / "surrogates" / "default"
     planned = plan(methods, seeds, couplings, scaling)
+    longer = long_plan(methods, long_epochs)
     if "surrogate" in couplings and not (sur_dir / "surrogate.pt").exists():
         log(f"no finished surrogate in {sur_dir} (surrogate.pt): the surrogate-coupled runs are skipped; "
             f"run `hydrolens surrogate --out {sur_dir}` first")
         planned = [r for r in planned if r.coupling != "surrogate"]
     if train:
         configs = {r.name(label): run_config(r, preset, epochs, threads, data_root, str(sur_dir), sceua_evaluations)
-                   for r in planned}
+                   for r in planned + longer}
         ensure_named_runs(store, configs, None, jobs, threads, log)  # each config holds its epochs
     runs = collect(store, label, planned)
+    long_runs = collect(store, label, longer)
     if runs.empty:
         raise RuntimeError(f"no evaluated benchmark run of {label!r} in {store.root}; run without --no-train")
     out = store.root / "benchmarks" / label
@@ -502,7 +546,17 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
             run = find_run(store, r.name(label))
             if run is not None and run.has_evaluation() and len(run.train_log()):
                 curves[f"{VARIANTS[r.method].label} {r.coupling}"] = learning_curve(run, curve_every, data_root, log)
-    for name, frame in (("runs", runs), ("table", t), ("scaling", curve), ("infiltr", fstats), ("et", et)):
+    long_t = long_table(runs, long_runs)
+    long_curves = {}
+    for r in longer:
+        run = find_run(store, r.name(label))
+        if run is not None and run.has_evaluation() and len(run.train_log()):
+            long_curves[f"{VARIANTS[r.method].label} direct"] = learning_curve(
+                run, max(curve_every, r.epochs // 20), data_root, log)
+    frames = [("runs", runs), ("table", t), ("scaling", curve), ("infiltr", fstats), ("et", et)]
+    if longer:
+        frames.append(("long", long_t))
+    for name, frame in frames:
         write_text_atomic(out / f"{name}.csv", frame.to_csv(index=False))
     figs = {}
     if fields:
@@ -516,6 +570,9 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     if curves:
         learning_curve_figure(curves, out / "learning_curves.png")
         figs["learning_curves"] = "learning_curves.png"
+    if long_curves:
+        learning_curve_figure(long_curves, out / "learning_curves_long.png")
+        figs["learning_curves_long"] = "learning_curves_long.png"
     learner_rows = runs[runs["method"].map(lambda x: VARIANTS[x].family == "param")]
     sce_rows = runs[runs["method"] == "sceua"]
     cfg = store.get((learner_rows if len(learner_rows) else runs)["run_id"].iloc[0]).config()
@@ -524,7 +581,8 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
             "sceua_evaluations")
     note_text = Path(notes).read_text(encoding="utf-8") if notes else ""
     checks = target_checks(t, curve, fstats, gate)
-    args = (label, runs, t, curve, fstats, et, gate, checks, cfg, command, note_text, figs, curves)
+    args = (label, runs, t, curve, fstats, et, gate, checks, cfg, command, note_text, figs, curves,
+            long_t, long_curves)
     write_text_atomic(out / "report.md", _report(*args, img_prefix=""))
     if doc is not None:
         doc = Path(doc)
@@ -551,8 +609,22 @@ def _md(frame: pd.DataFrame, cols: dict[str, str], nd: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _curve_rows(curves: dict[str, pd.DataFrame], title: str) -> list[str]:
+    """Markdown rows of the learning curves: test median NSE and training loss per checkpoint."""
+    epochs = sorted({int(e) for c in curves.values() for e in c.loc[c["test_median_nse"].notna(), "epoch"]})
+    if not epochs:
+        return []
+    lines = ["Test median NSE (SPARSE cells) of the epoch checkpoints, and the training loss:", "",
+             f"| {title} | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for name, c in curves.items():
+        by = c.set_index(c["epoch"].astype(int))
+        lines.append(f"| {name} NSE | " + " | ".join(_f(by["test_median_nse"].get(e)) for e in epochs) + " |")
+        lines.append(f"| {name} loss | " + " | ".join(_f(by["loss"].get(e)) for e in epochs) + " |")
+    return lines + [""]
+
+
 def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes, figs, curves,
-            img_prefix) -> str:
+            long_t, long_curves, img_prefix) -> str:
     tr, d = cfg["train"], cfg["data"]
     seeds = sorted(runs["seed"].unique())
     lines = [
@@ -647,16 +719,20 @@ def _report(label, runs, t, curve, fstats, et, gate, checks, cfg, command, notes
     lines += ["", "## Learning curves", ""]
     if "learning_curves" in figs:
         lines += [f"![learning curves]({img_prefix}{figs['learning_curves']})", ""]
-        epochs = sorted({int(e) for c in curves.values() for e in c.loc[c["test_median_nse"].notna(), "epoch"]})
-        if epochs:
-            lines += ["Test median NSE (SPARSE cells) of the epoch checkpoints, and the training loss:", "",
-                      "| run (SPARSE, seed 0) | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
-                      "|---|" + "---|" * len(epochs)]
-            for name, c in curves.items():
-                by = c.set_index(c["epoch"].astype(int))
-                lines.append(f"| {name} NSE | " + " | ".join(_f(by["test_median_nse"].get(e)) for e in epochs) + " |")
-                lines.append(f"| {name} loss | " + " | ".join(_f(by["loss"].get(e)) for e in epochs) + " |")
-            lines += [""]
+        lines += _curve_rows(curves, "run (SPARSE, seed 0)")
+    if len(long_t):
+        n_long = int(long_t["epochs_long"].max())
+        lines += [f"## Longer training ({n_long} epochs, SPARSE, direct, seed 0)", "",
+                  "Each learner once more, with the same settings but "
+                  f"{n_long} epochs, beside its seed-0 run of the table:", "",
+                  _md(long_t, {"method": "method", "epochs_short": "epochs", "NSE_trained_short": "SPARSE NSE",
+                               "NSE_unseen_short": "NG NSE", "RMSE_unseen_short": "NG RMSE",
+                               "epochs_long": "epochs (long)", "NSE_trained_long": "SPARSE NSE (long)",
+                               "NSE_unseen_long": "NG NSE (long)", "RMSE_unseen_long": "NG RMSE (long)",
+                               "PCC_unseen_long": "NG PCC (long)", "train_s_long": "train s (long)"}), ""]
+        if "learning_curves_long" in figs:
+            lines += [f"![learning curves, longer training]({img_prefix}{figs['learning_curves_long']})", ""]
+        lines += _curve_rows(long_curves, f"run (SPARSE, seed 0, {n_long} epochs)")
     if gate:
         lines += [f"Surrogate used by the surrogate coupling: gate {json_line(gate)}.", ""]
     lines += ["## Runs", "", _md(runs.assign(method=runs["method"]), {
