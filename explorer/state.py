@@ -191,7 +191,9 @@ class AppState(param.Parameterized):
 
     run_id = param.String(default=None, allow_None=True, doc="Selected run id.")
     site = param.String(default=None, allow_None=True, doc="Selected site: an 8-digit gauge id or a grid-cell id.")
-    quantity = param.String(default="NSE", doc="Map quantity key (see `quantities`).")
+    quantity = param.String(default="NSE", doc=(
+        "Map quantity key (see `quantities`); a bare learned-parameter name (`infiltr`, `FC`, as "
+        "typed in a URL) stands for `param:<name>`, an unknown key for NSE once the run is loaded."))
     selection = param.List(default=[], item_type=str, doc="Sites picked for training.")
     compare = param.List(default=[], item_type=str, doc="Run ids to compare.")
     period = param.String(default="", doc="Time range on screen, 'YYYY-MM-DD..YYYY-MM-DD' ('' = test period).")
@@ -214,6 +216,7 @@ class AppState(param.Parameterized):
         self.store = store if store is not None else RunStore()
         self.data_root = data_root
         self._run: Run | None = None
+        self._loaded_run_id: str | None = None  # the run_id whose tables are loaded
         self._series_cache: tuple | None = None  # ((run, site, mtime), frame): the last site read
         self.runs = self.store.list()
         if self.run_id not in [info.run_id for info in readable(self.runs)]:
@@ -298,14 +301,37 @@ class AppState(param.Parameterized):
             else:
                 message = "" if metrics is not None else self._not_evaluated_message(status)
         self._run = run
+        self._loaded_run_id = self.run_id
         basin = self.site if metrics is not None and self.site in metrics.index else default_basin(metrics)
         quantity = self.quantity
         # One batch: each view redraws once per run change.
         with param.parameterized.batch_call_watchers(self):
             self.param.update(info=info, status=status, metrics=metrics, variables=variables,
                               panels=panels, params_table=table, message=message, site=basin)
-            if quantity not in self.quantities():
-                self.quantity = "NSE"
+            resolved = self.resolve_quantity(quantity)
+            if resolved != quantity:
+                self.quantity = resolved
+
+    def resolve_quantity(self, key: str) -> str:
+        """The map-quantity key that ``key`` stands for on the loaded run: ``key`` itself when
+        the run has it, ``param:<key>`` when ``key`` is the bare name of one of its learned
+        parameters (``infiltr``, ``FC``: what a user types into the URL's ``q``), else NSE."""
+        known = self.quantities()
+        if key in known:
+            return key
+        if f"param:{key}" in known:
+            return f"param:{key}"
+        return "NSE"
+
+    @param.depends("quantity", watch=True)
+    def _check_quantity(self) -> None:
+        # a run still to be loaded (run and quantity set together, as from a URL) decides in
+        # _load_run, against its own quantities
+        if self._loaded_run_id != self.run_id or self.metrics is None:
+            return
+        resolved = self.resolve_quantity(self.quantity)
+        if resolved != self.quantity:
+            self.quantity = resolved
 
     def _not_evaluated_message(self, status: dict) -> str:
         state = status.get("state", "unknown")

@@ -40,7 +40,8 @@ class QuantityPicker(Viewer):
         for key, q in self.state.quantities().items():
             groups.setdefault(GROUP_TITLES.get(q.group, q.group), {})[q.title] = key
         flat = [k for g in groups.values() for k in g.values()]
-        value = self.state.quantity if self.state.quantity in flat else (flat[0] if flat else None)
+        value = self.state.resolve_quantity(self.state.quantity)
+        value = value if value in flat else (flat[0] if flat else None)
         self.select.param.update(groups=groups or {"": {"—": ""}}, value=value or "",
                                  disabled=not flat)
 

@@ -238,6 +238,12 @@ def test_map_quantity_switch_to_a_parameter_changes_colours_and_title(app, train
     assert 50 <= app.map.mapper.low < app.map.mapper.high <= 1000  # within FC's bounds (mm)
     app.state.quantity = "param:BETA"
     assert app.map.color_bar.title == "BETA (time mean)"
+    # a bare parameter name (a hand-written link's q=FC) is that parameter; an unknown key is NSE
+    app.state.quantity = "FC"
+    assert app.state.quantity == "param:FC" and app.map.color_bar.title == "FC (mm)"
+    assert app.quantity.select.value == "param:FC"
+    app.state.quantity = "infiltr"            # a VIC parameter: not in this HBV run
+    assert app.state.quantity == "NSE" and app.map.color_bar.title == "NSE"
 
 
 def test_traces_hold_the_daily_dynamic_parameters_of_parameters_nc(app, trained_run):
