@@ -709,7 +709,7 @@ def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
     # a link with a parameter's bare name (q=FC, as a user types it) maps that parameter
     open_app(page, url_with(main_app, run=trained_run.run_id, site=site, q="FC"))
     wait_map_values(page, trained_run.site_parameters()["FC"].astype(float).to_dict(), "FC (mm)")
-    assert chosen(quantity_select(page)) == "FC"
+    assert chosen(quantity_select(page)) == "FC (mm)"
     page.wait_for_function("() => new URLSearchParams(window.location.search).get('q') === 'param:FC'",
                            timeout=10_000)
     assert_clean(page, main_app)
