@@ -102,6 +102,22 @@ class HydroLensApp(param.Parameterized):
             if pn.state.location is not None:
                 pn.state.location.sync(self.state, URL_KEYS, on_error=self._url_values)
                 pn.state.location.sync(self, {"tab": "view"})
+                self.state.param.watch(self._canonical_query, "quantity")
+
+    def _canonical_query(self, _event) -> None:
+        """Write the resolved map quantity back to the URL on the next tick. A link's ``q=FC``
+        resolves to ``param:FC`` while Panel applies the URL, but the watcher events of that
+        update arrive after the resolution, the last one carrying the bare name, so the address
+        bar would keep ``q=FC``; on a later tick the state holds its final value."""
+        location = pn.state.location
+        if location is None:
+            return
+
+        def write() -> None:
+            if location.query_params.get(URL_KEYS["quantity"]) != self.state.quantity:
+                location.update_query(**{URL_KEYS["quantity"]: self.state.quantity})
+
+        pn.state.execute(write, schedule=True)
 
     def _url_values(self, values: dict) -> None:
         """Apply the URL values Panel could not: it reads digit-only strings as numbers (gauge id
