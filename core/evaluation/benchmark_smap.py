@@ -604,6 +604,8 @@ def _md(frame: pd.DataFrame, cols: dict[str, str], nd: int = 3) -> str:
             v = row[c]
             if c == "method":
                 v = VARIANTS[v].label
+            elif c.startswith("epochs") and isinstance(v, (float, np.floating)) and np.isfinite(v):
+                v = int(v)  # a count, not a measurement: 30, not 30.000
             cells.append(_f(v, nd) if isinstance(v, (float, np.floating)) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
