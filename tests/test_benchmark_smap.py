@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from core.evaluation.benchmark_smap import (METHODS, PlannedRun, field_stats, long_plan, long_table, plan, run_config,
+from core.evaluation.benchmark_smap import (METHODS, _md, PlannedRun, field_stats, long_plan, long_table, plan, run_config,
                                             table2, table2_markdown, target_checks)
 
 
@@ -67,7 +67,6 @@ def test_longer_training_runs_are_the_learners_on_sparse_with_their_own_epochs()
     assert lt.loc["ffn_a", "NSE_unseen_short"] == pytest.approx(-0.1)
     assert lt.loc["ffn_a", "NSE_unseen_long"] == pytest.approx(0.2)
     # the report prints epoch counts as counts
-    from core.evaluation.benchmark_smap import _md
     md = _md(lt.reset_index(), {"method": "method", "epochs_short": "epochs", "epochs_long": "epochs (long)",
                                 "NSE_unseen_long": "NG NSE (long)"})
     assert "| FFN_A | 30 | 300 | 0.200 |" in md
