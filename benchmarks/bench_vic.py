@@ -61,7 +61,7 @@ def drainage_report(data_root) -> None:
     """The table of docs/models.md: exact vs explicit drainage on the real forcing."""
     import numpy as np
 
-    from core.evaluation.metrics import nse, pcc, rmse
+    from core.metrics import nse, pcc, rmse
     from core.physics import vic as vic_module
     from core.physics.vic import VIC_DEFAULT_PARAMETERS, cycle_spinup
 

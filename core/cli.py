@@ -5,11 +5,16 @@ Every command runs inside :func:`_guarded`: a problem with the input (a file, a 
 name, a busy run) ends with ``error: <message naming the file or field>`` and exit code 2, an
 unexpected failure with ``internal error: ...`` and exit code 1, Ctrl-C with exit code 130; no
 Python traceback is printed unless ``hydrolens --debug ...`` (or ``HYDROLENS_DEBUG=1``) is given.
+Option values are checked by typer while the command line is parsed (``min=``/``max=``, paths that
+must be folders or files, the callbacks below), before anything starts; such a usage error is
+one line ``error: Invalid value for '--port': ...`` with exit code 2 as well (:class:`_Command`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 import os
 import sys
 import time
@@ -18,8 +23,80 @@ from typing import Optional
 
 import typer
 from typer.exceptions import Abort, Exit, TyperException
+from typer.core import TyperCommand, TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+@contextlib.contextmanager
+def _usage_errors_on_one_line():
+    """Print a usage error typer raises (an option value out of its ``min=``/``max=`` range or not
+    a number, an unknown option or command, a missing value) as one line ``error: ... (see
+    'CMD --help')`` and exit with code 2, like every other input error of the CLI, instead of
+    typer's usage text and boxed panel. The validation itself stays typer's."""
+    try:
+        yield
+    except TyperException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `hydrolens` alone: the help text
+            raise
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.secho(f"error: {e.format_message()}{hint}", fg=typer.colors.RED, err=True)
+        raise Exit(getattr(e, "exit_code", 2)) from None
+
+
+class _Command(TyperCommand):
+    """A command whose usage errors are one line (:func:`_usage_errors_on_one_line`)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        """Parse the arguments; a usage error prints one line and exits with code 2."""
+        with _usage_errors_on_one_line():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+
+class _Group(TyperGroup):
+    """A group (``hydrolens``, ``hydrolens jobs``) whose usage errors, an unknown command
+    included, are one line (:func:`_usage_errors_on_one_line`)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        """Parse the group's own options; a usage error prints one line and exits with code 2."""
+        with _usage_errors_on_one_line():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def resolve_command(self, ctx, args):
+        """The subcommand named in ``args``; an unknown one prints one line and exits with code 2."""
+        with _usage_errors_on_one_line():
+            return super().resolve_command(ctx, args)
+
+
+def _positive_finite(value: float | None) -> float | None:
+    """Typer callback of a rate option (``--lr``): a finite number > 0 (typer's ``min=`` has no
+    open bound and lets ``inf`` through)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a finite number > 0 (e.g. 0.002); found {value}")
+    return value
+
+
+def _iso_date(value: str | None) -> str | None:
+    """Typer callback of a date option (``--start``/``--end``): a calendar date written
+    YYYY-MM-DD, year first (pandas alone would read 02-01-2001 as 1 February)."""
+    import datetime as dt
+    import re
+
+    if value is None:
+        return value
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return dt.date.fromisoformat(value.strip()).isoformat()
+        reason = "year first, two-digit month and day"
+    except ValueError as e:
+        reason = str(e)
+    raise typer.BadParameter(f"expected a date YYYY-MM-DD ({reason}); found {value!r}")
+
+
+#: TCP ports a server can listen on (0, "any free port", is not offered: the URL printed and the
+#: websocket origin allowed would be wrong)
+PORT_RANGE = {"min": 1, "max": 65535}
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="HydroLens: train and explore differentiable hydrological models (δ models).")
 
 OUT_HELP = "run store folder (default: $HYDROLENS_RUNS or ./runs)"
@@ -80,7 +157,7 @@ def _guarded(command):
 def _command(*args, **kwargs):
     """``app.command`` for a guarded command."""
     def register(fn):
-        app.command(*args, **kwargs)(_guarded(fn))
+        app.command(*args, cls=_Command, **kwargs)(_guarded(fn))
         return fn
     return register
 
@@ -92,7 +169,7 @@ def train(
                                           "smap (SMAP soil moisture, docs/benchmark_smap.md); default: demo, "
                                           "or smap for a soil-moisture variant"),
     config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML RunConfig"),
-    data_root: Optional[Path] = typer.Option(None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)"),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)"),
     basins: Optional[str] = typer.Option(None, "--sites", "--basins", help="basins: a count n (spread over CONUS), "
                                          "'all', or comma-separated gauge ids; SMAP cells: a set (SPARSE, DENSE, "
                                          "NG, SCALE_29..SCALE_305), 'all' or cell ids"),
@@ -103,55 +180,34 @@ def train(
                                           "SMAP: ffn_a, lstm_z, paraformer_a, paraformer_z, sceua"),
     coupling: Optional[str] = typer.Option(None, help="parameter learners: direct (through the VIC) or surrogate "
                                            "(through the frozen LSTM surrogate, `hydrolens surrogate`)"),
-    seed: Optional[int] = typer.Option(None, help="random seed"),
+    seed: Optional[int] = typer.Option(None, min=0, max=2**32 - 1, help="random seed"),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)"),
     name: Optional[str] = typer.Option(None, help="run name (suffix of the run id)"),
-    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
     evaluate: bool = typer.Option(True, help="evaluate on the test period after training"),
     resume: Optional[str] = typer.Option(None, help="continue the run with this id from its last checkpoint"),
     progress: bool = typer.Option(True, help="show progress bars"),
 ):
     """Train a δ model (default preset: demo) and, by default, evaluate it."""
-    from .datasets.loader import parse_sites
     from .evaluation import evaluate_run
     from .models.registry import get_variant
-    from .training import RunConfig, Trainer, preset_config
+    from .training import Trainer
+    from .training.config import compose_config
 
     store = _store(out)
     if resume:
         run = store.get(resume)
-        cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
+        cfg = compose_config(file=run.config_path, overrides={"train.epochs": epochs, "train.threads": threads},
+                             source="--epochs/--threads")
     else:
         default = "smap" if variant and get_variant(variant).task == "soil_moisture" else "demo"
-        cfg = RunConfig.from_yaml(config) if config else preset_config(preset or default)
-        upd = cfg.to_dict()
-        if data_root:
-            upd["data"]["root"] = str(data_root)
-        if basins is not None:
-            upd["data"]["sites"] = parse_sites(basins, upd["data"]["source"])
-        if test_sites is not None:
-            upd["data"]["test_sites"] = parse_sites(test_sites, upd["data"]["source"])
-        if epochs:
-            upd["train"]["epochs"] = epochs
-        if variant:
-            upd["model"]["variant"] = variant
-        if coupling:
-            upd["model"]["coupling"] = coupling
-        if seed is not None:
-            upd["train"]["seed"] = seed
-        if device:
-            upd["train"]["device"] = device
-        if threads:
-            upd["train"]["threads"] = threads
-        if name:
-            upd["name"] = name
-        cfg = RunConfig.from_dict(upd, source="command line")
+        cfg = compose_config(preset or (None if config else default), config, {
+            "data.root": str(data_root) if data_root else None, "data.sites": basins,
+            "data.test_sites": test_sites, "train.epochs": epochs, "model.variant": variant,
+            "model.coupling": coupling, "train.seed": seed, "train.device": device,
+            "train.threads": threads, "name": name})
         run = store.create(cfg.run_name())
-    if epochs and resume:
-        cfg.train.epochs = epochs
-    if threads and resume:
-        cfg.train.threads = threads
     t0 = time.perf_counter()
     typer.echo(f"run {run.run_id} -> {run.path}")
     # the run is ours until this command ends: a second train/evaluate of it gets "busy"
@@ -180,8 +236,8 @@ def train(
 @_command()
 def evaluate(
     run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),
-    data_root: Optional[Path] = typer.Option(None, help="data root override"),
-    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root override"),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ):
     """Evaluate a trained run on its test period (states warmed up on the training period)."""
@@ -200,13 +256,14 @@ def evaluate(
 @_command()
 def predict(
     run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),
-    data_root: Optional[Path] = typer.Option(None, help="data root to read (Caravan or CAMELS-US layout; default: the run's)"),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root to read (Caravan or CAMELS-US layout; default: the run's)"),
     basins: Optional[str] = typer.Option(None, help="gauge ids (comma-separated), a count, or 'all' (default: all of the root)"),
-    start: Optional[str] = typer.Option(None, help="first output day YYYY-MM-DD (default: the run's test start)"),
-    end: Optional[str] = typer.Option(None, help="last output day (default: the run's test end)"),
+    start: Optional[str] = typer.Option(None, callback=_iso_date,
+                                        help="first output day YYYY-MM-DD (default: the run's test start)"),
+    end: Optional[str] = typer.Option(None, callback=_iso_date, help="last output day (default: the run's test end)"),
     warmup_days: int = typer.Option(365, min=0, help="days before START that spin up the states"),
     name: Optional[str] = typer.Option(None, help="output folder name under RUN/predictions/"),
-    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ):
     """Run a trained model on any basins and period (unseen ones too); writes outputs and metrics."""
@@ -229,11 +286,10 @@ def predict(
 
 def _preset_task(preset: str) -> str:
     """The task ("streamflow" | "soil_moisture") of a preset name or YAML config file."""
-    from .training.config import RunConfig, preset_config
+    from .training.config import compose_config
     from .training.tasks import task_for
 
-    cfg = RunConfig.from_yaml(preset) if preset.endswith((".yaml", ".yml")) else preset_config(preset)
-    return task_for(cfg.data).name
+    return task_for(compose_config(preset).data).name
 
 
 @_command()
@@ -244,34 +300,34 @@ def benchmark(
     epochs: Optional[int] = typer.Option(None, min=1, help="train every run to this many epochs (resumes shorter runs)"),
     jobs: int = typer.Option(1, min=1, help="trainings at a time"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads per training"),
-    data_root: Optional[Path] = typer.Option(None, help="data root"),
-    modis: Optional[Path] = typer.Option(None, help="basin-level MOD16A2 8-day ET table (CSV basin,date,ET or netCDF)"),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root"),
+    modis: Optional[Path] = typer.Option(None, dir_okay=False, help="basin-level MOD16A2 8-day ET table (CSV basin,date,ET or netCDF)"),
     curve_every: Optional[int] = typer.Option(None, min=1, help="evaluate every N-th epoch checkpoint for the "
                                               "learning curve (default: 2; SMAP presets: 5)"),
     seeds: int = typer.Option(4, min=1, help="SMAP presets: seeds per table cell (mean ± sd over them)"),
     couplings: str = typer.Option("direct,surrogate", help="SMAP presets: learner couplings (direct, surrogate)"),
     scaling: bool = typer.Option(True, help="SMAP presets: also the data-scaling runs (SCALE_29, SCALE_206)"),
-    surrogate: Optional[Path] = typer.Option(None, help="SMAP presets: surrogate job folder "
+    surrogate: Optional[Path] = typer.Option(None, file_okay=False, help="SMAP presets: surrogate job folder "
                                              "(default: <runs root>/surrogates/default)"),
     sceua_evaluations: Optional[int] = typer.Option(None, min=10, help="SMAP presets: SCE-UA runs per cell "
                                                     "(default: the preset's)"),
     long_epochs: Optional[int] = typer.Option(None, min=1, help="SMAP presets: also train every learner on "
                                               "SPARSE (direct, seed 0) to this many epochs, reported beside "
                                               "the table's run (the longer-training check)"),
-    doc: Optional[Path] = typer.Option(None, help="also write the report here (e.g. docs/benchmark.md)"),
+    doc: Optional[Path] = typer.Option(None, dir_okay=False, help="also write the report here (e.g. docs/benchmark.md)"),
     notes: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="markdown inserted as the report's Discussion"),
     train: bool = typer.Option(True, help="train missing/short runs (--no-train: only report)"),
-    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
 ):
     """Train (or reuse) a run per variant and write the Table-2-like report, NSE CDF and learning
     curves; for a SMAP preset (``smap``), the soil-moisture benchmark of Li & Lu (2023):
     methods × SPARSE/DENSE/NG × couplings × seeds, the scaling curve, infiltr maps and ET."""
-    from .evaluation.benchmark import run_benchmark
+    from .benchmarks.delta import run_benchmark
 
     command = "hydrolens benchmark " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "hydrolens benchmark"
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
     if _preset_task(preset) == "soil_moisture":
-        from .evaluation.benchmark_smap import run_smap_benchmark
+        from .benchmarks.smap import run_smap_benchmark
 
         table = run_smap_benchmark(
             _store(out), preset, names, seeds=seeds, couplings=tuple(c.strip() for c in couplings.split(",") if c.strip()),
@@ -293,17 +349,17 @@ def benchmark(
 
 @_command()
 def surrogate(
-    out: Optional[Path] = typer.Option(None, help="job folder (default: <runs root>/surrogates/default); "
+    out: Optional[Path] = typer.Option(None, file_okay=False, help="job folder (default: <runs root>/surrogates/default); "
                                        "an existing one is continued from its checkpoint"),
     n_sets: int = typer.Option(64, min=4, help="Latin-hypercube θ sets per cell"),
     hidden: int = typer.Option(256, min=4, help="LSTM size"),
     iters: int = typer.Option(4000, min=1, help="Adam steps (cosine-decayed learning rate)"),
     batch: int = typer.Option(128, min=1, help="windows per step"),
     rho: int = typer.Option(240, min=1, help="days with loss per window (after a 120-day burn-in)"),
-    lr: float = typer.Option(2e-3, min=0.0, help="initial Adam learning rate"),
+    lr: float = typer.Option(2e-3, callback=_positive_finite, help="initial Adam learning rate (> 0)"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads"),
-    data_root: Optional[Path] = typer.Option(None, help="data root"),
-    runs_root: Optional[Path] = typer.Option(None, "--runs", help=OUT_HELP),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root"),
+    runs_root: Optional[Path] = typer.Option(None, "--runs", file_okay=False, help=OUT_HELP),
 ):
     """Train the frozen LSTM surrogate of the VIC-type model and score its gate (Li & Lu 2023)."""
     from .training.surrogate_fit import SurrogateConfig, fit_surrogate
@@ -316,7 +372,7 @@ def surrogate(
 
 
 @_command()
-def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+def runs(out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """List the runs of the store, newest first; unreadable runs are listed as corrupt with the reason."""
     store = _store(out)
     infos = store.list()
@@ -336,7 +392,7 @@ def runs(out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
             typer.echo(f"  {r.run_id}: {r.problem}")
 
 
-jobs_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+jobs_app = typer.Typer(cls=_Group, add_completion=False, pretty_exceptions_enable=False,
                        help="The job queue (shared with the explorer and the benchmark): training "
                             "runs as background processes with state on disk.")
 app.add_typer(jobs_app, name="jobs")
@@ -357,7 +413,7 @@ def _job_line(runner, job) -> str:
 
 
 @jobs_app.callback(invoke_without_command=True)
-def jobs_list(ctx: typer.Context, out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+def jobs_list(ctx: typer.Context, out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """List the jobs, newest first (and start queued ones where a slot is free)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -375,7 +431,7 @@ def _jobs_list(out):
 
 def _jobs_command(*args, **kwargs):
     def register(fn):
-        jobs_app.command(*args, **kwargs)(_guarded(fn))
+        jobs_app.command(*args, cls=_Command, **kwargs)(_guarded(fn))
         return fn
     return register
 
@@ -388,34 +444,24 @@ def jobs_submit(
     epochs: Optional[int] = typer.Option(None, min=1, help="epochs"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     name: Optional[str] = typer.Option(None, help="run name"),
-    data_root: Optional[Path] = typer.Option(None, help="data root"),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root"),
     max_jobs: Optional[int] = typer.Option(None, min=1, help="jobs running at once"),
-    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
 ):
     """Queue a training run (trained and evaluated in the background)."""
-    from .datasets.loader import parse_sites
-    from .training import preset_config
+    from .training.config import compose_config
 
-    cfg = preset_config(preset).to_dict()
-    if variant:
-        cfg["model"]["variant"] = variant
-    if basins is not None:
-        cfg["data"]["sites"] = parse_sites(basins, cfg["data"]["source"])
-    if epochs:
-        cfg["train"]["epochs"] = epochs
-    cfg["train"]["device"] = device
-    if name:
-        cfg["name"] = name
-    if data_root:
-        cfg["data"]["root"] = str(data_root)
+    cfg = compose_config(preset, overrides={
+        "model.variant": variant, "data.sites": basins, "train.epochs": epochs, "train.device": device,
+        "name": name, "data.root": str(data_root) if data_root else None})
     runner = _runner(out, max_jobs)
-    job = runner.submit_train(cfg)
+    job = runner.submit_train(cfg.to_dict())
     typer.echo(f"job {job.job_id} ({job.state}) trains run {job.run_id}; log {job.log_path}")
 
 
 @_jobs_command("cancel")
 def jobs_cancel(job_id: str = typer.Argument(..., help="job id (see `hydrolens jobs`)"),
-                out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+                out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Cancel a queued job or stop a running one (its run keeps its last epoch, resumable)."""
     job = _runner(out).cancel(job_id)
     typer.echo(f"job {job.job_id}: {job.state}")
@@ -424,7 +470,7 @@ def jobs_cancel(job_id: str = typer.Argument(..., help="job id (see `hydrolens j
 @_jobs_command("resume")
 def jobs_resume(job_id: str = typer.Argument(..., help="job id of an ended job"),
                 epochs: Optional[int] = typer.Option(None, min=1, help="train to this many epochs"),
-                out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+                out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Queue a job that continues an ended job's run from its last checkpoint."""
     job = _runner(out).resume(job_id, epochs=epochs)
     typer.echo(f"job {job.job_id} ({job.state}) resumes run {job.run_id}")
@@ -432,7 +478,7 @@ def jobs_resume(job_id: str = typer.Argument(..., help="job id of an ended job")
 
 @_jobs_command("wait")
 def jobs_wait(job_ids: list[str] = typer.Argument(..., help="job ids"),
-              out: Optional[Path] = typer.Option(None, help=OUT_HELP)):
+              out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Wait until the jobs have ended; exit 1 unless every one is done."""
     runner = _runner(out)
     jobs = runner.wait(job_ids, log=typer.echo)
@@ -442,9 +488,9 @@ def jobs_wait(job_ids: list[str] = typer.Argument(..., help="job ids"),
 
 @_command()
 def serve(
-    port: int = typer.Option(5006, help="port"),
+    port: int = typer.Option(5006, **PORT_RANGE, help="port"),
     address: str = typer.Option("127.0.0.1", help="address to bind"),
-    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
     show: bool = typer.Option(False, help="open a browser"),
 ):
     """Serve the explorer (Panel app) on http://ADDRESS:PORT (runs `panel serve explorer/app.py`)."""
@@ -474,10 +520,10 @@ def serve(
 
 @_command()
 def up(
-    port: int = typer.Option(5006, help="port"),
+    port: int = typer.Option(5006, **PORT_RANGE, help="port"),
     address: str = typer.Option("127.0.0.1", help="address to bind"),
-    data_root: Optional[Path] = typer.Option(None, help="data root"),
-    out: Optional[Path] = typer.Option(None, help=OUT_HELP),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root"),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
 ):
     """The main job: train the demo model if the store has no finished run, then serve the explorer."""
     store = _store(out)

@@ -38,6 +38,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .runs import RunStore, write_json_atomic
+from .runs.io import now_iso
+from .runs.safety import process_alive, process_started
+from .training.config import RunConfig
 
 JOBS_DIR = ".jobs"
 #: Jobs running at once unless told otherwise ($HYDROLENS_MAX_JOBS): one per 2 cores.
@@ -52,10 +55,6 @@ class JobError(ValueError):
     """A job cannot be submitted, cancelled or resumed (the message says why)."""
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
@@ -64,26 +63,17 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _alive(pid: int | None) -> bool:
-    """A live, non-zombie process ``pid`` that is a HydroLens job worker."""
+def _alive(spec: dict) -> bool:
+    """The job's worker (pid and start time in job.json) is a live, non-zombie process that is a
+    HydroLens job worker (not another process that reuses its pid)."""
+    pid = spec.get("pid")
     if not pid:
         return False
     proc = _LIVE_PROCS.get(pid)
-    if proc is not None and proc.poll() is not None:
+    if proc is not None and proc.poll() is not None:  # our own child: reap it
         _LIVE_PROCS.pop(pid, None)
         return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        try:  # no /proc (not Linux): signal 0 says whether it exists
-            os.kill(pid, 0)
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
-    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
-        return False
-    return b"core.jobs" in cmdline  # a reused pid is not our worker
+    return process_alive(pid, started=spec.get("pid_started"), cmdline_has="core.jobs")
 
 
 @dataclass
@@ -177,8 +167,6 @@ class JobRunner:
         Raises:
             ConfigError: invalid config (names the fields); InvalidNameError: bad run name.
         """
-        from .training.config import RunConfig
-
         cfg = RunConfig.from_dict(config, source="job config")
         run = self.store.create(cfg.run_name())
         run.write_config(cfg.to_dict())
@@ -215,7 +203,7 @@ class JobRunner:
             args += ["--device", device]
         write_json_atomic(path / "job.json", {
             "job_id": job_id, "state": "queued", "label": label, "run_id": run_id, "args": args,
-            "device": device, "created": _now(),
+            "device": device, "created": now_iso(),
         })
         if start:
             self.pump()
@@ -234,7 +222,7 @@ class JobRunner:
             info.update(result)
             state = result.get("state", "failed")
         elif state == "running":
-            if not _alive(spec.get("pid")):
+            if not _alive(spec):
                 state = "failed"
                 info["message"] = ("the worker stopped without a result (killed?); the run can be "
                                    "resumed")
@@ -362,7 +350,7 @@ class JobRunner:
                                     env=env, cwd=repo, start_new_session=True)
         _LIVE_PROCS[proc.pid] = proc
         spec = _read_json(job.path / "job.json") or {}
-        spec.update(state="running", pid=proc.pid, started=_now())
+        spec.update(state="running", pid=proc.pid, pid_started=process_started(proc.pid), started=now_iso())
         write_json_atomic(job.path / "job.json", spec)
 
     # -- control ------------------------------------------------------------------------------
@@ -375,9 +363,9 @@ class JobRunner:
         job = self.get(job_id)
         if job.final:
             raise JobError(f"job {job_id} has already ended ({job.state})")
-        (job.path / "cancel").write_text(_now() + "\n")
+        (job.path / "cancel").write_text(now_iso() + "\n")
         pid = job.info.get("pid")
-        if job.state in ("running", "cancelling") and _alive(pid):
+        if job.state in ("running", "cancelling") and _alive(job.info):
             try:
                 os.kill(int(pid), signal.SIGTERM)
             except ProcessLookupError:
@@ -448,7 +436,7 @@ def _worker(job_dir: Path) -> int:
     message = {"done": "trained and evaluated",
                "cancelled": "cancelled; the run keeps its last finished epoch and can be resumed",
                "failed": f"exit code {rc}; see the log"}[state]
-    write_json_atomic(job_dir / "result.json", {"state": state, "returncode": rc, "ended": _now(),
+    write_json_atomic(job_dir / "result.json", {"state": state, "returncode": rc, "ended": now_iso(),
                                                 "message": message})
     print(f"job {state} (exit {rc})", flush=True)
     runs_root = job_dir.parent.parent

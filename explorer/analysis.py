@@ -39,7 +39,9 @@ from bokeh.palettes import Category10_10, RdBu11
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
-from explorer.state import AppState, echo_guard, fmt, pearson, readable
+from core.metrics import pcc
+from explorer.geomap import project, site_map
+from explorer.state import AppState, echo_guard, fmt, readable
 from explorer.style import html_pane
 
 #: Bokeh model names, stable for tests and for the browser.
@@ -128,8 +130,8 @@ def comparison_table(metrics_by_run: dict[str, pd.DataFrame], runs=None) -> pd.D
             "n_sites": int(len(m)),
             "median_NSE": float(nse.median()) if len(nse) else float("nan"),
             "median_KGE": float(kge.median()) if len(kge) else float("nan"),
-            "BFI_r": pearson(_numeric(m, "BFI_sim"), _numeric(m, "BFI_camels")),
-            "ET_r": pearson(_numeric(m, "ET_mean"), _numeric(m, "P_minus_Q")),
+            "BFI_r": pcc(_numeric(m, "BFI_sim"), _numeric(m, "BFI_camels"), min_pairs=3),
+            "ET_r": pcc(_numeric(m, "ET_mean"), _numeric(m, "P_minus_Q"), min_pairs=3),
         })
     return pd.DataFrame(rows, columns=["run", "variant", "n_sites", "median_NSE", "median_KGE",
                                        "BFI_r", "ET_r"])
@@ -152,8 +154,6 @@ def delta_columns(m1: pd.DataFrame, m2: pd.DataFrame, sites: pd.DataFrame | None
     Columns: basin, gauge_name, lon, lat (degrees), x, y (metres, CONUS Albers), NSE_1, NSE_2,
     dNSE. Gauge name and location come from the runs' metrics, else from ``sites``.
     """
-    from explorer.geomap import project
-
     d = delta_nse(m1, m2)
     idx = d.index
     meta = pd.DataFrame(index=idx)
@@ -387,7 +387,7 @@ class SignatureView(Viewer):
                 note.object = _placeholder(what, reason)
                 continue
             n = int((xs.notna() & ys.notna()).sum())
-            fig.title.text = f"{what} · r = {fmt(pearson(xs, ys))} · n = {n}"
+            fig.title.text = f"{what} · r = {fmt(pcc(xs, ys, min_pairs=3))} · n = {n}"
 
     def _on_map_data(self, _attr, _old, _new) -> None:
         self.refresh()
@@ -480,8 +480,6 @@ class CompareView(Viewer):
         return fig
 
     def _make_map(self):
-        from explorer.geomap import site_map
-
         df = pd.DataFrame({k: pd.Series(dtype=object if k in ("site", "gauge_name") else float)
                            for k in ("x", "y", "site", "gauge_name", "lon", "lat", "NSE_1", "NSE_2",
                                      "dNSE")})

@@ -27,11 +27,12 @@ import param  # noqa: E402
 from bokeh.models import Range1d  # noqa: E402
 
 from core.jobs import JobRunner  # noqa: E402
+from core.datasets.schema import pad_gauge_id  # noqa: E402
 from core.runs import RunStore  # noqa: E402
 from explorer.analysis import CompareView, SignatureView  # noqa: E402
+from explorer.closed_pages import quiet_closed_pages  # noqa: E402
 from explorer.mapview import MapView  # noqa: E402
 from explorer.series import SeriesView, TraceView  # noqa: E402
-from explorer.server import quiet_closed_pages  # noqa: E402
 from explorer.state import AppState  # noqa: E402
 from explorer.style import CSS, html_pane, stylesheets  # noqa: E402
 from explorer.views import QuantityPicker, RunPanel  # noqa: E402
@@ -131,7 +132,7 @@ class HydroLensApp(param.Parameterized):
                 if isinstance(values["site"], (int, float)):
                     m = self.state.metrics
                     # a grid-cell id is kept as it is; a gauge id gets its leading zeros back
-                    site = site if m is not None and site in m.index else site.zfill(8)
+                    site = site if m is not None and site in m.index else pad_gauge_id(site)
                 self.state.site = site
         except (ValueError, TypeError):  # a malformed URL value: keep the current view
             pass

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
-
-from core.runs import Run, RunInfo, RunNotFoundError, RunStore, Variable
+from core.datasets.loader import SITE_COLUMNS, site_table
+from core.datasets.schema import pad_gauge_id
+from core.runs import METRIC_SPECS, Run, RunInfo, RunNotFoundError, RunStore, Variable
 
 #: Run states after which a run's status no longer changes.
 TERMINAL_STATES = ("done", "failed")
@@ -120,8 +120,6 @@ _DIVERGING = ("BFI_diff",)
 
 def metric_specs() -> dict[str, dict]:
     """Units and descriptions of metrics.csv columns (core.runs.METRIC_SPECS)."""
-    from core.runs import METRIC_SPECS
-
     return METRIC_SPECS
 
 
@@ -132,8 +130,6 @@ def site_universe(root: str | None = None, source: str = "caravan") -> pd.DataFr
 
     An empty frame (with the site columns) when no data root is found: the app still shows runs.
     """
-    from core.datasets.loader import SITE_COLUMNS, site_table
-
     try:
         return site_table(root, source)
     except Exception:  # noqa: BLE001 - no data root: picking is disabled, runs still display
@@ -174,7 +170,7 @@ def parse_ids(text: str, known=None) -> list[str]:
         if known is not None and token in known:
             ids.append(token)
         elif token.isdigit() and len(token) <= 8:
-            ids.append(token.zfill(8))
+            ids.append(pad_gauge_id(token))
         elif token:
             ids.append(token)
     return list(dict.fromkeys(ids))
@@ -456,12 +452,3 @@ class AppState(param.Parameterized):
             except Exception:  # noqa: BLE001 - a run that vanished or broke is left out
                 continue
         return out
-
-
-def pearson(x, y) -> float:
-    """Pearson r over the pairs where both are finite (NaN with fewer than 3 pairs)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(x[ok], y[ok])[0, 1])

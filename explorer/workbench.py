@@ -20,6 +20,8 @@ import param
 from panel.viewable import Viewer
 
 from core.jobs import FINAL_STATES, JobError, JobRunner
+from core.models.registry import VARIANTS
+from core.training.config import PRESETS, SET_NONE, compose_config, preset_config
 from explorer.mapview import describe_selection
 from explorer.style import html_pane, stylesheets
 from explorer.state import AppState, escape_html as escape, parse_ids
@@ -175,9 +177,6 @@ class LaunchPanel(Viewer):
 
     def __init__(self, state: AppState, runner: JobRunner, on_launch=None, **params):
         super().__init__(state=state, **params)
-        from core.models.registry import VARIANTS
-        from core.training.config import PRESETS
-
         self.runner = runner
         self.on_launch = on_launch
         self.variant = pn.widgets.Select(
@@ -213,9 +212,6 @@ class LaunchPanel(Viewer):
             self.launch, self.feedback, sizing_mode="stretch_width")
 
     def _preset_changed(self, *_events) -> None:
-        from core.models.registry import VARIANTS
-        from core.training.config import preset_config
-
         # the preset follows the variant's task: SMAP soil moisture or streamflow
         grid = VARIANTS[self.variant.value].task == "soil_moisture"
         if grid != (self.preset.value == "smap"):
@@ -234,8 +230,6 @@ class LaunchPanel(Viewer):
     def _follow_run(self, *_events) -> None:
         """The shown run's sites are basins or grid cells: offer a variant of that task (the
         run's own variant), so the sites picked on its map fit what is launched."""
-        from core.models.registry import VARIANTS
-
         info = self.state.info
         if info is None or info.variant not in VARIANTS:
             return
@@ -249,21 +243,18 @@ class LaunchPanel(Viewer):
 
     def config(self) -> dict:
         """The RunConfig dict this panel would launch."""
-        from core.training.config import preset_config
-
-        cfg = preset_config(self.preset.value).to_dict()
-        cfg["data"]["sites"] = list(self.state.selection)
-        if self.state.data_root:
-            cfg["data"]["root"] = str(self.state.data_root)
-        cfg["model"].update(variant=self.variant.value, hidden=int(self.hidden.value),
-                            nmul=int(self.nmul.value))
-        cfg["train"].update(epochs=int(self.epochs.value), iters_per_epoch=int(self.iters.value),
-                            seed=int(self.seed.value), device=self.device.value)
-        cfg["train"]["batch_size"] = min(int(cfg["train"]["batch_size"]), len(self.state.selection))
-        if cfg["data"].get("test_sites"):  # unseen cells: those of the set not picked for training
-            cfg["data"]["test_sites"] = None
-        cfg["name"] = f"{self.variant.value}-{len(self.state.selection)}sites"
-        return cfg
+        n = len(self.state.selection)
+        return compose_config(self.preset.value, overrides={
+            "data.sites": list(self.state.selection),
+            "data.root": str(self.state.data_root) if self.state.data_root else None,
+            # unseen cells: those of the set not picked for training
+            "data.test_sites": SET_NONE,
+            "model.variant": self.variant.value, "model.hidden": int(self.hidden.value),
+            "model.nmul": int(self.nmul.value), "train.epochs": int(self.epochs.value),
+            "train.iters_per_epoch": int(self.iters.value), "train.seed": int(self.seed.value),
+            "train.device": self.device.value,
+            "train.batch_size": min(preset_config(self.preset.value).train.batch_size, n),
+            "name": f"{self.variant.value}-{n}sites"}, source="Launch panel").to_dict()
 
     def _launch(self, _event=None) -> None:
         if not self.state.selection:

@@ -363,7 +363,7 @@ def test_a_write_to_a_closed_page_is_one_warning_not_a_traceback(caplog):
     from tornado.iostream import StreamClosedError
     from tornado.websocket import WebSocketClosedError
 
-    from explorer.server import closed_page_handler, quiet_closed_pages
+    from explorer.closed_pages import closed_page_handler, quiet_closed_pages
 
     passed_on = []
     handler = closed_page_handler(lambda loop, context: passed_on.append(context))

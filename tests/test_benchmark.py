@@ -3,14 +3,17 @@ command on real data (train, reuse, resume), prediction on unseen basins and per
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 import yaml
 
-from core.evaluation.benchmark import (modis_composites, modis_scores, pearson, read_modis,
-                                       target_checks, BenchmarkRow, water_balance_et)
+from core.benchmarks.delta import BenchmarkRow, render_report, report_values, target_checks, water_balance_et
+from core.benchmarks.modis import modis_composites, modis_scores, read_modis
+from core.metrics import pcc
 from core.runs import RunStore
 from tests.conftest import needs_data, run_cli
 
@@ -63,8 +66,9 @@ def test_water_balance_and_pearson_by_hand():
         "Q_obs": (("site", "time"), [[1.0, np.nan, 0, 0], [0.5, 0.5, 0.5, 0.5]]),
     }, coords={"site": ["a", "b"], "time": t})
     np.testing.assert_allclose(water_balance_et(ds).values, [1.5 - 1 / 3, 0.5])
-    assert pearson([1, 2, 3, np.nan], [2, 4, 6, 1]) == pytest.approx(1.0)
-    assert np.isnan(pearson([1, 2], [1, 2]))
+    assert pcc([1, 2, 3, np.nan], [2, 4, 6, 1], min_pairs=3) == pytest.approx(1.0)
+    assert np.isnan(pcc([1, 2], [1, 2], min_pairs=3))
+    assert np.isnan(pcc([1, 1, 1], [1, 2, 3], min_pairs=3))  # constant: no r
 
 
 def test_target_checks_report_gaps():
@@ -79,6 +83,45 @@ def test_target_checks_report_gaps():
     # an under-trained LSTM far below the δ model is not "within 0.03" either
     checks = {d: ok for d, ok, _ in target_checks([row("delta_n_gamma_beta", 0.56), row("lstm", 0.50)])}
     assert checks["δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM"] is False
+
+
+def test_report_template_shows_settings_results_targets_and_curves():
+    """The report (templates/benchmark.md.j2) from synthetic rows: the settings of the config,
+    the results table with the MODIS columns, the targets, the notes as the Discussion, the
+    learning curves and the figure links under the image prefix."""
+    from core.training.config import preset_config
+
+    def row(v, label, nse):
+        return BenchmarkRow(v, label, nse, nse - 0.05, 0.7, 0.8, 432, 10, 1000, 1.5, 0.71, float("nan"))
+
+    rows = [row("delta1", "δ1", 0.60), row("delta_n_gamma_beta", "δn(γᵗ,βᵗ)", 0.68), row("lstm", "LSTM", 0.72)]
+    curve = pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.25], "test_median_nse": [0.3, np.nan, 0.6]})
+    cfg = preset_config("bench432").to_dict()
+    runs = {r.variant: SimpleNamespace(run_id=f"run-{r.variant}") for r in rows}
+    values = report_values("bench432", rows, {r.variant: curve for r in rows}, runs, cfg, True,
+                           "hydrolens benchmark --preset bench432", "  **Why.** Because.\n\n")
+    text = render_report(values, "img/bench432_")
+    assert text.startswith("# Benchmark: the δ family and the LSTM on 432 basins (`bench432`)\n\n")
+    assert text.endswith("Runs: `run-delta1`, `run-delta_n_gamma_beta`, `run-lstm`\n")
+    assert "```bash\nhydrolens benchmark --preset bench432\n```" in text
+    assert (f"- windows: batch {cfg['train']['batch_size']} basins × ({cfg['train']['warmup']} warm-up + "
+            f"{cfg['train']['rho']}) days;") in text
+    assert f"{cfg['train']['iters_per_epoch']} iterations per epoch" in text
+    assert "| model | median NSE | median KGE | BFI r | ET r (P − Q) | MODIS ET r (temporal, median) |" in text
+    assert "| δ1 | 0.600 | 0.550 | 0.700 | 0.800 | 0.710 | – | 0.640 | 432 | 1000 | 1.50 |" in text
+    assert "| δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM | LSTM − δn(γᵗ,βᵗ) = +0.040 | no |" in text
+    assert "| BFI spatial r ≥ 0.6 for δn(γᵗ,βᵗ) | r = 0.700 | yes |" in text
+    assert "\n## Targets\n\n| target | measured | met |\n|---|---|---|\n" in text
+    assert "\n\n## Discussion\n\n**Why.** Because.\n\n## Learning curves\n\n" in text
+    assert "![NSE CDF](img/bench432_nse_cdf.png)" in text and "](img/bench432_learning_curve.png)" in text
+    assert "| model | epoch 1 | epoch 2 | epoch 3 |\n|---|---|---|---|\n| δ1 loss | 1.000 | 0.500 | 0.250 |" in text
+    assert "| LSTM test median NSE | 0.300 | – | 0.600 |" in text
+    # no notes: no Discussion; no MODIS, no dPL iteration count; the report directory's own links
+    cfg["train"]["iters_per_epoch"] = None
+    text = render_report(report_values("bench432", rows[:1], {"delta1": curve}, runs, cfg, False), "")
+    assert "## Discussion" not in text and "MODIS" not in text and "dPL-rule iterations per epoch" in text
+    assert "hydrolens benchmark --preset bench432\n```" in text and "![NSE CDF](nse_cdf.png)" in text
+    assert "| target | measured | met |\n|---|---|---|\n\n## Learning curves" in text
 
 
 @needs_data

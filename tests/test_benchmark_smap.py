@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from conftest import run_cli
-from core.evaluation.benchmark_smap import (METHODS, _md, PlannedRun, field_stats, long_plan, long_table, plan, run_config,
-                                            table2, table2_markdown, target_checks)
+from core.benchmarks.smap import (METHODS, PlannedRun, field_stats, frame_table, long_plan, long_table, plan_runs,
+                                  render_report, report_values, run_config, table2, table2_table, target_checks)
 
 
 def test_plan_trains_one_seed_of_everything_first_and_names_runs_uniquely():
     from core.runs.safety import validate_name
 
-    p = plan(seeds=3)
+    p = plan_runs(seeds=3)
     names = [r.name("smap") for r in p]
     assert len(set(names)) == len(names)
     for n in names:
@@ -37,11 +37,11 @@ def test_plan_trains_one_seed_of_everything_first_and_names_runs_uniquely():
     assert all(r.sites == "SPARSE" for r in later[:first_dense])
     assert PlannedRun("ffn_a", "SPARSE", "surrogate", 1).name("smap") == "smap-ffn_a-surrogate-sparse-s1"
     assert PlannedRun("ffn_a", "SCALE_104").name("smap") == "smap-ffn_a-sparse-s0"
-    assert len(plan(["ffn_a"], seeds=1, couplings=("direct",), scaling=False)) == 3  # SPARSE, DENSE, default
+    assert len(plan_runs(["ffn_a"], seeds=1, couplings=("direct",), scaling=False)) == 3  # SPARSE, DENSE, default
     with pytest.raises(ValueError, match="unknown SMAP benchmark methods"):
-        plan(["delta1"])
+        plan_runs(["delta1"])
     with pytest.raises(ValueError, match="unknown couplings"):
-        plan(couplings=("both",))
+        plan_runs(couplings=("both",))
 
 
 def test_longer_training_runs_are_the_learners_on_sparse_with_their_own_epochs():
@@ -50,7 +50,7 @@ def test_longer_training_runs_are_the_learners_on_sparse_with_their_own_epochs()
     assert all((r.sites, r.coupling, r.seed, r.epochs) == ("SPARSE", "direct", 0, 300) for r in longer)
     names = {r.name("smap") for r in longer}
     assert "smap-paraformer_z-sparse-s0-e300" in names
-    assert not names & {r.name("smap") for r in plan()}        # never one of the table's runs
+    assert not names & {r.name("smap") for r in plan_runs()}        # never one of the table's runs
     assert long_plan(METHODS, None) == []
     with pytest.raises(ValueError, match="long_epochs"):
         long_plan(METHODS, 0)
@@ -67,8 +67,8 @@ def test_longer_training_runs_are_the_learners_on_sparse_with_their_own_epochs()
     assert lt.loc["ffn_a", "NSE_unseen_short"] == pytest.approx(-0.1)
     assert lt.loc["ffn_a", "NSE_unseen_long"] == pytest.approx(0.2)
     # the report prints epoch counts as counts
-    md = _md(lt.reset_index(), {"method": "method", "epochs_short": "epochs", "epochs_long": "epochs (long)",
-                                "NSE_unseen_long": "NG NSE (long)"})
+    md = frame_table(lt.reset_index(), {"method": "method", "epochs_short": "epochs", "epochs_long": "epochs (long)",
+                                        "NSE_unseen_long": "NG NSE (long)"}).markdown()
     assert "| FFN_A | 30 | 300 | 0.200 |" in md
 
 
@@ -102,7 +102,7 @@ def test_table2_is_the_mean_and_sd_over_seeds_of_each_runs_median():
     assert f["DENSE_RMSE"] == pytest.approx(0.04) and f["DENSE_PCC"] == pytest.approx(0.6)
     s = t.loc["sceua"]
     assert s["DENSE_n"] == 0 and np.isnan(s["DENSE_RMSE"]) and np.isnan(s["SPARSE_RMSE_sd"])
-    md = table2_markdown(table2(_runs_frame()))
+    md = table2_table(table2(_runs_frame())).markdown()
     assert "0.050 ± 0.014 / 0.500 ± 0.000 / 0.150 ± 0.071 (n=2)" in md
     assert "0.089 / 0.589 / -1.665" in md                  # the paper's SCE-UA on DAS-S8NG beside ours
 
@@ -130,6 +130,51 @@ def test_target_checks_read_the_table():
     assert checks[dense][1] is True and "FFN_A +0.150" in checks[dense][0]
     smooth = next(k for k in checks if k.startswith("ParaFormer_Z infiltr smoother"))
     assert checks[smooth] == ("0.600 vs 0.100", True)
+
+
+def test_report_template_places_every_section():
+    """The report (templates/benchmark_smap.md.j2) from synthetic scores: settings from the
+    config, the Table-2 analogue beside the paper, targets, notes, cost, the longer-training
+    check, the gate line and the runs; empty scores leave their sections' placeholders."""
+    from core.benchmarks.smap.score import coupling_cost
+    from core.training.config import preset_config
+
+    runs = _runs_frame().assign(epochs=30.0, train_s=8.0, s_per_epoch=2.5)
+    t = table2(runs)
+    cfg = preset_config("smap").to_dict()
+    cfg["train"]["sceua_evaluations"] = 123
+    curve = pd.DataFrame({"epoch": [1, 2], "loss": [0.5, 0.25], "test_median_nse": [np.nan, 0.4]})
+    long_t = long_table(runs, runs.iloc[[0]].assign(epochs=300.0, NSE_unseen=0.2))
+    empty = pd.DataFrame()
+    values = report_values("smap", runs, t, coupling_cost(runs), pd.DataFrame(), empty, empty,
+                           {"median_nse": 0.97, "iteration": 40}, [("a target", "0.1", True)], cfg,
+                           "hydrolens benchmark --preset smap --seeds 2", "Notes.\n",
+                           {"learning_curves": "learning_curves.png"}, {"FFN_A direct": curve}, long_t,
+                           {"FFN_A direct": curve})
+    text = render_report(values, "img/smap_")
+    assert text.startswith("# Benchmark: ParaFormer and the dPL learners on SMAP soil moisture (`smap`)\n\n")
+    assert "```bash\nhydrolens benchmark --preset smap --seeds 2\n```" in text
+    assert f"- learners: {cfg['train']['epochs']} epochs;" in text and "at most 123 VIC runs per cell" in text
+    assert "- seeds: 0, 1 (n per cell in the table)" in text
+    assert "| FFN_A | direct | 0.050 ± 0.014 / 0.500 ± 0.000 / 0.150 ± 0.071 (n=2) |" in text
+    assert "| a target | 0.1 | yes |\n\n## Discussion\n\nNotes.\n\n## Coupling cost" in text
+    assert "| FFN_A | direct | SPARSE | 2.50 |" in text
+    assert ("## Data scaling (dPL; tested on NG)\n\n(no scaling runs yet)\n\n"
+            "## The learned `infiltr` field\n\n\n## Evapotranspiration") in text
+    assert "## Learning curves\n\n![learning curves](img/smap_learning_curves.png)\n\n" in text
+    assert ("| run (SPARSE, seed 0) | epoch 2 |\n|---|---|\n"
+            "| FFN_A direct NSE | 0.400 |\n| FFN_A direct loss | 0.250 |") in text
+    assert "## Longer training (300 epochs, SPARSE, direct, seed 0)" in text
+    assert "| run (SPARSE, seed 0, 300 epochs) | epoch 2 |" in text
+    assert "Surrogate used by the surrogate coupling: gate iteration 40, median_nse 0.97.\n\n## Runs\n\n" in text
+    assert text.endswith("| VIC default θ | – | DENSE | 0 | 30 | 8.000 | 0.100 | -2.000 | -2.000 | d0 |\n")
+    # nothing but the default run: no table, no notes, no gate, no curves; the report directory's links
+    only = runs[runs["method"] == "vic_default"]
+    text = render_report(report_values("smap", only, table2(only), coupling_cost(only), pd.DataFrame(), empty,
+                                       empty, None, [], cfg))
+    assert "(no runs yet)" in text and "## Discussion" not in text and "Surrogate used" not in text
+    assert "```bash\nhydrolens benchmark --preset smap\n```" in text and "![" not in text
+    assert "## Learning curves\n\n## Runs\n\n" in text
 
 
 def test_field_stats_moran_i_separates_smooth_from_noisy_fields():

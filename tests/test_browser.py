@@ -580,7 +580,7 @@ SCATTER_TITLED_JS = js(_SCATTER_TITLE + "return r.finished && r.text.includes(' 
 def test_signature_scatters_are_titled_with_pearson_r(main_app, app_page, trained_run):
     """The BFI and ET scatters (built when their tab first opens) show r and n in a title that
     is laid out on the page."""
-    from explorer.state import pearson
+    from core.metrics import pcc
 
     page = app_page
     open_app(page, url_with(main_app, run=trained_run.run_id))
@@ -591,7 +591,7 @@ def test_signature_scatters_are_titled_with_pearson_r(main_app, app_page, traine
         page.wait_for_function(SCATTER_TITLED_JS, arg=name, timeout=20_000)
         shown = page.evaluate(SCATTER_TITLE_JS, name)
         n = int((m[x].notna() & m[y].notna()).sum())
-        assert f"r = {pearson(m[x], m[y]):.2f}" in shown["text"] and f"n = {n}" in shown["text"], shown
+        assert f"r = {pcc(m[x], m[y], min_pairs=3):.2f}" in shown["text"] and f"n = {n}" in shown["text"], shown
     assert_clean(page, main_app)
 
 

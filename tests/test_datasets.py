@@ -547,3 +547,40 @@ def test_load_all_caravan_basins():
         assert ds[v].dtype == np.float32 and {"units", "long_name", "source"} <= set(ds[v].attrs)
     assert not ds["P"].isnull().any()
     assert len(read_caravan_attributes(DATA)) == 432
+
+
+def test_a_new_source_is_one_registered_reader():
+    """The loader asks the reader registry (core.datasets.registry) and never names a source:
+    a reader registered by one module is loadable, listed, described and tabled at once."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from core.datasets import loader
+    from core.datasets.registry import READERS, SourceReader, canonical_source, reader_for, register
+
+    def load(root, request, variant, start, end):
+        ids = ["a1", "a2"] if request is None else list(request)
+        t = pd.date_range("2020-01-01", periods=3)
+        return xr.Dataset({"P": (("site", "time"), np.ones((len(ids), 3), np.float32))},
+                          coords={"site": ids, "time": t}, attrs={"source": "toy"})
+
+    toy = SourceReader("toy", "grid_cell", sites=lambda root, v: ["a1", "a2"], load=load,
+                       site_table=lambda root, v: pd.DataFrame(index=pd.Index(["a1", "a2"], name="site")),
+                       source_file=lambda ds, site, var: f"toy.nc (cell {site}, {var})")
+    register(toy)
+    try:
+        assert loader.site_kind_of("toy") == "grid_cell"
+        ds = loader.load_dataset(None, ["a2"], source="toy")
+        assert list(ds.site.values) == ["a2"]
+        assert loader.source_file(ds, "a2", "P") == "toy.nc (cell a2, P)"
+        assert list(loader.site_table(None, "toy").index) == ["a1", "a2"]
+    finally:
+        READERS.pop("toy")
+    assert canonical_source("camels_us") == "camels_us/daymet" and reader_for("CARAVAN")[0].name == "caravan"
+    with pytest.raises(ValueError, match="Unknown source 'toy'"):
+        reader_for("toy")
+    with pytest.raises(ValueError, match="Unknown source 'camels_us/foo'"):
+        reader_for("camels_us/foo")
+    with pytest.raises(ValueError, match="registered already"):
+        register(SourceReader("smap", "grid_cell", sites=None, load=None, site_table=None, source_file=None))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.nets.learners import LEARNERS, LearnerOutput, make_learner, sinusoidal_encoding
-from core.training.losses import masked_rmse, range_boundary_loss
+from core.losses import masked_rmse, range_boundary_loss
 
 N_DYN, N_STATIC, N_OUT = 9, 6, 5  # forcing + SMAP + mask; soil/vegetation statics; VIC θ
 

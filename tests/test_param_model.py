@@ -10,7 +10,7 @@ import torch
 
 from core.models import ParamModel
 from core.physics import VIC, VIC_PARAMETERS, soil_properties
-from core.training.losses import masked_rmse
+from core.losses import masked_rmse
 
 D = torch.float64
 

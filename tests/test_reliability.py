@@ -63,7 +63,7 @@ class _Plant:
 
 # ------------------------------------------------------------------------ untrusted checkpoints
 def test_load_checkpoint_refuses_a_pickle_that_runs_code(tmp_path):
-    from core.training.checkpoint import CheckpointError, load_checkpoint
+    from core.runs.checkpoint import CheckpointError, load_checkpoint
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "last.pt"
@@ -318,7 +318,7 @@ def test_run_ids_and_names_are_validated(tmp_path):
     from core.training import RunConfig
 
     assert RunConfig.from_dict({"name": "old name with spaces"}).name == "old name with spaces"
-    from core.evaluation.benchmark import preset_label
+    from core.benchmarks.runs import preset_label
 
     assert preset_label("my configs/bench 2 (final).yaml") == "bench-2-final"
 
@@ -376,3 +376,26 @@ def test_planted_links_and_fifos_are_refused(tmp_path):
     with pytest.raises(OSError, match="not a regular file"):
         with RunLock(fifo_lock.path, "training"):
             pass
+
+
+def test_process_liveness_sees_zombies_and_reused_pids():
+    """core.runs.safety.process_alive (psutil): an exited child that is not reaped yet (a
+    zombie) is not alive, nor is a live pid whose start time differs from the recorded one (the
+    system reused the pid) or whose command line lacks the marker; this process is alive."""
+    import subprocess
+    import time
+
+    from core.runs.safety import process_alive, this_process
+
+    me = this_process()
+    assert process_alive(me["pid"], host=me["host"], started=me["pid_started"])
+    assert not process_alive(me["pid"], started=me["pid_started"] - 100.0)  # another process's pid
+    assert not process_alive(me["pid"], cmdline_has="core.jobs")           # not a job worker
+    assert process_alive(me["pid"], host="another-host.example", started=0.0)  # can't check: alive
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process_alive(child.pid):
+        time.sleep(0.05)
+    assert not process_alive(child.pid)  # exited, not reaped: a zombie
+    child.wait()
+    assert not process_alive(child.pid) and not process_alive(None) and not process_alive(0)

@@ -1,4 +1,4 @@
-"""Per-cell SCE-UA calibration of the VIC-type model (core.training.sceua, spotpy): on real
+"""Per-cell SCE-UA calibration of the VIC-type model (core.models.sceua, spotpy): on real
 SMAP cells it beats a mid-range θ, stays within the bounds and the evaluation budget, and the
 parallel run gives the sequential run's results, in order."""
 
@@ -13,14 +13,14 @@ from core.physics.vic import VIC_PARAMETERS
 @pytest.fixture(scope="module")
 def problems(data_root):
     from core.datasets.smap import load_smap, smap_splits
-    from core.training.sceua import cell_problems
+    from core.models.sceua import cell_problems
 
     ds = load_smap(data_root)
     return cell_problems(ds, smap_splits(ds)["SPARSE"][:2], "2015-04-01", "2016-03-31")
 
 
 def test_sceua_beats_a_mid_range_theta_within_bounds_and_budget(problems):
-    from core.training.sceua import _Setup, calibrate_cell
+    from core.models.sceua import _Setup, calibrate_cell
 
     p = problems[0]
     setup = _Setup(p)
@@ -37,7 +37,7 @@ def test_sceua_beats_a_mid_range_theta_within_bounds_and_budget(problems):
 
 
 def test_parallel_calibration_matches_the_sequential_one(problems):
-    from core.training.sceua import calibrate_cells
+    from core.models.sceua import calibrate_cells
 
     seq = calibrate_cells(problems, max_evals=300, processes=1)
     par = calibrate_cells(problems, max_evals=300, processes=2)
@@ -48,7 +48,7 @@ def test_parallel_calibration_matches_the_sequential_one(problems):
 
 
 def test_a_cell_without_retrievals_is_named(problems):
-    from core.training.sceua import CellProblem, calibrate_cell
+    from core.models.sceua import CellProblem, calibrate_cell
 
     p = problems[0]
     empty = CellProblem(p.site, p.forcing, np.full_like(p.obs, np.nan), p.statics, p.spinup)

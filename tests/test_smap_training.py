@@ -81,11 +81,11 @@ def test_cycled_spinup_prepends_the_first_days(data_root):
     cfg = RunConfig.from_dict({"data": {"source": "smap", "sites": ["0", "2"], "root": str(data_root)},
                                "model": {"variant": "ffn_a"}})
     ds = load_smap(data_root, cells=["0", "2"]).sel(time=slice("2015-04-01", "2016-03-31"))
-    norm = fit_normalizer(cfg, ds)
+    norm = fit_normalizer(cfg, ds, task_for(cfg.data))
     from core.models.factory import build_model
 
     model = build_model(cfg.model, norm.n_columns, len(norm.static))
-    d = prepare_for_run(cfg, ds, norm, model)
+    d = prepare_for_run(cfg, ds, norm, model, task_for(cfg.data))
     assert d.spinup_days == 366 and d.forcing.shape == (732, 2, 3)
     np.testing.assert_array_equal(d.forcing[:366], d.forcing[366:])
     assert np.isnan(d.target[:366]).all() and np.isfinite(d.target[366:]).any()
@@ -146,7 +146,7 @@ def _train(store, data_root, *args):
 
 @pytest.mark.parametrize("variant", ["ffn_a", "paraformer_z"])
 def test_learner_trains_and_evaluates_on_seen_and_unseen_cells(smap_store, data_root, variant):
-    from core.evaluation.metrics import rmse
+    from core.metrics import rmse
     from core.runs import RunStore
 
     proc = _train(smap_store, data_root, "--variant", variant, "--name", variant)
@@ -199,15 +199,21 @@ def tiny_lhs(data_root):
 
 
 def test_surrogate_job_resumes_and_writes_its_gate(tmp_path, tiny_lhs):
-    from core.training.surrogate_fit import SurrogateConfig, fit_surrogate, load_surrogate
+    from core.models.surrogate import load_surrogate
+    from core.training.surrogate_fit import SurrogateConfig, fit_surrogate
 
     kw = dict(n_sets=4, hidden=8, batch=4, rho=60, checkpoint_every=3, gate_every=3, log_every=1,
               gate_sample=8)
     out = tmp_path / "sur"
     fit_surrogate(out, SurrogateConfig(iters=3, **kw), log=lambda *_: None, data=tiny_lhs)
+    # the run store's layout: checkpoints/last.pt + the iteration file, status with its stamp
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch_000003.pt", "last.pt"]
+    assert {"state", "updated", "iteration"} <= set(json.loads((out / "status.json").read_text()))
+    (out / "checkpoints" / "last.pt").write_bytes(b"")  # a kill while it was written
     lines = []
     gate = fit_surrogate(out, SurrogateConfig(iters=6, **kw), log=lines.append, data=tiny_lhs)
-    assert "resumed at iteration 3" in lines
+    resumed = [ln for ln in lines if ln.startswith("resumed at iteration 3 from epoch_000003.pt")]
+    assert resumed and "last.pt: empty file" in resumed[0], lines
     log = pd.read_csv(out / "train_log.csv")
     assert log["iteration"].tolist() == [1, 2, 3, 4, 5, 6]
     assert set(gate) >= {"median_nse", "median_rmse", "median_cosine", "passed", "thresholds"}

@@ -29,18 +29,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .paths import require_dir
+from .paths import require_dir, resolve_data_root
+from .registry import SourceReader, register
 from .schema import (
     CATEGORICAL_ATTRIBUTES,
+    COORDINATE_BOUNDS,
     FENG2022_ATTRIBUTES,
     MISSING_CATEGORY_CODE,
     SIGNATURES,
+    SITE_COLUMNS,
     BasinNotFoundError,
     DataFormatError,
     cfs_to_mm_per_day,
     daily_time_axis,
     dynamic_dataset,
     join_names,
+    numeric_columns,
     pad_gauge_id,
     pad_gauge_ids,
 )
@@ -151,6 +155,10 @@ def _read_attribute_file(path: Path, part: str) -> pd.DataFrame:
     for col in df.columns:
         if df[col].dtype == object and col != "gauge_id":
             df[col] = df[col].str.strip()
+    # the numeric columns HydroLens reads: a text value names file, line, column and gauge here
+    # (not pandas' bare 'Unable to parse string "abc"' later)
+    numeric_columns(df, path, [c for c in _REQUIRED_COLUMNS[part] if c not in _STRING_COLUMNS],
+                    "gauge_id", bounds=COORDINATE_BOUNDS)
     return df.set_index("gauge_id")
 
 
@@ -167,7 +175,8 @@ def _attribute_table(attr_dir: str, stamp: tuple) -> tuple[pd.DataFrame, dict[st
     table = pd.concat(parts, axis=1, join="outer").sort_index()
     table.index.name = "gauge_id"
     if "huc_02" in table:
-        table["huc_02"] = table["huc_02"].astype(str).str.zfill(2)
+        huc = table["huc_02"]  # a gauge without a camels_name.txt row stays NaN (see _check_rows)
+        table["huc_02"] = huc.astype(str).str.zfill(2).where(huc.notna())
     return table, column_file
 
 
@@ -183,6 +192,23 @@ def _check_basins(ids: Sequence[str], available: pd.Index, where: str) -> None:
     for b in ids:
         if b not in known:
             raise BasinNotFoundError(b, where, available)
+
+
+def _check_rows(root: str | Path, table: pd.DataFrame, column_file: dict[str, str],
+                ids: Sequence[str]) -> None:
+    """Each requested gauge has a row in every attribute file: the outer join of the 7 files
+    leaves NaN where one lacks the gauge, which would otherwise pass as missing values (a
+    missing camels_topo.txt row gave 0 PET, a missing camels_name.txt row the region 'nan')."""
+    files: dict[str, list[str]] = {}
+    for col, name in column_file.items():
+        files.setdefault(name, []).append(col)
+    sub = table.loc[list(ids)]
+    for name, cols in files.items():
+        empty = sub[cols].isna().all(axis=1)
+        if empty.any():
+            raise DataFormatError(
+                f"{camels_attributes_dir(root) / name}: no row for gauge {empty[empty].index[0]} (the other "
+                f"CAMELS attribute files have one); expected one row per gauge_id in each file.")
 
 
 def read_camels_attributes(root: str | Path, basins: Iterable[str | int] | None = None
@@ -210,10 +236,27 @@ def read_camels_attributes(root: str | Path, basins: Iterable[str | int] | None 
     table, column_file = _load_table(root)
     if basins is None:
         out = table.copy()
-    else:
-        ids = pad_gauge_ids(basins)
-        _check_basins(ids, table.index, f"CAMELS-US attributes ({camels_attributes_dir(root)})")
-        out = table.loc[ids].copy()
+        out.attrs["column_file"] = dict(column_file)
+        return out
+    table = table.copy(deep=False)
+    table.attrs["column_file"] = dict(column_file)
+    return camels_rows(root, table, basins)
+
+
+def camels_rows(root: str | Path, table: pd.DataFrame, basins: Iterable[str | int]) -> pd.DataFrame:
+    """The rows of ``basins`` (in this order) of a full attribute table that
+    ``read_camels_attributes(root)`` returned: a loader reads the files once and takes its
+    basins' rows from that table.
+
+    Raises:
+        BasinNotFoundError: a basin is not among the table's gauges.
+        DataFormatError: an attribute file has no row for a basin.
+    """
+    ids = pad_gauge_ids(basins)
+    column_file = table.attrs["column_file"]
+    _check_basins(ids, table.index, f"CAMELS-US attributes ({camels_attributes_dir(root)})")
+    _check_rows(root, table, column_file, ids)
+    out = table.loc[ids].copy()
     out.attrs["column_file"] = dict(column_file)
     return out
 
@@ -300,7 +343,8 @@ def static_attributes(root: str | Path, basins: Iterable[str | int] | None = Non
 
 
 def attach_camels_attributes(ds: xr.Dataset, root: str | Path,
-                             names: Sequence[str] = FENG2022_ATTRIBUTES) -> xr.Dataset:
+                             names: Sequence[str] = FENG2022_ATTRIBUTES,
+                             attributes: pd.DataFrame | None = None) -> xr.Dataset:
     """Add CAMELS static attributes, signatures and basin coordinates to a dataset.
 
     Adds, on dim ``basin``: the ``names`` attributes (float32, encoded and filled as in
@@ -310,6 +354,9 @@ def attach_camels_attributes(ds: xr.Dataset, root: str | Path,
     ``ds.attrs`` ``static_attributes``, ``filled_attributes``, ``categorical_attributes``,
     ``signatures`` (comma-joined strings), ``missing_category_code``.
 
+    ``attributes``: the full table of ``read_camels_attributes(root)`` when the caller has read
+    it already (the loader reads it once per data set); else it is read here.
+
     Returns:
         A new ``xarray.Dataset``.
 
@@ -318,7 +365,7 @@ def attach_camels_attributes(ds: xr.Dataset, root: str | Path,
         :func:`read_camels_attributes`.
     """
     ids = [str(b) for b in ds["site"].values]
-    table = read_camels_attributes(root, ids)
+    table = read_camels_attributes(root, ids) if attributes is None else camels_rows(root, attributes, ids)
     column_file = table.attrs["column_file"]
     stat = static_attributes(root, ids, names)
     ds = ds.copy()
@@ -410,6 +457,30 @@ def _find_in_region(root: str | Path, base: Path, basin: str, name: str, what: s
     raise FileNotFoundError(f"CAMELS-US {what} file not found: {path}")
 
 
+def _first_non_number(raw: pd.DataFrame, labels: dict) -> tuple[int, str, str] | None:
+    """``(row position, column label, text)`` of the first value of ``raw`` (a table read as
+    text, ``keep_default_na=False``) in the columns of ``labels`` (column -> label) that is not a
+    finite number; a missing field (empty or NaN) is skipped. None when every value is a number."""
+    cols = list(labels)
+    text = raw[cols].astype(object)
+    num = text.apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    given = (text.notna() & (text.astype(str) != "")).to_numpy()
+    bad = given & ~np.isfinite(num.to_numpy())
+    rows = np.flatnonzero(bad.any(axis=1))
+    if not len(rows):
+        return None
+    i = int(rows[0])
+    j = int(np.flatnonzero(bad[i])[0])
+    return i, labels[cols[j]], str(text.iat[i, j])
+
+
+def _first_bad_date(years, months, days) -> int | None:
+    """Position of the first (year, month, day) that is not a calendar date, or None."""
+    dates = pd.to_datetime(pd.DataFrame({"year": years, "month": months, "day": days}), errors="coerce")
+    bad = np.flatnonzero(dates.isna().to_numpy())
+    return int(bad[0]) if len(bad) else None
+
+
 def parse_forcing_file(path: str | Path) -> pd.DataFrame:
     """Parse one CAMELS-US basin-mean forcing file (any source; see the module docstring).
 
@@ -450,23 +521,45 @@ def parse_forcing_file(path: str | Path) -> pd.DataFrame:
             f"{path}: unexpected column header row. Expected (case-insensitive) "
             f"'{_FORCING_HEADER}'; found '{' '.join(tokens)}'.")
     names = [t.split("(")[0] for t in lowered]
+    basin = path.name[:8]
+
+    def non_number() -> str | None:  # file, line, column, basin of a value that is no number
+        try:
+            text = pd.read_csv(path, sep=r"\s+", skiprows=4, header=None, dtype=str,
+                               keep_default_na=False, engine="c")
+        except (pd.errors.ParserError, ValueError):
+            return None
+        found = _first_non_number(text, dict(zip(text.columns[:len(tokens)], tokens)))
+        if found is None:
+            return None
+        i, column, value = found
+        return (f"{path}, line {i + 5}: column {column!r} of basin {basin} is {value!r}; expected a "
+                f"finite number (CAMELS-US forcing has no missing values).")
+
     try:
         df = pd.read_csv(path, sep=r"\s+", skiprows=4, header=None, names=names,
                          dtype=np.float64, engine="c")
     except (pd.errors.ParserError, ValueError) as exc:
-        raise DataFormatError(
+        where = non_number() if not isinstance(exc, pd.errors.ParserError) else None
+        raise DataFormatError(where or (
             f"{path}: data rows do not match the {len(names)} columns of the header "
-            f"'{' '.join(tokens)}' ({exc}).") from exc
-    if df.isna().any().any():
+            f"'{' '.join(tokens)}' ({exc}).")) from exc
+    if df.isna().any().any() or np.isinf(df.to_numpy()).any():
+        where = non_number()
+        if where:
+            raise DataFormatError(where)
         row = int(np.where(df.isna().any(axis=1))[0][0]) + 5
         raise DataFormatError(f"{path}: line {row} has fewer than the {len(names)} fields "
                               f"of the header '{' '.join(tokens)}'.")
-    try:
-        dates = pd.to_datetime(pd.DataFrame({"year": df["year"].astype(int),
-                                             "month": df["mnth"].astype(int),
-                                             "day": df["day"].astype(int)}))
-    except (ValueError, TypeError) as exc:
-        raise DataFormatError(f"{path}: invalid Year/Mnth/Day values ({exc}).") from exc
+    bad = _first_bad_date(df["year"], df["mnth"], df["day"])
+    if bad is not None:
+        raise DataFormatError(
+            f"{path}, line {bad + 5}: Year/Mnth/Day of basin {basin} is "
+            f"{df['year'].iloc[bad]:g}/{df['mnth'].iloc[bad]:g}/{df['day'].iloc[bad]:g}; expected "
+            f"a calendar date.")
+    dates = pd.to_datetime(pd.DataFrame({"year": df["year"].astype(int),
+                                         "month": df["mnth"].astype(int),
+                                         "day": df["day"].astype(int)}))
     if not dates.is_monotonic_increasing or dates.duplicated().any():
         raise DataFormatError(f"{path}: dates are not strictly increasing.")
     out = df[list(_FORCING_COLUMNS)].set_index(pd.DatetimeIndex(dates, name="date"))
@@ -512,14 +605,16 @@ def parse_streamflow_file(path: str | Path, basin: str | int | None = None,
     if not path.is_file():
         raise FileNotFoundError(f"CAMELS-US streamflow file not found: {path}")
     try:
-        raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="c")
+        # as text, 'NaN' kept as written: a missing field reads as "" (a short line)
+        raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False, engine="c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataFormatError(f"{path}: expected {_STREAMFLOW_FORMAT} ({exc}).") from exc
     if raw.shape[1] != 6:
         raise DataFormatError(f"{path}: expected {_STREAMFLOW_FORMAT}; found {raw.shape[1]} "
                               f"columns, first row {raw.iloc[0].tolist()}.")
-    if raw.isna().any().any():
-        row = int(np.where(raw.isna().any(axis=1))[0][0]) + 1
+    short = (raw.isna() | (raw == "")).any(axis=1).to_numpy()
+    if short.any():
+        row = int(np.flatnonzero(short)[0]) + 1
         raise DataFormatError(f"{path}: line {row} has fewer than 6 fields; expected "
                               f"{_STREAMFLOW_FORMAT}.")
     if basin is not None:
@@ -528,14 +623,21 @@ def parse_streamflow_file(path: str | Path, basin: str | int | None = None,
         if (ids != basin).any():
             raise DataFormatError(f"{path}: gauge id column should be {basin}; found "
                                   f"{ids[ids != basin].iloc[0]}.")
-    try:
-        dates = pd.to_datetime(pd.DataFrame({"year": raw[1].astype(int),
-                                             "month": raw[2].astype(int),
-                                             "day": raw[3].astype(int)}))
-        q = raw[4].astype(np.float64).to_numpy()
-    except (ValueError, TypeError) as exc:
-        raise DataFormatError(f"{path}: non-numeric date or discharge; expected "
-                              f"{_STREAMFLOW_FORMAT} ({exc}).") from exc
+    site = basin if basin is not None else path.name[:8]
+    found = _first_non_number(raw, {1: "year", 2: "month", 3: "day", 4: "discharge"})
+    if found is not None:
+        i, column, value = found
+        raise DataFormatError(f"{path}, line {i + 1}: column {column!r} of gauge {site} is "
+                              f"{value!r} (non-numeric); expected {_STREAMFLOW_FORMAT}.")
+    bad = _first_bad_date(raw[1].astype(float), raw[2].astype(float), raw[3].astype(float))
+    if bad is not None:
+        raise DataFormatError(f"{path}, line {bad + 1}: year/month/day of gauge {site} is "
+                              f"{raw[1].iloc[bad]}/{raw[2].iloc[bad]}/{raw[3].iloc[bad]}; expected a "
+                              f"calendar date.")
+    dates = pd.to_datetime(pd.DataFrame({"year": raw[1].astype(float).astype(int),
+                                         "month": raw[2].astype(float).astype(int),
+                                         "day": raw[3].astype(float).astype(int)}))
+    q = raw[4].astype(np.float64).to_numpy()
     if not dates.is_monotonic_increasing or dates.duplicated().any():
         raise DataFormatError(f"{path}: dates are not strictly increasing.")
     q[q == -999] = np.nan
@@ -599,7 +701,8 @@ def hargreaves_pet(tmax: pd.Series, tmin: pd.Series, lat_deg: float) -> pd.Serie
 
 
 def load_camels_us(root: str | Path, basins: Iterable[str | int] | None = None,
-                   forcing: str = "daymet", start=None, end=None) -> xr.Dataset:
+                   forcing: str = "daymet", start=None, end=None, *,
+                   attributes: pd.DataFrame | None = None) -> xr.Dataset:
     """Load raw CAMELS-US time series (Newman et al. 2015) with CAMELS attributes.
 
     Per basin: ``P`` = ``prcp``, ``Tmax``, ``Tmin``, ``T = (Tmax + Tmin) / 2``, ``PET`` =
@@ -611,6 +714,8 @@ def load_camels_us(root: str | Path, basins: Iterable[str | int] | None = None,
         root: data root; basins: ids (``None`` = every basin with forcing and streamflow files);
         forcing: forcing folder (``daymet``, ``maurer``, ``maurer_extended``, ``nldas``, ...);
         start, end: inclusive dates (str or datetime); default = union of the files' ranges.
+        attributes: the full CAMELS attribute table (``read_camels_attributes(root)``) when the
+            caller has it; else read here.
 
     Returns:
         The HydroLens dataset (see :mod:`core.datasets.schema`): dims ``(site, time)``,
@@ -630,7 +735,9 @@ def load_camels_us(root: str | Path, basins: Iterable[str | int] | None = None,
         ids = list_camels_us_basins(root, forcing)
     else:
         ids = pad_gauge_ids(basins)
-    table = read_camels_attributes(root, ids)
+    if attributes is None:
+        attributes = read_camels_attributes(root)
+    table = camels_rows(root, attributes, ids)
     frames, flows = [], []
     for b in ids:
         f = read_forcing(root, b, forcing)
@@ -671,10 +778,64 @@ def load_camels_us(root: str | Path, basins: Iterable[str | int] | None = None,
     # the days every forcing file covers (streamflow may have gaps; they are allowed)
     ds.attrs["data_period"] = (f"{max(f.index[0] for f in frames).date()}.."
                                f"{min(f.index[-1] for f in frames).date()}")
-    ds = attach_camels_attributes(ds, root)
+    ds = attach_camels_attributes(ds, root, attributes=attributes)
     ds["header_latitude"] = ("site", np.array([f.attrs["latitude"] for f in frames], np.float64),
                              {"units": "degrees_north",
                               "long_name": "basin-centroid latitude from the forcing file header"})
     ds = ds.set_coords("header_latitude")
     ds.attrs["pet_method"] = "hargreaves (pyet)"
     return ds
+
+
+# ------------------------------------------------------------------------------ the reader
+def basin_site_table(root: str | Path, ids: Sequence[str], names: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The site table of gauged basins ``ids``: every CAMELS-US attribute where the root has
+    them (NaN otherwise), ``area`` = ``area_gages2`` (km²), and the map columns
+    (``SITE_COLUMNS``); ``names`` (a source's own gauge names and coordinates, e.g. Caravan's)
+    take precedence where given. Index ``site`` (8-character ids)."""
+    try:
+        camels = read_camels_attributes(root)
+    except (FileNotFoundError, ValueError):
+        camels = pd.DataFrame(index=pd.Index([], name="gauge_id"))
+    table = camels.reindex(list(ids))
+    if "area" not in table and "area_gages2" in table:
+        table["area"] = table["area_gages2"]
+    if names is not None:
+        names = names.reindex(list(ids))
+        for c in ("gauge_name", "gauge_lat", "gauge_lon", "area"):
+            if c in names:
+                table[c] = names[c].where(names[c].notna(), table.get(c))
+    for c in SITE_COLUMNS:
+        if c not in table:
+            table[c] = np.nan
+    table.index.name = "site"
+    return table
+
+
+def _site_table(root: str | Path | None, forcing: str | None) -> pd.DataFrame:
+    root = resolve_data_root(root)
+    return basin_site_table(root, list_camels_us_basins(root, forcing))
+
+
+def _load(root: Path, ids: list[str], forcing: str | None, start, end, attributes: pd.DataFrame | None) -> xr.Dataset:
+    return load_camels_us(root, ids, forcing, start, end, attributes=attributes)
+
+
+def _source_file(ds: xr.Dataset, basin: str, variable: str) -> str:
+    """The CAMELS-US file (and column) ``variable`` of ``basin`` comes from."""
+    root = Path(str(ds.attrs.get("data_root", ".")))
+    forcing = str(ds.attrs.get("source", "")).split("/", 1)[-1]
+    try:
+        file = streamflow_path(root, basin) if variable == "Q" else forcing_path(root, basin, forcing)
+    except (FileNotFoundError, ValueError, KeyError):
+        file = root / "camels_us"
+    col = {"P": "prcp(mm/day)", "T": "tmax/tmin", "PET": "Hargreaves from tmax/tmin", "Q": "discharge"}
+    return f"{file} ({col.get(variable, variable)})"
+
+
+#: Raw CAMELS-US (Newman et al. 2015): ``camels_us/<forcing>`` (daymet, maurer, ...).
+READER = register(SourceReader("camels_us", "basin", sites=list_camels_us_basins, load=_load,
+                               site_table=_site_table, source_file=_source_file,
+                               variants=tuple(FORCING_SOURCES), default_variant="daymet",
+                               describe=lambda root, forcing: f"CAMELS-US {forcing} forcing + streamflow "
+                                                              f"({Path(root) / 'camels_us'})"))

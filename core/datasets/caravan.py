@@ -38,12 +38,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .paths import require_dir
+from .camels_us import attach_camels_attributes, basin_site_table
+from .paths import require_dir, resolve_data_root
+from .registry import SourceReader, register
 from .schema import (
+    COORDINATE_BOUNDS,
     BasinNotFoundError,
     DataFormatError,
     daily_time_axis,
     dynamic_dataset,
+    numeric_columns,
     pad_gauge_ids,
     units_match,
     VARIABLES,
@@ -124,7 +128,10 @@ def read_caravan_attributes(root: str | Path) -> pd.DataFrame:
     path = Path(root) / ATTRIBUTES_FILE
     if not path.is_file():
         raise FileNotFoundError(f"Caravan attributes file not found: {path}")
-    df = pd.read_csv(path, dtype={"gauge_id": str, "gauge_name": str})
+    try:
+        df = pd.read_csv(path, dtype={"gauge_id": str, "gauge_name": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{path}: not a ','-separated Caravan attribute table ({exc}).") from exc
     missing = [c for c in _ATTR_COLUMNS if c not in df.columns]
     if missing:
         raise DataFormatError(
@@ -136,6 +143,10 @@ def read_caravan_attributes(root: str | Path) -> pd.DataFrame:
         raise DataFormatError(f"{path}: gauge_id should look like 'camels_01022500'; found "
                               f"{ids[~ok].iloc[0]!r}.")
     df["gauge_id"] = ids.str.slice(7)
+    if df["gauge_id"].duplicated().any():
+        raise DataFormatError(f"{path}: gauge_id camels_{df.loc[df['gauge_id'].duplicated(), 'gauge_id'].iloc[0]} "
+                              f"appears more than once.")
+    numeric_columns(df, path, ("gauge_lat", "gauge_lon", "area"), "gauge_id", bounds=COORDINATE_BOUNDS)
     return df.set_index("gauge_id")
 
 
@@ -163,6 +174,12 @@ def _parse_time(path: Path, var) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - any failure is a format problem
         raise DataFormatError(f"{path}: cannot decode 'date' with units {units!r} "
                               f"(expected 'days since YYYY-MM-DD'): {exc}") from exc
+
+
+def _basin_of(path: Path) -> str:
+    """The gauge id in a Caravan file name (``camels_<id>.nc``), for messages."""
+    m = _FILE_RE.match(path.name)
+    return m.group(1) if m else path.stem
 
 
 def _unpack(var) -> np.ndarray:
@@ -225,13 +242,22 @@ def read_caravan_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             if var.dimensions != ("date",):
                 raise DataFormatError(f"{path}: variable {cv!r} should have dims ('date',); "
                                       f"found {var.dimensions}.")
+            if var.dtype == str or np.dtype(var.dtype).kind not in "fiu":
+                raise DataFormatError(f"{path}: variable {cv!r} of basin {_basin_of(path)} holds "
+                                      f"{np.dtype(var.dtype) if var.dtype != str else 'text'}; expected "
+                                      f"numbers ({VARIABLES[hl]['units']}).")
             units = getattr(var, "units", None)
             if units is not None and not units_match(units, VARIABLES[hl]["units"]):
                 raise DataFormatError(
                     f"{path}: variable {cv!r} has units {units!r}; expected "
                     f"{VARIABLES[hl]['units']!r} (Caravan {cv} is "
                     f"{'mm/d' if VARIABLES[hl]['units'] == 'mm d-1' else 'degC'}).")
-            values[k] = _unpack(var)
+            try:
+                values[k] = _unpack(var)
+            except (ValueError, TypeError) as exc:  # e.g. a scale_factor that is text
+                raise DataFormatError(f"{path}: variable {cv!r} of basin {_basin_of(path)} cannot be "
+                                      f"read as numbers: {exc}; check its scale_factor, add_offset and "
+                                      f"_FillValue attributes.") from exc
     finally:
         nc.close()
     if n > 1 and not (np.diff(dates) > np.timedelta64(0, "D")).all():
@@ -240,7 +266,7 @@ def read_caravan_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, start=None,
-                 end=None, *, attributes: bool = True) -> xr.Dataset:
+                 end=None, *, attributes: bool | pd.DataFrame = True) -> xr.Dataset:
     """Load Caravan CAMELS-US daily series for ``basins`` onto one daily time axis.
 
     Each file is opened with netCDF4, its 4 arrays copied into one preallocated float32 block
@@ -254,7 +280,8 @@ def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, st
         attributes: join the CAMELS-US v2.0 static attributes, signatures and basin coordinates
             on the gauge id (:func:`core.datasets.camels_us.attach_camels_attributes`). With
             ``False`` only ``gauge_lat``, ``gauge_lon``, ``gauge_name``, ``area`` come from
-            Caravan's ``attributes_other_camels.csv`` (no ``huc_02``, no statics).
+            Caravan's ``attributes_other_camels.csv`` (no ``huc_02``, no statics). A table
+            (the full ``read_camels_attributes(root)``, read once by the loader) is used as it is.
 
     Returns:
         The HydroLens dataset (:mod:`core.datasets.schema`): float32 ``P`` (mm d-1), ``T``
@@ -298,9 +325,9 @@ def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, st
     if spans:  # the days every file covers (forcing and streamflow share Caravan's date axis)
         ds.attrs["data_period"] = (f"{pd.Timestamp(max(a for a, _ in spans)).date()}.."
                                    f"{pd.Timestamp(min(b for _, b in spans)).date()}")
-    if attributes:
-        from .camels_us import attach_camels_attributes
-
+    if isinstance(attributes, pd.DataFrame):
+        ds = attach_camels_attributes(ds, root, attributes=attributes)
+    elif attributes:
         ds = attach_camels_attributes(ds, root)
     else:
         meta = read_caravan_attributes(root)
@@ -316,3 +343,30 @@ def load_caravan(root: str | Path, basins: Iterable[str | int] | None = None, st
             area=("site", meta["area"].to_numpy(np.float64), {"units": "km2"}),
         )
     return ds
+
+
+# ------------------------------------------------------------------------------ the reader
+def _site_table(root: str | Path | None, variant: str | None) -> pd.DataFrame:
+    root = resolve_data_root(root)
+    ids = list_caravan_basins(root)
+    try:
+        names = read_caravan_attributes(root)
+    except FileNotFoundError:
+        names = None
+    return basin_site_table(root, ids, names)
+
+
+def _load(root: Path, ids: list[str], variant: str | None, start, end, attributes: pd.DataFrame | None) -> xr.Dataset:
+    return load_caravan(root, ids, start, end, attributes=True if attributes is None else attributes)
+
+
+def _source_file(ds: xr.Dataset, basin: str, variable: str) -> str:
+    """The Caravan netCDF file (and its variable name) ``variable`` of ``basin`` comes from."""
+    file = Path(str(ds.attrs.get("data_root", "."))) / TIMESERIES_SUBDIR / f"camels_{basin}.nc"
+    return f"{file} (variable {CARAVAN_VARIABLES.get(variable, variable)})"
+
+
+#: Caravan (Kratzert et al. 2023) netCDF time series of the CAMELS-US basins.
+READER = register(SourceReader("caravan", "basin", sites=lambda root, variant: list_caravan_basins(root),
+                               load=_load, site_table=_site_table, source_file=_source_file,
+                               describe=lambda root, v: f"Caravan time series ({caravan_timeseries_dir(root)})"))

@@ -23,37 +23,31 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .camels_us import (
-    FORCING_SOURCES,
-    forcing_path,
-    list_camels_us_basins,
-    load_camels_us,
-    read_camels_attributes,
-    streamflow_path,
-)
-from .caravan import (CARAVAN_VARIABLES, TIMESERIES_SUBDIR, caravan_timeseries_dir, list_caravan_basins,
-                      load_caravan, read_caravan_attributes)
+from . import camels_us, caravan, smap  # noqa: F401  (each registers its reader)
+from .camels_us import read_camels_attributes
 from .checks import check_climatology, check_daily_ranges
 from .paths import resolve_data_root
 from .pet import PET_METHODS, apply_pet
-from .schema import BasinNotFoundError, pad_gauge_ids
+from .registry import SourceReader, reader_for, source_names
+from .schema import SITE_COLUMNS, BasinNotFoundError, pad_gauge_ids
 
 __all__ = ["SOURCES", "SITE_COLUMNS", "available_basins", "data_period", "site_table", "load_dataset", "parse_basins",
            "parse_sites",
            "select_basins", "source_file"]
 
-SOURCES: tuple[str, ...] = ("caravan",) + tuple(f"camels_us/{f}" for f in FORCING_SOURCES) + ("smap",)
-"""Valid ``source`` values of :func:`load_dataset` (``"camels_us"`` alone means daymet; ``smap``:
-SMAP soil moisture with NLDAS-2 forcing on grid cells, :mod:`core.datasets.smap`)."""
-
-
-#: Data sources whose sites are grid cells (the others: gauged basins).
-GRID_SOURCES = frozenset({"smap"})
+SOURCES: tuple[str, ...] = source_names()
+"""Valid ``source`` values of :func:`load_dataset`, from the reader registry
+(:mod:`core.datasets.registry`): ``caravan``, ``camels_us/<forcing>`` (``"camels_us"`` alone means
+daymet) and ``smap`` (SMAP soil moisture with NLDAS-2 forcing on grid cells)."""
 
 
 def site_kind_of(source: str) -> str:
-    """``"grid_cell"`` for a source of grid cells (``GRID_SOURCES``), else ``"basin"``."""
-    return "grid_cell" if str(source).strip().lower() in GRID_SOURCES else "basin"
+    """``"grid_cell"`` or ``"basin"``: the kind of site of ``source``'s reader (``"basin"`` for
+    a name no reader serves, so that a config's own validation names the bad source)."""
+    try:
+        return reader_for(source)[0].site_kind
+    except ValueError:
+        return "basin"
 
 
 def site_coords(ds: xr.Dataset) -> dict:
@@ -62,98 +56,35 @@ def site_coords(ds: xr.Dataset) -> dict:
     return {c: v for c, v in ds.coords.items() if c != "site" and v.dims == ("site",)}
 
 
-def _parse_source(source: str) -> tuple[str, str | None]:
-    s = str(source).strip().lower()
-    if s in ("caravan", "smap"):
-        return s, None
-    if s == "camels_us":
-        return "camels_us", "daymet"
-    if s.startswith("camels_us/") and s.split("/", 1)[1] in FORCING_SOURCES:
-        return "camels_us", s.split("/", 1)[1]
-    raise ValueError(f"Unknown source {source!r}; expected 'caravan', 'camels_us' or one of "
-                     f"{list(SOURCES)}.")
-
-
 def available_basins(root: str | Path | None = None, source: str = "caravan") -> list[str]:
-    """Sorted 8-character ids of the basins ``source`` can load from the data root.
+    """Sorted ids of the sites ``source`` can load from the data root (``caravan``: one per
+    Caravan netCDF file; ``camels_us[/<forcing>]``: basins with both a forcing and a
+    streamflow file; ``smap``: the usable cells).
 
-    ``caravan``: one per Caravan netCDF file; ``camels_us[/<forcing>]``: basins with both a
-    forcing and a streamflow file. Raises DataRootError (no data root), FileNotFoundError
-    (source folder missing), ValueError (unknown source).
+    Raises:
+        DataRootError: no data root. FileNotFoundError: the source folder is missing.
+        ValueError: unknown source.
     """
-    root = resolve_data_root(root)
-    kind, forcing = _parse_source(source)
-    if kind == "caravan":
-        return list_caravan_basins(root)
-    return list_camels_us_basins(root, forcing)
-
-
-#: Columns of :func:`site_table` besides the CAMELS attributes: what a map of sites needs.
-SITE_COLUMNS: tuple[str, ...] = ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02")
+    reader, variant = reader_for(source)
+    return reader.sites(resolve_data_root(root), variant)
 
 
 def site_table(root: str | Path | None = None, source: str = "caravan") -> pd.DataFrame:
     """The sites ``source`` can load, with what a user filters them by.
 
     Returns:
-        frame indexed by the 8-character gauge id, one row per loadable basin, with
-        ``gauge_name``, ``gauge_lat``/``gauge_lon`` (degrees), ``area`` (km², CAMELS
-        area_gages2), ``huc_02`` (2-character region) and every CAMELS-US attribute (aridity,
-        frac_snow, elev_mean in m, p_mean in mm/d, baseflow_index, ...) where the data root
-        has them (NaN otherwise).
+        frame indexed by site id, one row per loadable site, with ``gauge_name``,
+        ``gauge_lat``/``gauge_lon`` (degrees), ``area`` (km², CAMELS area_gages2), ``huc_02``
+        (2-character region) and, for basins, every CAMELS-US attribute (aridity, frac_snow,
+        elev_mean in m, p_mean in mm/d, baseflow_index, ...) where the data root has them (NaN
+        otherwise); for SMAP cells their set, grid row/col and soil statics.
 
     Raises:
         DataRootError: no data root (the message says what to download and where).
         FileNotFoundError: the source folder is missing.
     """
-    kind, _ = _parse_source(source)
-    if kind == "smap":
-        return _smap_site_table(root)
-    root = resolve_data_root(root)
-    ids = available_basins(root, source)
-    try:
-        camels = read_camels_attributes(root)
-    except (FileNotFoundError, ValueError):
-        camels = pd.DataFrame(index=pd.Index([], name="gauge_id"))
-    table = camels.reindex(ids)
-    if "area" not in table and "area_gages2" in table:
-        table["area"] = table["area_gages2"]
-    kind, _ = _parse_source(source)
-    if kind == "caravan":
-        try:
-            cara = read_caravan_attributes(root).reindex(ids)
-            for c in ("gauge_name", "gauge_lat", "gauge_lon", "area"):
-                if c in cara:
-                    table[c] = cara[c].where(cara[c].notna(), table.get(c))
-        except FileNotFoundError:
-            pass
-    for c in SITE_COLUMNS:
-        if c not in table:
-            table[c] = np.nan
-    table.index.name = "site"
-    return table
-
-
-def _smap_site_table(root) -> pd.DataFrame:
-    """The usable SMAP cells as a site table: ``gauge_name`` = "SMAP cell <id> · <set>" (SPARSE,
-    NG or DENSE-only), ``gauge_lat``/``gauge_lon`` = the cell centre, ``cell_set``, row, col
-    and the soil statics."""
-    from .smap import load_smap, smap_splits
-
-    ds = load_smap(root)
-    splits = smap_splits(ds)
-    ids = [str(s) for s in ds.site.values]
-    where = {c: n for n in ("DENSE", "SPARSE", "NG") for c in splits[n]}  # SPARSE ⊂ DENSE: last wins
-    table = pd.DataFrame(index=pd.Index(ids, name="site"))
-    table["cell_set"] = [where.get(c, "") for c in ids]
-    table["gauge_name"] = [f"SMAP cell {c} · {where.get(c, '')}" for c in ids]
-    table["gauge_lat"] = ds["lat"].values
-    table["gauge_lon"] = ds["lon"].values
-    table["area"] = np.nan
-    table["huc_02"] = np.nan
-    for c in ("row", "col", "bulk", "clay", "sand", "ndvi"):
-        table[c] = ds[c].values
-    return table
+    reader, variant = reader_for(source)
+    return reader.site_table(root, variant)
 
 
 def _given(text: str | None) -> str | None:
@@ -278,28 +209,29 @@ def load_dataset(root: str | Path | None = None,
 
     ``ds.attrs["data_period"]`` (``"YYYY-MM-DD..YYYY-MM-DD"``) is the span every file covers.
     """
-    kind, forcing = _parse_source(source)
-    if kind == "smap":
-        return _load_smap_sites(root, basins, start, end)
+    reader, variant = reader_for(source)
+    return _LOADERS[reader.site_kind](reader, variant, root, basins, start, end, pet)
+
+
+def _load_basins(reader: SourceReader, variant: str | None, root, basins, start, end, pet: str) -> xr.Dataset:
+    """Gauged basins: resolve the request against the root's basins (a count spreads over the
+    HUC-02 regions), read them with the CAMELS attribute table read once, set the PET method
+    and check plausibility (daily ranges, climatology)."""
     root = resolve_data_root(root)
     if pet not in PET_METHODS:
         raise ValueError(f"unknown PET method {pet!r}; expected one of {PET_METHODS}")
-    if kind == "caravan":
-        avail = list_caravan_basins(root)
-        where = f"Caravan time series ({caravan_timeseries_dir(root)})"
-    else:
-        avail = list_camels_us_basins(root, forcing)
-        where = f"CAMELS-US {forcing} forcing + streamflow ({root / 'camels_us'})"
+    avail = reader.sites(root, variant)
+    try:
+        attributes = read_camels_attributes(root)
+    except FileNotFoundError:
+        attributes = None  # a reader that needs them says what is missing
     huc = None
     if isinstance(basins, (int, np.integer)) and not isinstance(basins, bool):
-        table = read_camels_attributes(root)
-        huc = table["huc_02"].to_dict()
-    ids = select_basins(basins, avail, huc, where)
-    if kind == "caravan":
-        ds = load_caravan(root, ids, start, end)
-    else:
-        ds = load_camels_us(root, ids, forcing, start, end)
-    ds = apply_pet(ds, pet)
+        if attributes is None:
+            attributes = read_camels_attributes(root)  # raises: a count needs the regions
+        huc = attributes["huc_02"].to_dict()
+    ids = select_basins(basins, avail, huc, reader.where(root, variant))
+    ds = apply_pet(reader.load(root, ids, variant, start, end, attributes), pet)
     # plausibility of P, T, PET (as fed) and Q: daily physical ranges, long-term means against
     # CAMELS climatology (core.datasets.checks)
     where = lambda b, v: source_file(ds, b, v)  # noqa: E731
@@ -308,25 +240,13 @@ def load_dataset(root: str | Path | None = None,
     return ds
 
 
-def _load_smap_sites(root, sites, start, end) -> xr.Dataset:
-    """The SMAP/NLDAS cells ``sites`` over ``start..end``, dims (site, time): None = every usable
-    cell; a count n = the first n usable cells; else cell ids and/or named cell sets
-    (``"SPARSE"``, ``["0", "2", "NG"]``; :func:`core.datasets.smap.load_smap`).
+def _load_cells(reader: SourceReader, variant: str | None, root, sites, start, end, pet: str) -> xr.Dataset:
+    """Grid cells: the reader resolves the request itself (ids, a count or a named cell set)."""
+    return reader.load(root, sites, variant, start, end)
 
-    Raises:
-        SiteNotFoundError: an unknown cell id or set name (lists the sets).
-    """
-    from .smap import load_smap
 
-    if isinstance(sites, (int, np.integer)) and not isinstance(sites, bool):
-        ds = load_smap(root).isel(site=slice(0, int(sites)))
-    else:
-        ds = load_smap(root, cells=sites)
-    if isinstance(sites, str) and not sites.strip().isdigit():
-        ds.attrs["site_set"] = sites.strip().upper()
-    if start is not None or end is not None:
-        ds = ds.sel(time=slice(None if start is None else str(start), None if end is None else str(end)))
-    return ds
+#: site kind -> how a request for that kind of site is loaded
+_LOADERS = {"basin": _load_basins, "grid_cell": _load_cells}
 
 
 def data_period(ds: xr.Dataset) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -341,24 +261,12 @@ def data_period(ds: xr.Dataset) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 
 def source_file(ds: xr.Dataset, basin: str, variable: str) -> str:
     """Where ``variable`` of ``basin`` in a loaded dataset comes from: the publisher's file (and
-    the variable's name in it), for error messages."""
-    root = Path(str(ds.attrs.get("data_root", ".")))
-    source = str(ds.attrs.get("source", ""))
+    the variable's name in it), for error messages (the reader of ``ds.attrs["source"]`` knows)."""
     derived = variable == "PET" and ds.attrs.get("pet_method") == "oudin"
     base = "T" if derived else variable
-    if source == "caravan":
-        file = root / TIMESERIES_SUBDIR / f"camels_{basin}.nc"
-        text = f"{file} (variable {CARAVAN_VARIABLES.get(base, base)})"
-    elif source.startswith("camels_us/"):
-        forcing = source.split("/", 1)[1]
-        try:
-            file = streamflow_path(root, basin) if base == "Q" else forcing_path(root, basin, forcing)
-        except (FileNotFoundError, ValueError, KeyError):
-            file = root / "camels_us"
-        col = {"P": "prcp(mm/day)", "T": "tmax/tmin", "PET": "Hargreaves from tmax/tmin", "Q": "discharge"}
-        text = f"{file} ({col.get(base, base)})"
-    elif "file" in ds.attrs:
-        text = f"{ds.attrs['file']} (cell {basin}, variable {variable})"
-    else:
-        text = f"{source or 'dataset'} in {root}"
+    try:
+        reader, _ = reader_for(str(ds.attrs.get("source", "")))
+        text = reader.source_file(ds, basin, base)
+    except ValueError:
+        text = f"{ds.attrs.get('source') or 'dataset'} in {ds.attrs.get('data_root', '.')}"
     return f"{text}, PET computed by Oudin from it" if derived else text

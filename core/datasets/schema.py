@@ -131,9 +131,61 @@ class SiteNotFoundError(BasinNotFoundError):
         self.site = site
 
 
+#: Site coordinates that must be present and physically possible wherever a table gives them.
+COORDINATE_BOUNDS: dict[str, tuple] = {
+    "area": (lambda v: v > 0, "a basin area > 0 km²"),
+    "area_gages2": (lambda v: v > 0, "a basin area > 0 km²"),
+    "gauge_lat": (lambda v: -90 <= v <= 90, "a latitude in degrees, -90..90"),
+    "gauge_lon": (lambda v: -180 <= v <= 180, "a longitude in degrees, -180..180"),
+}
+
+
+def numeric_columns(df, path, columns: Iterable[str], site_column: str, *, first_line: int = 2,
+                    site: str = "gauge", bounds: dict | None = None):
+    """Check and convert columns of a table read from a file to float64, in place.
+
+    A value that is not a number (``NA``/empty, already NaN, means missing and is kept) or not
+    finite (``inf``), or one that fails its ``bounds`` predicate (``{column: (predicate,
+    "what is expected")}``, checked for missing values too), raises a DataFormatError naming the
+    file, the line (``first_line`` = the line of the first data row), the column, the site (the
+    row's ``site_column``) and what was expected.
+
+    Returns:
+        ``df`` (the same frame).
+    """
+    import pandas as pd
+
+    bounds = bounds or {}
+    for col in columns:
+        if col not in df.columns:
+            continue
+        text = df[col]
+        num = pd.to_numeric(text, errors="coerce").astype(np.float64)
+        given = text.notna() & (text.astype(str).str.strip() != "")
+        problem = ((given & num.isna()) | np.isinf(num)).to_numpy()
+        expected = "a finite number (NA = missing)"
+        if not problem.any() and col in bounds:
+            test, expected = bounds[col]
+            with np.errstate(invalid="ignore"):
+                problem = ~np.asarray([bool(test(v)) for v in num.to_numpy()])
+        if problem.any():
+            i = int(np.flatnonzero(problem)[0])
+            value = text.iloc[i]
+            shown = repr(value) if isinstance(value, str) else str(value)  # 'abc', but inf, -5.0
+            raise DataFormatError(
+                f"{path}, line {first_line + i}: column {col!r} of {site} {df[site_column].iloc[i]} is "
+                f"{shown}; expected {expected}.")
+        df[col] = num
+    return df
+
+
 # ----------------------------------------------------------------------------- helpers
 
 _ID_RE = re.compile(r"^(?:camels_|us_)?(\d{1,8})$")
+
+
+#: Columns of a site table besides the CAMELS attributes: what a map of sites needs.
+SITE_COLUMNS: tuple[str, ...] = ("gauge_name", "gauge_lat", "gauge_lon", "area", "huc_02")
 
 
 def pad_gauge_id(basin: str | int | np.integer) -> str:

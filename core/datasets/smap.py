@@ -52,6 +52,7 @@ import pyet
 import xarray as xr
 
 from .paths import DataRootError, candidate_roots
+from .registry import SourceReader, register
 from .schema import DataFormatError, SiteNotFoundError, join_names, units_match
 
 __all__ = [
@@ -212,11 +213,28 @@ def _read_file(path: Path) -> xr.Dataset:
         if raw[name].dims != want:
             raise DataFormatError(f"{path}: variable {name!r} has dims {raw[name].dims}; "
                                   f"expected {want}.")
+        if raw[name].dtype.kind not in "fiu":
+            kind = "text" if raw[name].dtype.kind in "OSU" else f"{raw[name].dtype}"
+            raise DataFormatError(f"{path}: variable {name!r} holds {kind} values; expected numbers "
+                                  f"(units {units!r}).")
         _check_units(path, name, raw[name], units)
-    for name in ("lat", "lon"):
+    for name, (lo, hi) in {"lat": (-90, 90), "lon": (-180, 180)}.items():
         if name not in raw.variables or raw[name].dims != ("cell",):
             raise DataFormatError(f"{path}: missing variable {name!r} on dims ('cell',) (cell "
                                   f"centre in degrees).")
+        values = raw[name].values
+        if values.dtype.kind not in "fiu":
+            raise DataFormatError(f"{path}: variable {name!r} holds {values.dtype} values; expected "
+                                  f"degrees.")
+        off = ~((values >= lo) & (values <= hi))
+        if off.any():
+            i = int(np.flatnonzero(off)[0])
+            raise DataFormatError(f"{path}: variable {name!r} of cell {raw['cell'].values[i]} is "
+                                  f"{values[i]}; expected degrees in {lo}..{hi}.")
+    cells = pd.Index([_normalise_id(c) for c in raw["cell"].values])
+    if cells.duplicated().any():
+        raise DataFormatError(f"{path}: cell id {cells[cells.duplicated()][0]!r} appears more than "
+                              f"once in 'cell'.")
     time = raw["time"].values
     if not np.issubdtype(time.dtype, np.datetime64):
         raise DataFormatError(f"{path}: 'time' is not a decodable CF time axis "
@@ -529,3 +547,57 @@ def _splits(sites, row, col, exclude_bad: bool = True) -> dict[str, list[str]]:
         "SCALE_305": dense,
     }
     return {name: sites[m].tolist() for name, m in masks.items()}
+
+
+# ------------------------------------------------------------------------------ the reader
+def smap_site_table(root: str | os.PathLike | None = None, variant: str | None = None) -> pd.DataFrame:
+    """The usable SMAP cells as a site table: ``gauge_name`` = "SMAP cell <id> · <set>" (SPARSE,
+    NG or DENSE-only), ``gauge_lat``/``gauge_lon`` = the cell centre, ``cell_set``, row, col
+    and the soil statics."""
+    ds = load_smap(root)
+    splits = smap_splits(ds)
+    ids = [str(s) for s in ds.site.values]
+    where = {c: n for n in ("DENSE", "SPARSE", "NG") for c in splits[n]}  # SPARSE ⊂ DENSE: last wins
+    table = pd.DataFrame(index=pd.Index(ids, name="site"))
+    table["cell_set"] = [where.get(c, "") for c in ids]
+    table["gauge_name"] = [f"SMAP cell {c} · {where.get(c, '')}" for c in ids]
+    table["gauge_lat"] = ds["lat"].values
+    table["gauge_lon"] = ds["lon"].values
+    table["area"] = np.nan
+    table["huc_02"] = np.nan
+    for c in ("row", "col", "bulk", "clay", "sand", "ndvi"):
+        table[c] = ds[c].values
+    return table
+
+
+def load_smap_sites(root, sites, variant: str | None = None, start=None, end=None) -> xr.Dataset:
+    """The SMAP/NLDAS cells ``sites`` over ``start..end``, dims (site, time): None = every usable
+    cell; a count n = the first n usable cells; else cell ids and/or named cell sets
+    (``"SPARSE"``, ``["0", "2", "NG"]``; :func:`core.datasets.smap.load_smap`).
+
+    Raises:
+        SiteNotFoundError: an unknown cell id or set name (lists the sets).
+    """
+    if isinstance(sites, (int, np.integer)) and not isinstance(sites, bool):
+        ds = load_smap(root).isel(site=slice(0, int(sites)))
+    else:
+        ds = load_smap(root, cells=sites)
+    if isinstance(sites, str) and not sites.strip().isdigit():
+        ds.attrs["site_set"] = sites.strip().upper()
+    if start is not None or end is not None:
+        ds = ds.sel(time=slice(None if start is None else str(start), None if end is None else str(end)))
+    return ds
+
+
+def _source_file(ds: xr.Dataset, cell: str, variable: str) -> str:
+    """The SMAP/NLDAS-2 file (and the variable) ``variable`` of ``cell`` comes from."""
+    return f"{ds.attrs.get('file', 'the SMAP file')} (cell {cell}, variable {variable})"
+
+
+def _cell_ids(root, variant: str | None = None) -> list[str]:
+    return [str(c) for c in load_smap(root).site.values]
+
+
+#: SMAP L3 soil moisture with NLDAS-2 forcing on grid cells (Li & Lu 2023).
+READER = register(SourceReader("smap", "grid_cell", sites=_cell_ids, load=load_smap_sites,
+                               site_table=smap_site_table, source_file=_source_file))

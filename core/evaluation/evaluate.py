@@ -8,8 +8,6 @@ training period (Feng et al. 2022). Metrics use the test period only.
 from __future__ import annotations
 
 import json
-import os
-import socket
 
 import numpy as np
 import pandas as pd
@@ -18,13 +16,13 @@ import xarray as xr
 
 from ..physics import (DERIVED_OUTPUTS, FLUX_DESCRIPTIONS, FORCING_OUTPUTS, HBV_PANELS, OUTPUT_NAMES,
                        OUTPUT_UNITS, STATE_DESCRIPTIONS, spec)
-from ..runs import Run, RunFileError, atomic_write_many
+from ..runs import Run, RunFileError, atomic_write_many, this_process
 from ..datasets.loader import site_coords
 from ..datasets.schema import BASIN_COORDS
 from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare_for_run
-from ..training.tasks import soil_moisture_metrics, task_for
+from ..training.tasks import Task, soil_moisture_metrics, task_for
 from ..training.trainer import load_model, select_device
-from .metrics import METRICS
+from ..metrics import METRICS
 
 SAVED_OUTPUTS: tuple[str, ...] = (*OUTPUT_NAMES, "Q_sim")
 #: Forcing columns of ``Prepared.forcing`` in order (P, T, PET), saved beside the outputs.
@@ -176,7 +174,7 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
 SITE_METRICS = {"streamflow": basin_metrics, "soil_moisture": soil_moisture_metrics}
 
 
-def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.device,
+def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.device, task: Task,
                    chunk: int = 64, components: bool = False) -> tuple[xr.Dataset, pd.DataFrame, xr.Dataset]:
     """Simulate ``ds`` (states spun up on every day before ``start``) and score ``start..end``.
 
@@ -184,6 +182,8 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
         model, cfg, norm: as returned by ``load_model``.
         ds: a loaded dataset (``load_dataset``) covering the spin-up days and ``start..end``.
         start, end: the scored period (dates or ISO strings).
+        device: where the model runs.
+        task: the run's task (``task_for(cfg.data)``): target, observed name, metrics.
 
     Returns:
         (sim, metrics, parameters): outputs over ``start..end`` with the observed target
@@ -199,8 +199,7 @@ def evaluate_model(model, cfg, norm, ds: xr.Dataset, start, end, device: torch.d
     if missing:
         raise ValueError(f"the data lack the static attributes {missing} that this model was "
                          "trained with (the learner needs every one of them)")
-    task = task_for(cfg.data)
-    data = prepare_for_run(cfg, ds, norm, model)
+    data = prepare_for_run(cfg, ds, norm, model, task)
     sim, params = simulate(model, data, start, device, chunk, components=components)
     sim = sim.sel(time=slice(str(start), str(end)))
     params = params.sel(time=slice(str(start), str(end)))
@@ -262,7 +261,7 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
         test = cfg.data.test_sites
         extra = [] if not test else [test] if isinstance(test, str) else list(test)
         ds = load_for_config(cfg, sites=list(dict.fromkeys([*cfg.data.sites, *extra])) if extra else None)
-        check_config_period(cfg, ds)
+        check_config_period(cfg, ds, task)
         return ds
 
     def split_column(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -272,7 +271,7 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
         return metrics
 
     def score(ds):
-        return evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end, dev,
+        return evaluate_model(model, cfg, norm, ds, cfg.data.test_start, cfg.data.test_end, dev, task,
                               cfg.train.eval_basin_chunk, components=components)
 
     if not write:
@@ -283,8 +282,7 @@ def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
         except RunFileError:
             previous = {}
         ds = load()  # bad data fail here, before anything of the run is touched
-        run.update_status(state="evaluating", message="evaluating on the test period", pid=os.getpid(),
-                          host=socket.gethostname())
+        run.update_status(state="evaluating", message="evaluating on the test period", **this_process())
         try:
             sim, metrics, params = score(ds)
             metrics = split_column(metrics)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..datasets.loader import data_period, load_dataset
 from ..runs import Run, atomic_write_many, validate_name, write_text_atomic
+from ..training.tasks import task_for
 from ..training.trainer import load_model, select_device
 from .evaluate import evaluate_model
 
@@ -91,7 +92,8 @@ def _predict(run, data_root, basins, start, end, warmup_days, device, name) -> P
     first = pd.Timestamp(ds.time.values[0])
     if first > start:
         raise ValueError(f"the data start on {first.date()}, after the requested start {start.date()}")
-    sim, metrics, params = evaluate_model(model, cfg, norm, ds, start, end, dev, cfg.train.eval_basin_chunk)
+    sim, metrics, params = evaluate_model(model, cfg, norm, ds, start, end, dev, task_for(cfg.data),
+                                         cfg.train.eval_basin_chunk)
     sim.attrs.update(run_id=run.run_id, spin_up_from=str(first.date()))
     label = validate_name(name or f"{start.date()}_{end.date()}_{sim.sizes['site']}sites",
                           "prediction name")

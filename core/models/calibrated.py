@@ -1,7 +1,7 @@
 """Per-site calibrated parameters (SCE-UA, the baseline of Li & Lu 2023) behind the model contract.
 
 ``CalibratedModel`` holds one θ per calibrated grid cell (found by ``calibrate``: spotpy's SCE-UA
-per cell, ``core.training.sceua``) and runs the backbone with it. A site that was not
+per cell, ``core.models.sceua``) and runs the backbone with it. A site that was not
 calibrated (the NG cells of the benchmark) takes the θ of the nearest calibrated cell
 (great-circle distance), which is how a per-cell calibration transfers to unseen cells; the
 paper's SCE-UA row on S8NG is this case.
@@ -13,6 +13,7 @@ the backbone's.
 
 from __future__ import annotations
 
+import time
 from typing import Mapping
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from .param_model import ParamOutput
+from .sceua import CellProblem, calibrate_cells
 
 
 class CalibratedModel(nn.Module):
@@ -79,10 +81,6 @@ class CalibratedModel(nn.Module):
         Raises:
             ValueError: a site without a SMAP retrieval in the training period.
         """
-        import time
-
-        from ..training.sceua import CellProblem, calibrate_cells
-
         nb = len(self.backbone.site_inputs)
         self.lat = torch.from_numpy(data.site_static[:, nb].astype(np.float64))
         self.lon = torch.from_numpy(data.site_static[:, nb + 1].astype(np.float64))

@@ -13,34 +13,31 @@ from typing import Callable
 
 from torch import nn
 
+from ..physics.vic import VIC
+from .calibrated import CalibratedModel
+from .delta import DeltaModel
+from .lstm_baseline import StreamflowLSTM
+from .param_model import ParamModel
 from .registry import Variant, get_variant
 
 
 def _delta(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
-    from .delta import DeltaModel
-
     return DeltaModel(n_dynamic=n_dynamic, n_static=n_static, nmul=m.nmul or v.nmul, dynamic=v.dynamic,
                       use_gamma=v.use_gamma, hidden=m.hidden, dropout=m.dropout, engine=m.engine,
                       nn_recharge=v.nn_recharge)
 
 
 def _lstm(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
-    from .lstm_baseline import StreamflowLSTM
-
     return StreamflowLSTM(n_dynamic, n_static, hidden=m.hidden, dropout=m.dropout)
 
 
 def _backbone(v: Variant, m) -> nn.Module:
-    from ..physics.vic import VIC
-
     if v.backbone != "vic":
         raise ValueError(f"variant {v.name!r}: no parameter-learning backbone {v.backbone!r}")
     return VIC(nmul=m.nmul or v.nmul, engine=m.engine)
 
 
 def _param(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
-    from .param_model import ParamModel
-
     # LSTM_Z reads the config's hidden/dropout; the other learners keep the paper's sizes
     hyper = {"hidden": m.hidden, "dropout": m.dropout} if v.learner == "LSTM_Z" else {}
     return ParamModel(v.learner, _backbone(v, m), n_dynamic, n_static,
@@ -48,8 +45,6 @@ def _param(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
 
 
 def _calibration(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
-    from .calibrated import CalibratedModel
-
     return CalibratedModel(_backbone(v, m), method=v.calibration)
 
 

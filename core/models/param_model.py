@@ -22,7 +22,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from ..losses import range_boundary_loss
 from ..nets.learners import make_learner
+from .surrogate import load_surrogate
 
 
 @dataclass
@@ -142,8 +144,6 @@ class ParamModel(nn.Module):
         if not self.surrogate_path:
             return None
         if not self._surrogate:
-            from ..training.surrogate_fit import load_surrogate
-
             model, _ = load_surrogate(self.surrogate_path)
             for p in model.parameters():
                 p.requires_grad_(False)
@@ -176,8 +176,6 @@ class ParamModel(nn.Module):
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
         if raw is None:
             raw = self.raw_parameters(x_dyn, x_static, warmup)
-        from ..training.losses import range_boundary_loss  # here: core.training imports core.models
-
         rbl = range_boundary_loss(raw.reshape(raw.shape[0], len(self.specs), self.nmul)
                                   .transpose(1, 2).reshape(-1, len(self.specs)))
         params = self.scale(raw)

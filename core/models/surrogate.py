@@ -14,14 +14,17 @@ Shapes: ``forward(x [time, site, n_in]) -> [time, site, 2]`` (SM m³/m³, ET mm/
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation.metrics import nse, rmse
+from ..metrics import nse, rmse
 from ..physics.vic import VIC, VIC_PARAMETERS, cycle_spinup, soil_properties
+from ..runs.checkpoint import CheckpointError, load_checkpoint
 
 #: Statics the surrogate reads (those the VIC's soil_properties uses).
 SURROGATE_STATICS = ("bulk", "clay", "sand", "ndvi")
@@ -284,3 +287,26 @@ def surrogate_gate(model: VICSurrogate, data: SurrogateData, split: SurrogateSpl
            "median_cosine": float(np.median(cos)), "n_series": int(sim.shape[1]), "n_grad": int(n_grad)}
     res["passed"] = bool(res["median_nse"] >= 0.95 and res["median_rmse"] <= 0.01 and res["median_cosine"] >= 0.9)
     return res
+
+
+def load_surrogate(path: str | Path) -> tuple[VICSurrogate, dict]:
+    """The frozen surrogate of a job directory (or its ``surrogate.pt``) and its gate.
+
+    Raises:
+        FileNotFoundError: no ``surrogate.pt`` (the job has not finished).
+        CheckpointError: the file is damaged or does not fit.
+    """
+    path = Path(path)
+    f = path / "surrogate.pt" if path.is_dir() else path
+    if not f.exists():
+        raise FileNotFoundError(f"{f} does not exist: the surrogate job has not finished "
+                                "(`hydrolens surrogate --out DIR` trains it)")
+    state = load_checkpoint(f, require=("model", "hidden"))
+    model = VICSurrogate(hidden=int(state["hidden"]))
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{f}: does not fit the surrogate ({' '.join(str(e).split())[:200]})") from None
+    gate_path = f.parent / "gate.json"
+    gate = json.loads(gate_path.read_text()) if gate_path.exists() else {}
+    return model.eval(), gate

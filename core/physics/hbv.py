@@ -22,6 +22,7 @@ from typing import Mapping
 import torch
 
 from .backbone import BackboneResult, OutputSpec, check_params, run_days
+from .fused import FusedHBVFunction, fused_available, load_kernel
 from .snow import degree_day_snow
 from .spec import FLUX_DESCRIPTIONS, GAMMA, HBV_FLUXES, HBV_PARAMETERS, HBV_STATES, OUTPUT_UNITS, STATE_DESCRIPTIONS
 
@@ -192,8 +193,6 @@ class HBV(torch.nn.Module):
         self.engine = engine
 
     def _use_fused(self, device: torch.device) -> bool:
-        from .fused import fused_available, load_kernel
-
         if self.engine == "reference" or self.recharge_net is not None:
             return False
         if self.engine == "fused":
@@ -278,8 +277,6 @@ class HBV(torch.nn.Module):
         return HBVResult(outputs=outputs, final_state=dict(zip(HBV_STATES, st)), components=comps)
 
     def _forward_fused(self, forcing, params, state, return_components) -> HBVResult:
-        from .fused import FusedHBVFunction
-
         state0 = torch.stack([state[s].to(forcing.dtype) for s in HBV_STATES])
         plist = [params[n] for n in self.parameter_names]
         series, final = FusedHBVFunction.apply(forcing, state0, not return_components, *plist)

@@ -35,11 +35,14 @@ finite at empty and full layers; this changes no water amount.
 
 from __future__ import annotations
 
+import ctypes
+from pathlib import Path
 from typing import Mapping
 
 import torch
 
 from .backbone import BackboneResult, OutputSpec, check_params, run_days
+from .fused import KernelUnavailable, load_library
 from .snow import degree_day_snow
 from .spec import ParamSpec
 
@@ -322,10 +325,6 @@ def _declare_kernel(lib) -> None:
     Raises:
         KernelUnavailable: the orders differ.
     """
-    import ctypes
-
-    from .fused import KernelUnavailable
-
     i64, vp = ctypes.c_int64, ctypes.c_void_p
     for suffix in ("f32", "f64"):
         fn = getattr(lib, f"vic_forward_{suffix}")
@@ -349,10 +348,6 @@ def load_fused_forward():
         KernelUnavailable: no C++ compiler, the build failed, or the kernel's parameter/output
             order differs from ``VIC_PARAMETERS`` / ``VIC_OUTPUT_NAMES``.
     """
-    from pathlib import Path
-
-    from .fused import load_library
-
     return load_library(Path(__file__).with_name("kernels") / "vic_kernel.cpp", "vic", _declare_kernel)
 
 
@@ -466,8 +461,6 @@ class VIC(torch.nn.Module):
             raise ValueError(f"vic: engine 'fused' runs forward only on CPU with static parameters; {why}")
         if why:
             return False
-        from .fused import KernelUnavailable
-
         try:
             load_fused_forward()
         except KernelUnavailable:

@@ -9,6 +9,9 @@
   naming the holder's pid. Re-entrant within one process.
 * :func:`remove_stale_temporaries`: the ``.<name>.*.tmp`` files an interrupted atomic write
   (core.runs.io) leaves behind are removed the next time a process takes the run's lock.
+* :func:`this_process` / :func:`process_alive`: the identity a status or job file records of
+  the process working on it (pid, host, start time), and whether that process still runs
+  (psutil: a zombie is not alive, and a pid the system reused for another process is not ours).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 #: A safe single path component: starts with a letter or digit, then letters, digits, _ . -
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 #: Longest run name: the run id is ``<YYYYmmdd-HHMMSS>-<name>[-<n>]`` and must stay ≤ 128 characters.
@@ -33,6 +38,54 @@ LOCK_FILE = ".lock"
 _TRIES = 5  # exclusive-lock attempts, 50 ms apart
 #: Temporary files of core.runs.io.atomic_write: ``.<target name>.<random>.tmp``.
 TEMP_PATTERN = ".*.tmp"
+
+
+def this_process() -> dict:
+    """The identity of this process as status.json and job.json record it: ``pid``, ``host``
+    and ``pid_started`` (its start time, seconds since the epoch, so a reused pid is told apart)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pid_started": psutil.Process().create_time()}
+
+
+def process_started(pid: int) -> float | None:
+    """Start time of process ``pid`` (seconds since the epoch), or None when it does not exist."""
+    try:
+        return psutil.Process(int(pid)).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, *, host: str | None = None, started: float | None = None,
+                  cmdline_has: str | None = None) -> bool:
+    """Whether the process ``pid`` that a file recorded still runs (psutil).
+
+    Args:
+        pid: the recorded pid (None or 0: not alive).
+        host: the recorded host; a process on another host cannot be checked and counts as alive.
+        started: the recorded start time (``this_process()["pid_started"]``): a process with
+            another start time is a reused pid, not ours. Files written before this field existed
+            have none; then ``cmdline_has`` is the check.
+        cmdline_has: text the process's command line must contain (e.g. ``core.jobs``).
+
+    Returns:
+        False for a pid that does not exist, a zombie, a reused pid; True otherwise.
+    """
+    if not pid:
+        return False
+    if host and host != socket.gethostname():
+        return True
+    try:
+        proc = psutil.Process(int(pid))
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False
+        if started is not None and abs(proc.create_time() - float(started)) > 1.0:
+            return False
+        if cmdline_has is not None and cmdline_has not in " ".join(proc.cmdline()):
+            return False
+        return True
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.AccessDenied, ValueError):
+        return True  # it exists, but is not ours to inspect
 
 
 class InvalidNameError(ValueError):

@@ -39,8 +39,10 @@ import xarray as xr
 import yaml
 
 from ..datasets.loader import site_kind_of
-from .io import write_json_atomic, write_text_atomic
-from .safety import LOCK_FILE, MAX_RUN_NAME, RunLock, lock_holder, validate_name
+from ..datasets.schema import pad_gauge_id
+from .io import append_csv_row, load_yaml, now_iso, truncate_csv, update_json, write_text_atomic, yaml_error_text
+from .outputs import open_cached, open_run_file, panels_of, site_frame, static_table, variables_of
+from .safety import LOCK_FILE, MAX_RUN_NAME, RunLock, lock_holder, process_alive, validate_name
 
 ENV_VAR = "HYDROLENS_RUNS"
 STATES = ("created", "training", "evaluating", "done", "failed")
@@ -100,23 +102,11 @@ class RunInfo:
 
 
 def _process_gone(status: dict) -> bool:
-    """True when status names a process on this host that no longer exists."""
-    import socket
-
-    pid, host = status.get("pid"), status.get("host")
-    if not pid or host != socket.gethostname():
+    """True when status names a process on this host that no longer runs (exited, a zombie, or
+    its pid reused by another process: ``safety.process_alive``)."""
+    if not status.get("pid"):
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return not process_alive(status.get("pid"), host=status.get("host"), started=status.get("pid_started"))
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -212,13 +202,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """
     require_regular(path)
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cfg = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
     except RecursionError:
         raise RunFileError(f"{path}: not valid YAML (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise RunFileError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+        why = yaml_error_text(e) if isinstance(e, yaml.YAMLError) else " ".join(str(e).split())
+        raise RunFileError(f"{path}: not valid YAML ({why})") from None
     if cfg is None:
         raise RunFileError(f"{path}: the file is empty; expected the run's configuration "
                            "(sections data, model, train)")
@@ -229,7 +220,27 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if section in cfg and not isinstance(cfg[section], dict):
             raise RunFileError(f"{path}: section '{section}' should be a mapping, "
                                f"found {type(cfg[section]).__name__}")
+    _ids_as_text(cfg.get("data") or {})
     return cfg
+
+
+def _ids_as_text(data: dict) -> None:
+    """Site ids of a config's data section as text, however the YAML wrote them: an unquoted
+    gauge id (1022500, or 01022500 read by the loader as text) becomes its 8-digit id, a
+    grid-cell id (12) the text "12"."""
+    grid = site_kind_of(data.get("source", "caravan")) == "grid_cell"
+    for key in ("sites", "basins", "test_sites"):
+        ids = data.get(key)
+        if isinstance(ids, list):
+            data[key] = [str(b) if grid or isinstance(b, bool) or not isinstance(b, (int, str)) else
+                         _gauge_id_or_text(b) for b in ids]
+
+
+def _gauge_id_or_text(b: int | str) -> str:
+    try:
+        return pad_gauge_id(b)
+    except ValueError:
+        return str(b)  # not a gauge id: the config's validation names it
 
 
 def read_metrics_file(path: Path) -> pd.DataFrame:
@@ -448,8 +459,6 @@ class Run:
             )
         require_regular(self.outputs_path)
         try:
-            from .outputs import open_run_file
-
             return open_run_file(self.outputs_path)
         except (OSError, RuntimeError, ValueError) as e:
             raise RunFileError(f"{self.outputs_path}: not a readable netCDF file ({e}); rewrite it "
@@ -457,8 +466,6 @@ class Run:
 
     # display: variables, one site's series, per-site parameter values -------------------
     def _open_display(self, path: Path) -> xr.Dataset:
-        from .outputs import open_cached
-
         require_regular(path)
         try:
             return open_cached(path)
@@ -485,8 +492,6 @@ class Run:
         Raises:
             FileNotFoundError: not evaluated yet. RunFileError: a file cannot be read.
         """
-        from .outputs import variables_of
-
         sets = self._display_sets()
         out = variables_of(sets[0], "series")
         for ds in sets[1:]:
@@ -495,8 +500,6 @@ class Run:
 
     def panels(self) -> list[dict]:
         """The run's time-series panels (title, variables, style, log), from outputs.nc."""
-        from .outputs import panels_of
-
         return panels_of(self._display_sets()[0])
 
     def site_kind(self) -> str:
@@ -515,15 +518,11 @@ class Run:
         Raises:
             KeyError: the site is not in the run. FileNotFoundError / RunFileError: as above.
         """
-        from .outputs import site_frame
-
         return site_frame(self._display_sets(), str(site), names)
 
     def site_parameters(self) -> pd.DataFrame:
         """Per-site learned parameters: static values and the time mean of dynamic ones
         (index site id; empty frame for a run without parameters.nc or without parameters)."""
-        from .outputs import static_table
-
         if not self.parameters_path.exists():
             return pd.DataFrame()
         path = self.parameters_path
@@ -637,10 +636,7 @@ class Run:
             st = {}
         if "state" in fields and fields["state"] not in STATES:
             raise ValueError(f"status state must be one of {STATES}, got {fields['state']!r}")
-        st.update(fields)
-        st["updated"] = _now()
-        write_json_atomic(self.status_path, st)
-        return st
+        return update_json(self.status_path, st, **fields)
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write config.yaml atomically."""
@@ -648,19 +644,11 @@ class Run:
 
     def append_train_log(self, row: dict[str, Any]) -> None:
         """Append one epoch row to train_log.csv (rewritten atomically)."""
-        log = self.train_log()
-        log = pd.DataFrame([row]) if log.empty else pd.concat([log, pd.DataFrame([row])], ignore_index=True)
-        write_text_atomic(self.train_log_path, log.to_csv(index=False))
+        append_csv_row(self.train_log_path, row)
 
     def truncate_train_log(self, last_epoch: int) -> int:
         """Drop log rows after ``last_epoch`` (a resume from an older checkpoint); returns how many."""
-        if not self.train_log_path.exists():
-            return 0
-        log = self.train_log()
-        keep = log[pd.to_numeric(log["epoch"], errors="coerce") <= last_epoch]
-        if len(keep) != len(log):
-            write_text_atomic(self.train_log_path, keep.to_csv(index=False))
-        return len(log) - len(keep)
+        return truncate_csv(self.train_log_path, "epoch", last_epoch)
 
 
 class RunStore:
@@ -737,7 +725,7 @@ class RunStore:
             except FileExistsError:
                 continue
         run = Run(self.root / run_id)
-        run.update_status(state="created", created=_now(), message="created")
+        run.update_status(state="created", created=now_iso(), message="created")
         return run
 
     def latest(self, state: str | None = "done") -> Run | None:

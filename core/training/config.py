@@ -9,29 +9,35 @@ basins × (365 warm-up + 365) days, LSTM hidden 256, loss α = 0.25.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
-from ..models.registry import VARIANTS
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """SafeLoader that keeps digit strings with a leading zero as text: YAML 1.1 would read the
-    gauge id 01022500 as the octal integer 271680."""
-
-
-def _int_or_gauge_id(loader, node):
-    text = loader.construct_scalar(node)
-    if len(text) > 1 and text.startswith("0") and text.isdigit():
-        return text
-    return yaml.SafeLoader.construct_yaml_int(loader, node)
+from ..datasets.loader import SOURCES, parse_sites, site_kind_of
+from ..datasets.schema import pad_gauge_id
+from ..models.registry import VARIANTS, get_variant
+from ..runs.io import load_yaml, yaml_error_text
+from .tasks import SOURCE_TASKS
 
 
-_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _int_or_gauge_id)
+def _digits_as_int(v):
+    """Digit text as its integer: the loader keeps ``010`` as text (a gauge id has leading zeros),
+    which for an integer setting means 10, as before."""
+    return int(v) if isinstance(v, str) and re.fullmatch(r"\s*[+-]?\d+\s*", v) else v
+
+
+#: An integer setting. Strict: YAML ``true`` or ``2.5``/``2.0`` is refused (pydantic's lax mode
+#: would read them as 1 and 2 and train one epoch without a word); digit text (``010``) is read.
+Int = Annotated[int, BeforeValidator(_digits_as_int), Field(strict=True)]
+#: A real-valued setting: an integer is fine (``lr: 1``); a bool, a text, ``.inf`` or ``.nan`` is not.
+Real = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: A learning rate: finite and > 0.
+LearningRate = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class _Strict(BaseModel):
@@ -63,7 +69,7 @@ class DataConfig(_Strict):
         if self.pet != "auto":
             return self.pet
         return "oudin" if self.source == "caravan" else "source"
-    sites: list[str] | int | str | None = Field(
+    sites: list[str] | Annotated[int, Field(strict=True)] | str | None = Field(
         None, validation_alias=AliasChoices("sites", "basins"),
         description="site ids (gauge ids or SMAP cell ids), a count n (n basins spread over CONUS), "
         "a named cell set of the source (SMAP: SPARSE, DENSE, NG, ALL, SCALE_29..SCALE_305), or None "
@@ -83,8 +89,6 @@ class DataConfig(_Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, v):
-        from ..datasets.loader import SOURCES
-
         v = "camels_us/daymet" if v == "camels_us" else v
         if v not in SOURCES:
             raise ValueError(f"unknown source {v!r}; known: {', '.join(SOURCES)}")
@@ -100,9 +104,21 @@ class DataConfig(_Strict):
                 raw = {**raw, k: raw.get(k, v)}
         return raw
 
+    @field_validator("train_start", "train_end", "test_start", "test_end", mode="before")
+    @classmethod
+    def _date(cls, v):
+        """A date is a YAML date or the text YYYY-MM-DD; anything else is named as such (pydantic
+        alone would read a number as seconds since 1970 or say 'invalid character in year')."""
+        if isinstance(v, dt.date) or (isinstance(v, str) and _DATE_TEXT.fullmatch(v.strip())):
+            return v.strip() if isinstance(v, str) else v
+        raise ValueError(f"expected a date YYYY-MM-DD (year first, e.g. 1995-10-01); found {v!r}")
+
     @field_validator("sites", "test_sites", mode="before")
     @classmethod
     def _site_ids_as_text(cls, v):
+        if isinstance(v, (bool, float)):
+            raise ValueError(f"expected a list of site ids, a count (an integer ≥ 1) or the name of a "
+                             f"cell set; found {v!r}")
         if isinstance(v, list):  # unquoted ids in YAML (11532500) arrive as integers
             return [str(b) if isinstance(b, int) and not isinstance(b, bool) else b for b in v]
         return v
@@ -110,21 +126,25 @@ class DataConfig(_Strict):
     @field_validator("sites", "test_sites")
     @classmethod
     def _sites(cls, v, info: ValidationInfo):
-        from ..datasets.loader import site_kind_of
-
         grid = site_kind_of(info.data.get("source", "")) == "grid_cell"
         if isinstance(v, int) and v < 1:
             raise ValueError("sites as a count must be ≥ 1")
         if isinstance(v, str):
             if not grid:
+                digits = v.strip().isdigit()
+                hint = (f" (one gauge id goes in a list: [{v.strip()}])" if digits and len(v.strip()) > 4 else
+                        f" (a count is written without quotes: {v.strip()})" if digits else "")
                 raise ValueError(f"{v!r}: named site sets exist for source smap only; give gauge ids "
-                                 "or a count")
+                                 f"or a count{hint}")
             return v.strip().upper()
         if isinstance(v, list):
             if not v:
                 raise ValueError("the site list is empty")
             # gauge ids are 8 characters, zero-padded; grid-cell ids are kept as given
-            v = [str(b).strip() if grid else str(b).strip().zfill(8) for b in v]
+            v = [str(b).strip() if grid else pad_gauge_id(b) for b in v]
+            twice = sorted({b for b in v if v.count(b) > 1})
+            if twice:
+                raise ValueError(f"site {twice[0]} is listed more than once; each site may appear once")
         return v
 
     @model_validator(mode="after")
@@ -143,9 +163,9 @@ class ModelConfig(_Strict):
     """Which δ variant and how big."""
 
     variant: str = "delta_n"
-    nmul: int | None = Field(None, ge=1, description="HBV components n; None: the variant's default")
-    hidden: int = Field(256, ge=1, description="LSTM hidden size")
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    nmul: Int | None = Field(None, ge=1, description="HBV components n; None: the variant's default")
+    hidden: Int = Field(256, ge=1, description="LSTM hidden size")
+    dropout: Real = Field(0.5, ge=0.0, lt=1.0)
     engine: Literal["auto", "fused", "compiled", "reference"] = Field(
         "auto", description="process-model implementation: auto (fused C++ kernel where no gradient "
         "is needed, else the fastest differentiable one), fused, compiled (VIC: torch.compile), reference")
@@ -167,27 +187,27 @@ class ModelConfig(_Strict):
 class OptimConfig(_Strict):
     """Training loop settings."""
 
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(100, ge=1, description="basins per mini-batch")
-    rho: int = Field(365, ge=1, description="days with loss per window")
-    warmup: int = Field(365, ge=0, description="spin-up days per window (no loss)")
-    iters_per_epoch: int | None = Field(None, ge=1, description="None: dPL rule (each day drawn with p=0.99)")
+    epochs: Int = Field(50, ge=1)
+    batch_size: Int = Field(100, ge=1, description="basins per mini-batch")
+    rho: Int = Field(365, ge=1, description="days with loss per window")
+    warmup: Int = Field(365, ge=0, description="spin-up days per window (no loss)")
+    iters_per_epoch: Int | None = Field(None, ge=1, description="None: dPL rule (each day drawn with p=0.99)")
     optimizer: Literal["adadelta", "adam"] = "adadelta"
-    lr: float | None = Field(None, gt=0, description="None: 1.0 for Adadelta, 1e-3 for Adam")
-    rho_adadelta: float = Field(0.9, gt=0, lt=1, description="Adadelta's ρ (Li & Lu 2023: 0.95)")
-    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay (Li & Lu 2023: 1e-5)")
+    lr: LearningRate | None = Field(None, description="None: 1.0 for Adadelta, 1e-3 for Adam")
+    rho_adadelta: Real = Field(0.9, gt=0, lt=1, description="Adadelta's ρ (Li & Lu 2023: 0.95)")
+    weight_decay: Real = Field(0.0, ge=0, description="L2 weight decay (Li & Lu 2023: 1e-5)")
     loss: Literal["auto", "rmse_comb", "masked_rmse"] = Field(
         "auto", description="training loss: rmse_comb (Feng et al. 2022 eq. 1-2, streamflow), "
         "masked_rmse (RMSE over the valid days, Li & Lu 2023 eq. 13, soil moisture) plus the "
         "model's own term (the range-boundary loss); auto: the task's")
-    alpha: float = Field(0.25, ge=0.0, le=1.0, description="weight of the low-flow term of the loss")
-    seed: int = 0
+    alpha: Real = Field(0.25, ge=0.0, le=1.0, description="weight of the low-flow term of the loss")
+    seed: Int = Field(0, ge=0, le=2**32 - 1, description="random seed (numpy takes 0 .. 2**32 - 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1, description="CPU threads; None: all cores")
-    keep_checkpoints: int = Field(5, ge=1, description="epoch checkpoints kept (last.pt always)")
-    sceua_evaluations: int = Field(5000, ge=10, description="SCE-UA: at most this many model runs per "
+    threads: Int | None = Field(None, ge=1, description="CPU threads; None: all cores")
+    keep_checkpoints: Int = Field(5, ge=1, description="epoch checkpoints kept (last.pt always)")
+    sceua_evaluations: Int = Field(5000, ge=10, description="SCE-UA: at most this many model runs per "
                                    "site (Li & Lu 2023 baseline; 5 complexes)")
-    eval_basin_chunk: int = Field(64, ge=1, description="basins per forward pass in evaluation")
+    eval_basin_chunk: Int = Field(64, ge=1, description="basins per forward pass in evaluation")
 
 
 class RunConfig(_Strict):
@@ -202,9 +222,6 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _variant_fits_data(self):
-        from ..models.registry import get_variant
-        from .tasks import SOURCE_TASKS
-
         v = get_variant(self.model.variant)
         task = SOURCE_TASKS.get(self.data.source, "streamflow")
         if v.task != task:
@@ -215,30 +232,14 @@ class RunConfig(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
-        """Read a YAML config.
+        """Read a YAML config: over the preset it names (``preset: smap``), if any, so a partial
+        file changes only what it names (``compose_config(file=path)``).
 
         Raises:
             FileNotFoundError: no such file.
             ConfigError: invalid YAML or values (names the file and the offending fields).
         """
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"config file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot be read as UTF-8 text ({e})") from None
-        try:
-            raw = yaml.load(text, Loader=_ConfigLoader)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-        if raw is None:
-            raise ConfigError(f"{path}: the file is empty; expected a YAML mapping with the sections "
-                              "data, model and train (e.g. `model: {variant: delta_n}`), or use --preset")
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping with the sections data, model and "
-                              f"train; found {type(raw).__name__}")
-        return cls.from_dict(raw, source=str(path))
+        return compose_config(file=path)
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "config") -> "RunConfig":
@@ -249,7 +250,7 @@ class RunConfig(_Strict):
         try:
             return cls.model_validate(raw)
         except ValidationError as e:
-            lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+            lines = [_error_line(err) for err in e.errors()]
             raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
 
     def run_name(self) -> str:
@@ -265,6 +266,19 @@ class RunConfig(_Strict):
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the fields."""
+
+
+def _error_line(err: dict) -> str:
+    """One pydantic error as ``section.field: what was expected; found <value>``."""
+    field = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "value_error":  # our own validators' messages already say what was found
+        msg = msg.removeprefix("Value error, ")
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown setting (not a field of this section; check the spelling)"
+    elif isinstance(err.get("input"), (bool, int, float, str, dt.date)):
+        msg += f"; found {err['input']!r}"
+    return f"{field}: {msg}" if field else msg
 
 
 PRESETS: dict[str, dict] = {
@@ -316,11 +330,134 @@ PRESETS["smap"] = {
 
 
 def preset_config(name: str) -> RunConfig:
-    """The RunConfig of a named preset.
+    """The RunConfig of a named preset (``compose_config(name)``).
 
     Raises:
         ConfigError: unknown preset (lists the known ones).
     """
+    return compose_config(name)
+
+
+def is_config_file(preset: str | Path | None) -> bool:
+    """Whether a ``--preset`` value names a YAML config file rather than a preset."""
+    return preset is not None and str(preset).endswith((".yaml", ".yml"))
+
+
+def _preset_dict(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    return RunConfig.from_dict(PRESETS[name], source=f"preset {name}")
+    return PRESETS[name]
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A YAML config file as a plain mapping (not validated yet): the reader of
+    ``RunConfig.from_yaml`` and :func:`compose_config`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError: not UTF-8, not valid YAML, empty, or not a mapping (names the file).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({e})") from None
+    try:
+        raw = load_yaml(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_error_text(e)}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; expected a YAML mapping with the sections "
+                          "data, model and train (e.g. `model: {variant: delta_n}`), or use --preset")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping with the sections data, model and "
+                          f"train; found {type(raw).__name__}")
+    return raw
+
+
+def _canonical_keys(raw: dict) -> dict:
+    """``raw`` with each section's older key names (validation aliases: ``data.basins``) renamed
+    to the field's name, so that merging a file over a preset cannot leave both."""
+    out = dict(raw)
+    for section, field in RunConfig.model_fields.items():
+        model = field.annotation
+        if not isinstance(out.get(section), dict) or not isinstance(model, type) or not issubclass(model, BaseModel):
+            continue
+        sec = dict(out[section])
+        for name, f in model.model_fields.items():
+            aliases = getattr(f.validation_alias, "choices", ())
+            for alias in aliases:
+                if alias != name and alias in sec:
+                    value = sec.pop(alias)
+                    sec.setdefault(name, value)
+        out[section] = sec
+    return out
+
+
+def merge_config(base: dict, patch: dict) -> dict:
+    """``patch`` laid over ``base``: sections (mappings) merge key by key, any other value
+    replaces the base's. Neither argument is changed."""
+    out = dict(base)
+    for k, v in patch.items():
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+#: An override value that sets a setting to None (a plain None in ``overrides`` means "not given").
+SET_NONE = type("SetNone", (), {"__repr__": lambda self: "SET_NONE"})()
+
+
+def compose_config(preset: str | Path | None = None, file: str | Path | None = None,
+                   overrides: dict | None = None, *, source: str = "command line") -> RunConfig:
+    """The one way a RunConfig is made from a preset, a config file and overrides: used by
+    ``hydrolens train`` (and ``--resume``), ``hydrolens jobs submit``, the explorer's Launch
+    panel and both benchmarks.
+
+    Layers, each over the one before:
+
+    1. the preset: ``preset`` if given, else the one the file names (``preset: smap``), else the
+       RunConfig defaults. ``preset`` may also be a YAML file (then it is the file);
+    2. the config file's values (a partial file changes only what it names);
+    3. ``overrides``: dotted keys (``{"train.epochs": 5, "data.root": "/data"}``); a value of
+       None means "not given" and is skipped (``SET_NONE`` sets a None). ``data.sites`` / ``data.test_sites`` given as text
+       (``"50"``, ``"all"``, ``"01022500,01031500"``, ``"SPARSE"``) are read for the resulting
+       data source (:func:`core.datasets.loader.parse_sites`).
+
+    The result is validated once (periods left out take the source's defaults).
+
+    Raises:
+        ConfigError: unknown preset, a bad file, an unknown override key, or invalid values
+            (names the fields and where they came from).
+        FileNotFoundError: the config file does not exist.
+    """
+    if is_config_file(preset):
+        if file is not None:
+            raise ConfigError(f"give a config file once: preset {preset} and file {file}")
+        preset, file = None, preset
+    raw = _canonical_keys(read_config_file(file)) if file is not None else {}
+    name = preset or raw.get("preset")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{file}: preset: expected a preset name ({', '.join(PRESETS)}), got {name!r}")
+    cfg = merge_config(_preset_dict(name), raw) if name else dict(raw)
+    if preset:
+        cfg["preset"] = preset
+    where = " + ".join(str(x) for x in (f"preset {name}" if name else None, file) if x) or "defaults"
+    given = {k: None if v is SET_NONE else v for k, v in (overrides or {}).items() if v is not None}
+    for key, value in given.items():
+        parts = key.split(".")
+        if len(parts) > 2 or (len(parts) == 2 and parts[0] not in ("data", "model", "train")):
+            raise ConfigError(f"{source}: unknown setting {key!r}; expected name, preset or "
+                              "data.<field>, model.<field>, train.<field>")
+        if len(parts) == 2:
+            cfg[parts[0]] = {**(cfg.get(parts[0]) or {}), parts[1]: value}
+        else:
+            cfg[key] = value
+    data = cfg.get("data") or {}
+    for key in ("sites", "test_sites"):
+        if isinstance(given.get(f"data.{key}"), str):
+            data = {**data, key: parse_sites(given[f"data.{key}"], str(data.get("source", "caravan")))}
+    if data:
+        cfg["data"] = data
+    return RunConfig.from_dict(cfg, source=f"{where} + {source}" if given else where)

@@ -7,22 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
 from ..datasets.checks import check_complete
 from ..datasets.loader import data_period, load_dataset, source_file
 from ..datasets.normalize import Normalizer
 from ..physics import FORCING_NAMES
+from ..runs.io import write_text_atomic
 from .config import ConfigError, RunConfig
-from .tasks import task_for
+from .tasks import Task
 
 DYNAMIC_INPUTS: tuple[str, ...] = FORCING_NAMES  # P, T, PET feed both g_A and the HBV
 
 
-def as_tensor(a: np.ndarray, device) -> "torch.Tensor":
+def as_tensor(a: np.ndarray, device) -> torch.Tensor:
     """A numpy array (or a slice of one) as a tensor on ``device``, without a copy on CPU."""
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
 
@@ -89,12 +89,13 @@ def load_for_config(cfg: RunConfig, start=None, end=None, sites=None) -> xr.Data
     )
 
 
-def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
+def check_config_period(cfg: RunConfig, ds: xr.Dataset, task: Task) -> None:
     """The configured periods lie inside the data, and the forcing is complete over them.
 
     Args:
         cfg: the run config (``data.train_start`` .. ``data.test_end``).
         ds: the dataset loaded for it (``load_for_config``), with ``attrs["data_period"]``.
+        task: the run's task (``task_for(cfg.data)``, built once by the caller).
 
     Raises:
         ConfigError: a configured date is outside the span the data files cover (names the
@@ -112,7 +113,6 @@ def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
                 raise ConfigError(f"data.{name} {day} is outside the data: {where} covers {lo}..{hi} "
                                   f"for these sites; set data.{name} within it")
     obs_span = str(ds.attrs.get("smap_period", ""))
-    task = task_for(d)
     if task.target == "smap_am" and ".." in obs_span:
         hi = pd.Timestamp(obs_span.split("..")[1]).date()
         if d.test_end > hi:
@@ -125,10 +125,9 @@ def check_config_period(cfg: RunConfig, ds: xr.Dataset) -> None:
                    where)
 
 
-def fit_normalizer(cfg: RunConfig, ds: xr.Dataset) -> Normalizer:
+def fit_normalizer(cfg: RunConfig, ds: xr.Dataset, task: Task) -> Normalizer:
     """Normalisation statistics over the training period and the training sites only (the
-    task's per-day inputs; the target, when it is an input, with gaps and a mask)."""
-    task = task_for(cfg.data)
+    ``task``'s per-day inputs; the target, when it is an input, with gaps and a mask)."""
     return Normalizer.fit(ds, list(task.inputs), static_attribute_names(ds),
                           start=str(cfg.data.train_start), end=str(cfg.data.train_end),
                           gappy=(task.target,))
@@ -182,10 +181,9 @@ def prepare(ds: xr.Dataset, norm: Normalizer, target: str = "Q", site_inputs: tu
     )
 
 
-def prepare_for_run(cfg: RunConfig, ds: xr.Dataset, norm: Normalizer, model) -> Prepared:
-    """``prepare`` with the run's task (target, cycled spin-up of the first training year) and
-    the model's physical site inputs; ``ds`` starts at ``data.train_start``."""
-    task = task_for(cfg.data)
+def prepare_for_run(cfg: RunConfig, ds: xr.Dataset, norm: Normalizer, model, task: Task) -> Prepared:
+    """``prepare`` with the run's ``task`` (target, cycled spin-up of the first training year)
+    and the model's physical site inputs; ``ds`` starts at ``data.train_start``."""
     spin = 0
     if task.cycle_spinup:
         spin = (pd.Timestamp(cfg.data.train_end) - pd.Timestamp(cfg.data.train_start)).days + 1
@@ -194,6 +192,4 @@ def prepare_for_run(cfg: RunConfig, ds: xr.Dataset, norm: Normalizer, model) -> 
 
 
 def save_normalizer(norm: Normalizer, path: Path) -> None:
-    from ..runs.io import write_text_atomic
-
     write_text_atomic(path, norm.to_json())

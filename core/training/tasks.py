@@ -22,7 +22,8 @@ import torch
 import xarray as xr
 
 from ..datasets.loader import site_coords
-from .losses import masked_rmse, rmse_comb_loss
+from ..losses import masked_rmse, rmse_comb_loss
+from ..metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,6 @@ def soil_moisture_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset,
     SM_obs_mean and SM_mean (m³/m³, same days), ET_mean, PET_mean, P_mean, R_mean, Qb_mean
     (mm/d, all days) where simulated, and the cell's coordinates (lat, lon, row, col).
     """
-    from ..evaluation.metrics import METRICS  # here: core.evaluation imports core.training
-
     s = sim[simulated].transpose("time", "site").values
     o = obs.transpose("time", "site").values
     df = pd.DataFrame(index=pd.Index(sim.site.values.astype(str), name="site"))

@@ -8,10 +8,8 @@ its last finished epoch) and a status.json that the CLI and the explorer poll.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -24,8 +22,8 @@ from .._runtime import flush_denormals
 from ..datasets.normalize import Normalizer
 from ..datasets.sampler import WindowSampler
 from ..models.factory import build_model as _build_model
-from ..runs import Run, atomic_write
-from .checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkpoint, resume_candidates,
+from ..runs import Run, atomic_write, this_process
+from ..runs.checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkpoint, resume_candidates,
                          sampler_state_from_text, sampler_state_to_text, save_checkpoint)
 from .config import RunConfig
 from .data import (Prepared, as_tensor, check_config_period, fit_normalizer, load_for_config, prepare_for_run,
@@ -122,14 +120,14 @@ class Trainer:
             # the whole configured period is loaded and checked now (coverage, complete forcing,
             # plausible values), so a bad test period fails before training, not after it
             ds = load_for_config(cfg)
-            check_config_period(cfg, ds)
+            check_config_period(cfg, ds, self.task)
             norm = self._saved_normalizer(run)
             if norm is None:
-                norm = fit_normalizer(cfg, ds)
+                norm = fit_normalizer(cfg, ds, self.task)
                 save_normalizer(norm, run.normalization_path)
             self.model = build_model(cfg, norm.n_columns, len(norm.static))
             data = prepare_for_run(cfg, ds.sel(time=slice(str(cfg.data.train_start), str(cfg.data.train_end))),
-                                   norm, self.model)
+                                   norm, self.model, self.task)
         else:
             self.model = build_model(cfg, data.x_dyn.shape[-1], data.x_static.shape[1])
         self.data = data
@@ -257,8 +255,7 @@ class Trainer:
         run = self.run
         run.update_status(state="training", epoch=self.start_epoch, epochs=t.epochs,
                           n_sites=len(self.data.sites), device=str(self.device),
-                          iters_per_epoch=self.iters, message="training", pid=os.getpid(),
-                          host=socket.gethostname())
+                          iters_per_epoch=self.iters, message="training", **this_process())
         self.model.train()
         # a model that fits itself (SCE-UA per site) does so in one "epoch" instead of steps
         calibrate = getattr(self.model, "calibrate", None)

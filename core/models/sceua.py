@@ -10,6 +10,8 @@ Defaults of ``../shared/docs/paraformer_vic.md``: 5 complexes, ≤ 5000 evaluati
 
 from __future__ import annotations
 
+import contextlib
+import io
 import multiprocessing
 import os
 import random
@@ -17,8 +19,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import spotpy
+import torch
 
-from ..physics.vic import cycle_spinup
+from ..physics.vic import VIC, VIC_PARAMETERS, cycle_spinup, soil_properties
 
 
 @dataclass
@@ -55,11 +59,6 @@ class _Setup:
     """spotpy's setup protocol for one cell (parameters, simulation, evaluation, objective)."""
 
     def __init__(self, problem: CellProblem):
-        import spotpy
-        import torch
-
-        from ..physics.vic import VIC, VIC_PARAMETERS, soil_properties
-
         self.problem = problem
         self.specs = VIC_PARAMETERS
         self.params = [spotpy.parameter.Uniform(s.name, s.lower, s.upper) for s in VIC_PARAMETERS]
@@ -69,17 +68,13 @@ class _Setup:
         self.model = VIC(engine="fused")
         self.mask = np.isfinite(problem.obs)
         self.mask[: problem.spinup] = False
-        self.torch = torch
 
     def parameters(self):
-        import spotpy
-
         return spotpy.parameter.generate(self.params)
 
     def simulation(self, vector):
-        t = self.torch
-        theta = {s.name: t.full((1, 1, 1), float(v), dtype=t.float64) for s, v in zip(self.specs, vector)}
-        with t.no_grad():
+        theta = {s.name: torch.full((1, 1, 1), float(v), dtype=torch.float64) for s, v in zip(self.specs, vector)}
+        with torch.no_grad():
             out = self.model(self.forcing, theta, site=self.site)
         return out.outputs["SM"][:, 0].numpy()
 
@@ -98,8 +93,6 @@ def calibrate_cell(problem: CellProblem, max_evals: int = 5000, complexes: int =
     Raises:
         ValueError: the cell has no SMAP retrieval after the spin-up.
     """
-    import spotpy
-
     setup = _Setup(problem)
     if not setup.mask.any():
         raise ValueError(f"cell {problem.site}: no SMAP retrieval in the calibration period")
@@ -107,9 +100,6 @@ def calibrate_cell(problem: CellProblem, max_evals: int = 5000, complexes: int =
     state_np, state_py = np.random.get_state(), random.getstate()
     sampler = spotpy.algorithms.sceua(setup, dbname=None, dbformat="ram", save_sim=False,
                                       random_state=seed)
-    import contextlib
-    import io
-
     with contextlib.redirect_stdout(io.StringIO()):  # spotpy prints its progress
         sampler.sample(max_evals, ngs=complexes)
     np.random.set_state(state_np)
@@ -123,8 +113,6 @@ def calibrate_cell(problem: CellProblem, max_evals: int = 5000, complexes: int =
 
 def _worker(args):
     problem, max_evals, complexes, seed = args
-    import torch
-
     torch.set_num_threads(1)
     return calibrate_cell(problem, max_evals, complexes, seed)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..runs import atomic_write
+from .io import atomic_write
 
 #: Keys of a resumable checkpoint (``last.pt`` and, since format 2, every ``epoch_NNN.pt``).
 RESUME_KEYS = ("model", "optimizer", "sampler_rng", "torch_rng", "epoch")

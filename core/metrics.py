@@ -1,4 +1,5 @@
-"""Skill metrics, vectorised over basins, ignoring missing observations.
+"""Skill metrics, vectorised over sites, ignoring missing observations (numpy only: the lowest
+layer, used by models, training, evaluation, the benchmarks and the explorer).
 
 All functions take ``sim`` and ``obs`` as ``[time]`` or ``[time, site]`` arrays (NaN in ``obs``
 = missing; those days are dropped pair-wise) and return a float or ``[site]`` array; a basin
@@ -15,10 +16,10 @@ import numpy as np
 def _quiet(fn):
     """All-missing basins are expected (they give NaN); silence numpy's empty-slice warnings."""
 
-    def wrapped(sim, obs):
+    def wrapped(sim, obs, *args, **kwargs):
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
-            return fn(sim, obs)
+            return fn(sim, obs, *args, **kwargs)
 
     wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
     return wrapped
@@ -37,8 +38,8 @@ def _prep(sim, obs):
     return np.where(mask, sim, np.nan), np.where(mask, obs, np.nan), n, squeeze
 
 
-def _out(v, n, squeeze):
-    v = np.where(n >= 2, v, np.nan)
+def _out(v, n, squeeze, min_pairs: int = 2):
+    v = np.where(n >= min_pairs, v, np.nan)
     return float(v[0]) if squeeze else v
 
 
@@ -75,10 +76,19 @@ def rmse(sim, obs):
 
 
 @_quiet
-def pcc(sim, obs):
-    """Pearson correlation coefficient."""
+def pcc(sim, obs, min_pairs: int = 2):
+    """Pearson correlation coefficient r over the pairs where both are finite.
+
+    The one Pearson r of HydroLens: skill of a series (PCC of Li & Lu 2023, Table 2) and r
+    across sites (BFI r, ET r of Feng et al. 2022, the explorer's scatter plots).
+
+    Args:
+        sim, obs: ``[time]`` or ``[time, site]`` (any pairing of two variables).
+        min_pairs: fewer finite pairs than this give NaN (2 for a series; 3 for r across
+            sites, where two points always give ±1). A constant input gives NaN.
+    """
     s, o, n, sq = _prep(sim, obs)
-    return _out(_moments(s, o)[4], n, sq)
+    return _out(_moments(s, o)[4], n, sq, min_pairs)
 
 
 METRICS = {"NSE": nse, "KGE": kge, "RMSE": rmse, "PCC": pcc}

@@ -1,0 +1,156 @@
+"""The benchmark reports' figures (matplotlib, Agg backend), each written atomically as PNG:
+the δ benchmark's NSE CDF and learning curves; the SMAP benchmark's learning curves, data
+scaling curve, ``infiltr`` maps and Budyko check."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation.diagnostics import fu_evaporative_index
+from ..models import VARIANTS
+from .text import fmt
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display on a server or in CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def finish_figure(fig, axes, legend_ax, path: Path, *, fontsize: float = 8, legend_loc: str = "best",
+                  tight: bool = True, **legend_kw) -> None:
+    """The common end of a report figure: a light grid on each of ``axes``, the legend on
+    ``legend_ax`` (None: no legend), a tight layout and an atomic PNG write to ``path``."""
+    for a in axes:
+        a.grid(alpha=0.3)
+    if legend_ax is not None:
+        legend_ax.legend(loc=legend_loc, fontsize=fontsize, **legend_kw)
+    if tight:
+        fig.tight_layout()
+    save_fig(fig, path)
+
+
+def save_fig(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` as PNG atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------ δ benchmark
+def nse_cdf_figure(metrics: dict[str, pd.Series], path: Path, title: str) -> None:
+    """CDF of per-basin test NSE for each model (Feng et al. 2022, Fig. 3), NSE clipped at 0."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    for v, nse in metrics.items():
+        x = np.sort(np.clip(nse.dropna().values, 0, 1))
+        ax.plot(x, np.arange(1, len(x) + 1) / len(x),
+                label=f"{VARIANTS[v].label} (median {np.median(nse.dropna()):.3f})",
+                lw=2.2 if v in ("delta_n_gamma_beta", "lstm") else 1.4,
+                ls="--" if v == "lstm" else "-")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="test NSE (values < 0 shown at 0)",
+           ylabel="fraction of basins (CDF)", title=title)
+    finish_figure(fig, [ax], ax, path, legend_loc="upper left")
+
+
+def learning_curve_figure(curves: dict[str, pd.DataFrame], iters: int, path: Path) -> None:
+    """Training loss and test median NSE against optimisation steps, one line per model
+    (``curves``: variant -> :func:`core.benchmarks.runs.learning_curve`)."""
+    plt = pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    for v, c in curves.items():
+        steps = c["epoch"] * iters
+        a1.plot(steps, c["loss"], label=VARIANTS[v].label)
+        ok = c["test_median_nse"].notna()
+        a2.plot(steps[ok], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=VARIANTS[v].label)
+    a1.set(xlabel="optimisation steps", ylabel="training loss (epoch mean)", title="training loss")
+    a2.set(xlabel="optimisation steps", ylabel="test median NSE", title="test median NSE of checkpoints")
+    finish_figure(fig, [a1, a2], a2, path)
+
+
+# ------------------------------------------------------------------------------ SMAP benchmark
+def epoch_learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> None:
+    """Training loss (masked RMSE + range-boundary loss) per epoch and the test median NSE of
+    the epoch checkpoints on the run's cells (SPARSE, seed 0), one line per run (``curves``:
+    run title -> learning curve; dashed: a title naming the surrogate coupling)."""
+    plt = pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for name, c in curves.items():
+        ls = "--" if "surrogate" in name else "-"
+        a1.plot(c["epoch"], c["loss"], label=name, ls=ls)
+        ok = c["test_median_nse"].notna()
+        a2.plot(c.loc[ok, "epoch"], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=name, ls=ls)
+    a1.set(xlabel="epoch (one step: every training cell × the training year)", ylabel="training loss",
+           title="training loss (SPARSE, seed 0)", yscale="log")
+    a2.set(xlabel="epoch", ylabel="test median NSE (SPARSE cells)", title="test NSE of the epoch checkpoints")
+    finish_figure(fig, [a1, a2], a2, path, fontsize=7)
+
+
+def scaling_figure(curve: pd.DataFrame, path: Path) -> None:
+    """Median NSE and RMSE on the unseen (NG) cells against the number of training cells, one
+    line per method (``curve``: columns method, n_train, NSE_unseen, RMSE_unseen)."""
+    plt = pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
+    for m, g in curve.groupby("method", sort=False):
+        a1.plot(g["n_train"], g["NSE_unseen"], marker="o", label=VARIANTS[m].label)
+        a2.plot(g["n_train"], g["RMSE_unseen"], marker="o", label=VARIANTS[m].label)
+    a1.set(xlabel="training cells", ylabel="median NSE on NG", title="NSE on unseen cells")
+    a2.set(xlabel="training cells", ylabel="median RMSE on NG (m³/m³)", title="RMSE on unseen cells")
+    finish_figure(fig, [a1, a2], a1, path)
+
+
+def infiltr_map_figure(fields: dict[str, pd.DataFrame], stats: pd.DataFrame, path: Path) -> None:
+    """One CONUS panel per method: cells as squares coloured by ``infiltr`` (common scale);
+    NG cells (never trained on) outlined."""
+    plt = pyplot()
+    n = len(fields)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 2.8 * rows + 0.5), dpi=110, squeeze=False,
+                             layout="constrained")
+    vmax = max(float(np.nanquantile(df["infiltr"], 0.98)) for df in fields.values()) or 1.0
+    mi = dict(zip(stats["method"], stats["morans_I"]))
+    sc = None
+    for ax, (m, df) in zip(axes.flat, fields.items()):
+        ng = df["split"] == "unseen"
+        sc = ax.scatter(df["lon"], df["lat"], c=df["infiltr"], cmap="viridis", vmin=0, vmax=vmax, marker="s",
+                        s=34, edgecolors=np.where(ng, "k", "none"), linewidths=0.5)
+        ax.set_title(f"{VARIANTS[m].label}  (Moran's I {fmt(mi.get(m))})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_aspect(1.25)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if sc is not None:
+        fig.colorbar(sc, ax=axes, shrink=0.8, label="infiltr (b, -)")
+    fig.suptitle("learned infiltr (DENSE runs; outlined: NG cells, never trained on)", fontsize=10)
+    save_fig(fig, path)
+
+
+def budyko_figure(metrics: dict[str, pd.DataFrame], path: Path, omega: float = 2.6) -> None:
+    """ET/P against PET/P of every cell (``metrics``: method -> its run's metrics.csv with
+    P_mean, PET_mean, ET_mean), with Fu's curve (``omega``) and the energy and water limits."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
+    for m, met in metrics.items():
+        ok = met["P_mean"] > 0
+        ax.scatter(met.loc[ok, "PET_mean"] / met.loc[ok, "P_mean"], met.loc[ok, "ET_mean"] / met.loc[ok, "P_mean"],
+                   s=6, alpha=0.6, label=VARIANTS[m].label)
+    phi = np.linspace(0, 5, 200)
+    ax.plot(phi, fu_evaporative_index(phi, omega), "k-", lw=1.5, label=f"Fu (ω = {omega})")
+    ax.plot(phi, np.minimum(phi, 1), "k:", lw=1, label="energy / water limits")
+    ax.set(xlabel="aridity PET/P", ylabel="ET/P (test year)", xlim=(0, 5), ylim=(0, 1.3),
+           title="Budyko check (DENSE runs, all cells)")
+    finish_figure(fig, [ax], ax, path, fontsize=7, markerscale=2)

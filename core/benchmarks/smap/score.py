@@ -1,0 +1,295 @@
+"""Scoring the SMAP benchmark's evaluated runs: the medians of each run, the Table-2 analogue
+(mean ± sd over seeds), the longer-training check, the data-scaling curve, the ``infiltr``
+fields and their Moran's I, ET against the default-θ run and Fu's Budyko curve, the learning
+curves, the cost per epoch, the surrogate's gate, and the issue's targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...evaluation.diagnostics import fu_evaporative_index, morans_i
+from ...metrics import pcc
+from ...models import VARIANTS
+from ...runs import Run, RunStore
+from ..modis import modis_scores
+from ..runs import find_run, learning_curve
+from .plan import DEFAULT_RUN_METHOD, METHODS, SCALING_SETS, SET_ALIASES, TRAIN_SETS, PlannedRun
+
+METRICS: tuple[str, ...] = ("RMSE", "PCC", "NSE")
+#: table columns: (column, training set of the run, split of metrics.csv)
+COLUMNS: tuple[tuple[str, str, str], ...] = (("SPARSE", "SPARSE", "trained"), ("DENSE", "DENSE", "trained"),
+                                             ("NG", "SPARSE", "unseen"))
+
+
+# ------------------------------------------------------------------------------ runs and the table
+def run_scores(run: Run) -> dict[str, float]:
+    """Median RMSE/PCC/NSE of a run's cells by split: keys ``<metric>_trained`` and
+    ``<metric>_unseen`` (NaN where the run has no such cells)."""
+    m = run.metrics()
+    split = m["split"] if "split" in m else pd.Series("trained", index=m.index)
+    out = {}
+    for sp in ("trained", "unseen"):
+        for k in METRICS:
+            v = m.loc[split == sp, k].dropna() if k in m else pd.Series(dtype=float)
+            out[f"{k}_{sp}"] = float(v.median()) if len(v) else float("nan")
+    return out
+
+
+def collect(store: RunStore, label: str, planned: list[PlannedRun]) -> pd.DataFrame:
+    """One row per planned run that has an evaluation: method, sites, coupling, seed, run_id,
+    epochs, seconds per epoch (median over the training log) and ``run_scores``."""
+    rows = []
+    for r in planned:
+        run = find_run(store, r.name(label))
+        if run is None or not run.has_evaluation():
+            continue
+        log = run.train_log()
+        sec = log["seconds"].iloc[1:] if len(log) > 1 else log["seconds"]
+        rows.append({"method": r.method, "sites": SET_ALIASES.get(r.sites, r.sites),
+                     "coupling": r.coupling if r.learner else "–",
+                     "seed": r.seed, "run_id": run.run_id, "epochs": int(log["epoch"].max()) if len(log) else 0,
+                     "train_s": float(log["seconds"].sum()) if len(log) else float("nan"),
+                     "s_per_epoch": float(sec.median()) if len(sec) else float("nan"), **run_scores(run)})
+    return pd.DataFrame(rows)
+
+
+def table2(runs: pd.DataFrame) -> pd.DataFrame:
+    """The Table-2 analogue: one row per (method, coupling) and column (SPARSE, DENSE, NG) x
+    metric: mean and sd over seeds of the runs' median, and the number of seeds."""
+    rows = []
+    for (method, coupling), g in runs.groupby(["method", "coupling"], sort=False):
+        if method == DEFAULT_RUN_METHOD:
+            continue
+        row = {"method": method, "coupling": coupling}
+        for col, ts, split in COLUMNS:
+            sub = g[g["sites"] == ts]
+            row[f"{col}_n"] = int(sub[f"NSE_{split}"].notna().sum())
+            for k in METRICS:
+                v = sub[f"{k}_{split}"].dropna()
+                row[f"{col}_{k}"] = float(v.mean()) if len(v) else float("nan")
+                row[f"{col}_{k}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        rank = out["coupling"].map({"surrogate": 1}).fillna(0) * 100 + out["method"].map(
+            {m: i for i, m in enumerate(METHODS)})
+        out = out.iloc[np.argsort(rank.values, kind="stable")].reset_index(drop=True)   # direct rows first
+    return out
+
+
+def long_table(runs: pd.DataFrame, long_runs: pd.DataFrame) -> pd.DataFrame:
+    """The longer-training check: per learner, its seed-0 SPARSE direct run of the table
+    (``runs``) beside its longer run (``long_runs``): epochs, train seconds and the median RMSE,
+    PCC, NSE on SPARSE (``*_trained``) and NG (``*_unseen``), suffixes ``_short`` and ``_long``."""
+    cols = ["epochs", "train_s"] + [f"{k}_{sp}" for sp in ("trained", "unseen") for k in METRICS]
+    rows = []
+    for _, lr in long_runs.iterrows():
+        short = runs[(runs["method"] == lr["method"]) & (runs["sites"] == "SPARSE")
+                     & (runs["coupling"] == "direct") & (runs["seed"] == 0)]
+        row = {"method": lr["method"]}
+        for c in cols:
+            row[f"{c}_short"] = float(short[c].iloc[0]) if len(short) else float("nan")
+            row[f"{c}_long"] = float(lr[c])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scaling_curve(runs: pd.DataFrame, store: RunStore) -> pd.DataFrame:
+    """Median NSE and RMSE on NG (unseen) of the direct learner runs by number of training
+    cells (seed 0): columns method, cells, n_train, NSE_unseen, RMSE_unseen."""
+    sub = runs[(runs["coupling"] == "direct") & (runs["seed"] == 0) & runs["sites"].isin(SCALING_SETS)
+               & runs["method"].map(lambda m: VARIANTS[m].family == "param")].copy()
+    if sub.empty:
+        return pd.DataFrame(columns=["method", "cells", "n_train", "NSE_unseen", "RMSE_unseen"])
+    sub["n_train"] = [int((store.get(rid).metrics()["split"] == "trained").sum()) for rid in sub["run_id"]]
+    sub = sub.rename(columns={"sites": "cells"})
+    return sub[["method", "cells", "n_train", "NSE_unseen", "RMSE_unseen", "PCC_unseen"]].sort_values(
+        ["method", "n_train"]).reset_index(drop=True)
+
+
+def coupling_cost(runs: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per epoch (median over runs) of each learner by coupling and training set
+    (SPARSE, DENSE): columns method, coupling, sites, s_per_epoch."""
+    sub = runs[runs["method"] != DEFAULT_RUN_METHOD]
+    cost = sub.groupby(["method", "coupling", "sites"])["s_per_epoch"].median().reset_index()
+    return cost[cost["method"].map(lambda x: VARIANTS[x].family == "param") & cost["sites"].isin(TRAIN_SETS)]
+
+
+# ------------------------------------------------------------------------------ fields and ET
+def dense_run(store: RunStore, label: str, method: str) -> Run | None:
+    """The evaluated seed-0 direct DENSE run of ``method`` (all 407 cells scored), or None."""
+    run = find_run(store, PlannedRun(method, "DENSE").name(label))
+    return run if run is not None and run.has_evaluation() else None
+
+
+def infiltr_fields(store: RunStore, label: str, methods) -> dict[str, pd.DataFrame]:
+    """method -> per-cell ``infiltr`` (columns site, lat, lon, infiltr, split) of its seed-0
+    direct DENSE run (305 trained + 102 NG cells), the default run included."""
+    out = {}
+    for m in (DEFAULT_RUN_METHOD, *methods):
+        run = dense_run(store, label, m)
+        if run is None:
+            continue
+        par, met = run.site_parameters(), run.metrics()
+        if "infiltr" not in par:
+            continue
+        par.index, met.index = par.index.astype(str), met.index.astype(str)
+        df = met[["lat", "lon", "split"]].join(par["infiltr"].astype(float), how="inner")
+        out[m] = df.rename_axis("site").reset_index()
+    return out
+
+
+def field_stats(fields: dict[str, pd.DataFrame], k: int = 4) -> pd.DataFrame:
+    """Spatial range, quantiles and Moran's I (k nearest cells) of each method's ``infiltr``."""
+    rows = []
+    for m, df in fields.items():
+        x = df["infiltr"].values
+        try:
+            mi = morans_i(x, df["lat"].values, df["lon"].values, k=k)
+        except ValueError:      # a constant field (the default run)
+            mi = float("nan")
+        rows.append({"method": m, "cells": len(df), "min": float(np.nanmin(x)), "p05": float(np.nanquantile(x, 0.05)),
+                     "median": float(np.nanmedian(x)), "p95": float(np.nanquantile(x, 0.95)),
+                     "max": float(np.nanmax(x)), "morans_I": mi})
+    return pd.DataFrame(rows)
+
+
+def dense_metrics(store: RunStore, label: str, methods) -> dict[str, pd.DataFrame]:
+    """method -> metrics.csv of its DENSE run (:func:`dense_run`), the default run first."""
+    out = {}
+    for m in (DEFAULT_RUN_METHOD, *methods):
+        run = dense_run(store, label, m)
+        if run is not None:
+            out[m] = run.metrics()
+    return out
+
+
+def et_table(store: RunStore, label: str, methods, modis: pd.DataFrame | None = None,
+             omega: float = 2.6) -> pd.DataFrame:
+    """ET of each method's DENSE run (all 407 cells, test year) against the default-θ run:
+    median ET (mm/d), Pearson r and RMSE of the per-cell mean ET against the default run's,
+    the Budyko check (median |ET/P − Fu(PET/P)|, ω = ``omega``; share of cells with ET > P or
+    ET > PET) and, with ``modis``, the MOD16A2 8-day correlations."""
+    ref = dense_run(store, label, DEFAULT_RUN_METHOD)
+    ref_et = None
+    if ref is not None:
+        ref_et = ref.metrics()["ET_mean"]
+        ref_et.index = ref_et.index.astype(str)
+    rows = []
+    for m in (DEFAULT_RUN_METHOD, *methods):
+        run = dense_run(store, label, m)
+        if run is None:
+            continue
+        met = run.metrics()
+        met.index = met.index.astype(str)
+        et, p, pet = met["ET_mean"], met["P_mean"], met["PET_mean"]
+        ok = p > 0
+        fu = fu_evaporative_index((pet[ok] / p[ok]).values, omega)
+        row = {"method": m, "cells": len(met), "ET_median": float(et.median()),
+               "ET_over_P_median": float((et[ok] / p[ok]).median()),
+               "budyko_abs_dev": float(np.median(np.abs((et[ok] / p[ok]).values - fu))),
+               "share_ET_gt_P": float((et > p).mean()), "share_ET_gt_PET": float((et > pet * 1.0001).mean()),
+               "r_vs_default": float("nan"), "rmse_vs_default": float("nan"),
+               "modis_r_temporal": float("nan"), "modis_r_spatial": float("nan")}
+        if ref_et is not None and m != DEFAULT_RUN_METHOD:
+            d = ref_et.reindex(et.index)
+            row["r_vs_default"] = pcc(et.values, d.values, min_pairs=3)
+            row["rmse_vs_default"] = float(np.sqrt(np.nanmean((et.values - d.values) ** 2)))
+        if modis is not None:
+            with run.outputs() as out:
+                row["modis_r_temporal"], row["modis_r_spatial"] = modis_scores(out, modis)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ curves, gate, settings
+def learning_curves(store: RunStore, label: str, planned: list[PlannedRun], every: int = 5,
+                    data_root: str | None = None, log=print) -> dict[str, pd.DataFrame]:
+    """``"<learner> <coupling>"`` -> :func:`core.benchmarks.runs.learning_curve` of each planned
+    learner run on SPARSE with seed 0 that is evaluated and has a training log, every
+    ``every``-th checkpoint (a longer-training run of N epochs: every max(``every``, N // 20)-th)."""
+    curves = {}
+    for r in planned:
+        if r.sites == "SPARSE" and r.seed == 0 and r.learner:
+            run = find_run(store, r.name(label))
+            if run is not None and run.has_evaluation() and len(run.train_log()):
+                step = max(every, r.epochs // 20) if r.epochs else every
+                curves[f"{VARIANTS[r.method].label} {r.coupling}"] = learning_curve(run, step, data_root, log)
+    return curves
+
+
+def surrogate_gate(sur_dir: Path) -> dict | None:
+    """The surrogate job's gate.json (None without one), with its iteration from status.json
+    when the gate does not name it."""
+    gate_path = sur_dir / "gate.json"
+    gate = json.loads(gate_path.read_text()) if gate_path.exists() else None
+    if gate is not None and "iteration" not in gate and (sur_dir / "status.json").exists():
+        gate["iteration"] = json.loads((sur_dir / "status.json").read_text()).get("iteration", "?")
+    return gate
+
+
+def settings_config(store: RunStore, runs: pd.DataFrame) -> dict:
+    """The RunConfig dict the report's settings describe: a learner's run (else the first run),
+    with the SCE-UA budget of the SCE-UA run when there is one."""
+    learner_rows = runs[runs["method"].map(lambda x: VARIANTS[x].family == "param")]
+    sce_rows = runs[runs["method"] == "sceua"]
+    cfg = store.get((learner_rows if len(learner_rows) else runs)["run_id"].iloc[0]).config()
+    if len(sce_rows):  # SCE-UA's budget from its own run
+        cfg["train"]["sceua_evaluations"] = store.get(sce_rows["run_id"].iloc[0]).config()["train"].get(
+            "sceua_evaluations")
+    return cfg
+
+
+# ------------------------------------------------------------------------------ targets
+def target_checks(t: pd.DataFrame, curve: pd.DataFrame, fstats: pd.DataFrame, gate: dict | None) -> list[tuple]:
+    """(target, measured, met) for the issue's targets that the runs allow."""
+    out = []
+    if gate:
+        ok = (gate.get("median_nse", 0) >= 0.95 and gate.get("median_rmse", 1) <= 0.01
+              and gate.get("median_cosine", 0) >= 0.9)
+        out.append(("surrogate gate: median NSE ≥ 0.95, RMSE ≤ 0.01, gradient cosine ≥ 0.9",
+                    f"{gate.get('median_nse', float('nan')):.3f} / {gate.get('median_rmse', float('nan')):.4f} / "
+                    f"{gate.get('median_cosine', float('nan')):.3f} (iteration {gate.get('iteration', '?')})", ok))
+    d = t[t["coupling"].isin(["direct", "–"])].set_index("method") if len(t) else pd.DataFrame()
+    if all(m in d.index for m in METHODS) and len(d):
+        nse = {m: d.loc[m, "NG_NSE"] for m in METHODS}
+        order = (nse["paraformer_z"] >= nse["lstm_z"] > max(nse["paraformer_a"], nse["ffn_a"])
+                 and min(nse["paraformer_a"], nse["ffn_a"]) > nse["sceua"])
+        out.append(("NG ranking ParaFormer_Z ≥ LSTM_Z > ParaFormer_A ≈ FFN_A > SCE-UA (median NSE, direct)",
+                    " / ".join(f"{VARIANTS[m].label} {nse[m]:.3f}" for m in
+                               ("paraformer_z", "lstm_z", "paraformer_a", "ffn_a", "sceua")), order))
+        out.append(("SCE-UA median NSE on NG < 0", f"{nse['sceua']:.3f}", nse["sceua"] < 0))
+        r = d.loc["paraformer_z", "NG_RMSE"]
+        out.append(("ParaFormer_Z median RMSE on NG < 0.05 m³/m³", f"{r:.3f}", r < 0.05))
+    if len(d):
+        learners = [m for m in d.index if VARIANTS[m].family == "param"]
+        if learners and all(d.loc[m, "DENSE_n"] and d.loc[m, "SPARSE_n"] for m in learners):
+            gaps = {m: d.loc[m, "DENSE_NSE"] - d.loc[m, "SPARSE_NSE"] for m in learners}
+            out.append(("DENSE beats SPARSE for every learner (median NSE, DENSE − SPARSE)",
+                        ", ".join(f"{VARIANTS[m].label} {g:+.3f}" for m, g in gaps.items()),
+                        all(g > 0 for g in gaps.values())))
+    if len(curve):
+        rises = {}
+        for m, g in curve.groupby("method"):
+            y = g.sort_values("n_train")["NSE_unseen"].values
+            rises[m] = bool(len(y) > 1 and y[-1] > y[0])
+        out.append(("scaling curve rises with training cells (NG NSE, largest vs smallest set)",
+                    ", ".join(f"{VARIANTS[m].label} {'rises' if v else 'does not rise'}" for m, v in rises.items()),
+                    all(rises.values())))
+    fi = fstats.set_index("method") if len(fstats) else pd.DataFrame()
+    if "paraformer_z" in fi.index and "sceua" in fi.index:
+        a, b = fi.loc["paraformer_z", "morans_I"], fi.loc["sceua", "morans_I"]
+        out.append(("ParaFormer_Z infiltr smoother than SCE-UA's (Moran's I, 4 nearest cells)",
+                    f"{a:.3f} vs {b:.3f}", bool(a > b)))
+    s = t[t["coupling"] == "surrogate"].set_index("method") if len(t) else pd.DataFrame()
+    both = [m for m in s.index if m in d.index and s.loc[m, "SPARSE_n"] and d.loc[m, "SPARSE_n"]]
+    if both:
+        gaps = {m: d.loc[m, "NG_NSE"] - s.loc[m, "NG_NSE"] for m in both}
+        out.append(("direct coupling at least as accurate as the surrogate one (NG median NSE, direct − surrogate)",
+                    ", ".join(f"{VARIANTS[m].label} {g:+.3f}" for m, g in gaps.items()),
+                    all(g >= 0 for g in gaps.values())))
+    return [(desc, val, bool(ok)) for desc, val, ok in out]
