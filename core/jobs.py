@@ -70,7 +70,9 @@ def _alive(spec: dict) -> bool:
     if not pid:
         return False
     proc = _LIVE_PROCS.get(pid)
-    if proc is not None and proc.poll() is not None:  # our own child: reap it
+    if proc is not None:  # our own child: poll() answers (and reaps it when it has ended)
+        if proc.poll() is None:
+            return True
         _LIVE_PROCS.pop(pid, None)
         return False
     return process_alive(pid, started=spec.get("pid_started"), cmdline_has="core.jobs")
@@ -222,7 +224,10 @@ class JobRunner:
             info.update(result)
             state = result.get("state", "failed")
         elif state == "running":
-            if not _alive(spec):
+            if not _alive(spec) and cancel:  # stopped by the cancel before it could write a result
+                state = "cancelled"
+                info["message"] = "cancelled; the run keeps its last finished epoch and can be resumed"
+            elif not _alive(spec):
                 state = "failed"
                 info["message"] = ("the worker stopped without a result (killed?); the run can be "
                                    "resumed")

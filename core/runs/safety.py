@@ -79,7 +79,9 @@ def process_alive(pid: int | None, *, host: str | None = None, started: float | 
             return False
         if started is not None and abs(proc.create_time() - float(started)) > 1.0:
             return False
-        if cmdline_has is not None and cmdline_has not in " ".join(proc.cmdline()):
+        # the start time identifies the process; the command line is only checked for files
+        # without one (it is the parent's between fork and exec, so it would misjudge a new child)
+        if started is None and cmdline_has is not None and cmdline_has not in " ".join(proc.cmdline()):
             return False
         return True
     except psutil.NoSuchProcess:
