@@ -59,3 +59,55 @@ def flush_denormals() -> bool:
     import torch
 
     return bool(torch.set_flush_denormal(True))
+
+
+#: CPU flags (``/proc/cpuinfo``) that give bf16 matrix units: Intel AMX, AVX-512 BF16
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_description() -> dict:
+    """The CPU model and the bf16 flags it has (``/proc/cpuinfo`` on Linux; elsewhere the
+    platform's processor name and no flags), for benchmarks and run status."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "bf16_flags": [f for f in BF16_CPU_FLAGS if f in flags]}
+
+
+def resolve_precision(precision: str, device) -> str:
+    """``train.precision`` for ``device``: ``auto`` -> "bf16" on CUDA with bf16 support or a CPU
+    with bf16 units (``BF16_CPU_FLAGS``), else "fp32"; "fp32"/"bf16" as given.
+
+    Raises:
+        ValueError: an unknown precision name.
+    """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"train.precision must be auto, fp32 or bf16, got {precision!r}")
+    if precision != "auto":
+        return precision
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_description()["bf16_flags"] else "fp32"
+
+
+def learner_autocast(precision: str, device_type: str):
+    """The autocast context a learner's forward runs in: bf16 when ``precision`` is "bf16",
+    else a no-op. Only the learner: process models, routing and losses stay fp32 (the caller
+    casts the learner's output back with ``.float()``)."""
+    import torch
+
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -186,7 +186,8 @@ class LaunchPanel(Viewer):
         self.preset = pn.widgets.Select(name="Preset (settings below override it)", options=presets,
                                         value="demo", sizing_mode="stretch_width")
         self.epochs = pn.widgets.IntInput(name="Epochs", start=1, end=1000, width=90)
-        self.iters = pn.widgets.IntInput(name="Iterations/epoch", start=1, end=100000, width=120)
+        # 0: the dPL rule (each site-day drawn with p = 0.99 per epoch; the smap preset's)
+        self.iters = pn.widgets.IntInput(name="Iterations/epoch (0: dPL rule)", start=0, end=100000, width=120)
         self.hidden = pn.widgets.IntInput(name="LSTM hidden", start=4, end=1024, width=100)
         self.nmul = pn.widgets.IntInput(name="Components n", start=1, end=64, width=110)
         self.seed = pn.widgets.IntInput(name="Seed", start=0, end=2**31 - 1, value=0, width=90)
@@ -222,7 +223,7 @@ class LaunchPanel(Viewer):
             return  # the change above calls back here
         cfg = preset_config(self.preset.value)
         self.epochs.value = cfg.train.epochs
-        self.iters.value = cfg.train.iters_per_epoch or 100
+        self.iters.value = cfg.train.iters_per_epoch or 0
         self.hidden.value = cfg.model.hidden
         self.nmul.value = cfg.model.nmul or max(1, VARIANTS[self.variant.value].nmul)
         self.seed.value = cfg.train.seed
@@ -251,7 +252,7 @@ class LaunchPanel(Viewer):
             "data.test_sites": SET_NONE,
             "model.variant": self.variant.value, "model.hidden": int(self.hidden.value),
             "model.nmul": int(self.nmul.value), "train.epochs": int(self.epochs.value),
-            "train.iters_per_epoch": int(self.iters.value), "train.seed": int(self.seed.value),
+            "train.iters_per_epoch": int(self.iters.value) or SET_NONE, "train.seed": int(self.seed.value),
             "train.device": self.device.value,
             "train.batch_size": min(preset_config(self.preset.value).train.batch_size, n),
             "name": f"{self.variant.value}-{n}sites"}, source="Launch panel").to_dict()

@@ -108,11 +108,62 @@ def test_z_learner_test_theta_is_the_mean_over_training_windows():
     want = torch.stack([m.learner(x[s:s + 20], xs).static for s in (30, 35, 40, 45, 50)]).mean(0)
     torch.testing.assert_close(got, want)
     m.train()
+    # training: the 20 days of history just before the loss window (days 50..69)
+    torch.testing.assert_close(m.raw_parameters(x, xs, warmup=70), m.learner(x[50:70], xs).static)
     torch.manual_seed(1)
-    a = m.raw_parameters(x, xs, warmup=70)  # one random window inside days 70..99
+    a = m.raw_parameters(x, xs, warmup=10)  # less history than a window: one inside days 10..99
     assert a.shape == (4, 5)
-    starts = range(70, 81)
-    assert any(torch.allclose(a, m.learner(x[s:s + 20], xs).static) for s in starts)
+    assert any(torch.allclose(a, m.learner(x[s:s + 20], xs).static) for s in range(10, 81))
+
+
+def test_sigmoid_bound_keeps_parameters_in_range_without_a_boundary_loss():
+    from core.models.param_model import ParamModel
+    from core.physics import VIC
+
+    raw = torch.tensor([[-50.0, -1.0, 0.0, 1.0, 50.0]], dtype=torch.float64)
+    rbl = ParamModel("FFN_A", VIC(), 0, 3, hidden=8)
+    sig = ParamModel("FFN_A", VIC(), 0, 3, hidden=8, param_bound="sigmoid")
+    for m in (rbl, sig):
+        for spec, v in zip(m.specs, m.scale(raw).values()):
+            assert spec.lower <= float(v.min()) and float(v.max()) <= spec.upper
+    # the clamp cuts raw -1 and 50 to the bounds; the sigmoid maps raw 0 to mid-range
+    p_rbl, p_sig = rbl.scale(raw), sig.scale(raw)
+    lo, hi = rbl.specs[1], rbl.specs[4]
+    assert float(p_rbl[lo.name]) == pytest.approx(lo.lower) and float(p_rbl[hi.name]) == pytest.approx(hi.upper)
+    mid = sig.specs[2]
+    assert float(p_sig[mid.name]) == pytest.approx(mid.scale(torch.tensor(0.5, dtype=torch.float64)).item())
+    f = torch.rand(40, 2, 3, dtype=torch.float64) * torch.tensor([5.0, 10.0, 3.0], dtype=torch.float64)
+    ss = torch.tensor([[1.4, 20.0, 40.0, 0.5]] * 2, dtype=torch.float64)
+    xs = torch.randn(2, 3, dtype=torch.float64)
+    assert rbl.double()(None, xs, f, warmup=10, site_static=ss).aux_loss is not None
+    out = sig.double()(None, xs, f, warmup=10, site_static=ss)
+    assert out.aux_loss is None and torch.isfinite(out.outputs["SM"]).all()
+    with pytest.raises(ValueError, match="param_bound"):
+        ParamModel("FFN_A", VIC(), 0, 3, param_bound="tanh")
+
+
+def test_bf16_precision_runs_the_learner_only_in_bf16():
+    from core.models.param_model import ParamModel
+    from core.physics import VIC
+
+    torch.manual_seed(0)
+    m = ParamModel("ParaFormer_Z", VIC(), n_dynamic=4, n_static=3, z_window=16, d_model=16, heads=2, ff=32)
+    m.precision = "bf16"
+    x, xs = torch.randn(40, 2, 4), torch.randn(2, 3)
+    f = torch.rand(40, 2, 3) * torch.tensor([5.0, 10.0, 3.0])
+    ss = torch.tensor([[1.4, 20.0, 40.0, 0.5]] * 2)
+    out = m(x, xs, f, warmup=20, site_static=ss)
+    assert out.raw.dtype == torch.float32 and out.outputs["SM"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in out.params.values())
+    out.outputs["SM"].mean().backward()
+    grads = [p.grad for p in m.learner.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    m.eval()  # no dropout: the two precisions see the same network
+    m.precision = "fp32"
+    ref = m.raw_parameters(x, xs, warmup=20)
+    m.precision = "bf16"
+    got = m.raw_parameters(x, xs, warmup=20)
+    assert not torch.equal(got, ref) and torch.allclose(got, ref, atol=0.1)  # bf16: ~3 digits
 
 
 def test_calibrated_model_gives_unseen_sites_their_nearest_cells_theta():
@@ -297,3 +348,46 @@ def test_explorer_maps_the_cells_of_a_smap_run_by_infiltr(smap_store, data_root)
     fig = app.series.figures["hydrolens-panel-SM_obs"]
     names = {r.name for r in fig.renderers}
     assert "dots-SM_obs" in names and "line-SM" in names
+
+
+# -- minibatch training, validation and early stopping ------------------------------------------
+
+def test_minibatch_training_validates_keeps_the_best_epoch_and_stops_early(tmp_path, data_root):
+    """Mini-batches of cells x 30-day windows after a spin-up year; one of four cells is held
+    out; the epoch with the lowest validation loss is checkpoints/best.pt and the run's model."""
+    from core.runs import RunStore
+    from core.training.trainer import load_model, model_checkpoint
+
+    cfg = tmp_path / "mb.yaml"
+    cfg.write_text("preset: smap\nmodel: {variant: ffn_a}\n"
+                   "train: {epochs: 6, batch_size: 2, rho: 30, warmup: 366, iters_per_epoch: 3, "
+                   "val_fraction: 0.25, patience: 2, optimizer: adam, lr: 0.02, threads: 1}\n")
+    store = tmp_path / "runs"
+    proc = run_cli("train", "--config", str(cfg), "--sites", "0,2,14,21", "--out", str(store),
+                   "--data-root", str(data_root), "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = RunStore(store).get(RunStore(store).list()[0].run_id)
+    log = run.train_log()
+    assert {"updates", "val_loss", "val_NSE"} <= set(log.columns)
+    assert (log["updates"] == log["epoch"] * 3).all() and (log["val_loss"] > 0).all()
+    st = run.status()
+    assert st["n_val_sites"] == 1 and st["state"] == "done"
+    best = int(log.loc[log["val_loss"].idxmin(), "epoch"])
+    assert st["best_epoch"] == best and model_checkpoint(run) == "best.pt"
+    assert torch.load(run.checkpoint_dir / "best.pt", weights_only=True)["epoch"] == best
+    if st.get("stopped_early"):  # patience 2: stopped two validations after the best one
+        assert int(log["epoch"].max()) == best + 2 < 6 and "stopped early" in proc.stdout + st["message"]
+    else:
+        assert int(log["epoch"].max()) == 6
+    model, _, _ = load_model(run)  # the run's model is the best epoch's
+    ck = torch.load(run.checkpoint_dir / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, ck[k]) for k, v in model.state_dict().items())
+    # resume with more epochs: the early-stopping record travels in the checkpoint
+    proc = run_cli("train", "--resume", run.run_id, "--epochs", "7", "--out", str(store), "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log2 = run.train_log()
+    if st.get("stopped_early"):  # stays stopped: no epoch is added
+        assert len(log2) == len(log)
+    else:
+        assert log2["epoch"].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert run.status()["best_epoch"] == int(log2.loc[log2["val_loss"].idxmin(), "epoch"])

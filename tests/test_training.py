@@ -49,8 +49,15 @@ def test_sampler_skips_windows_without_observations():
 def test_iterations_per_epoch_rule():
     q = np.ones((5113, 50), dtype=np.float32)
     s = WindowSampler(q, warmup=365, rho=365, batch_size=50)
-    frac = 50 * 365 / (5113 * 50)
-    assert s.iterations_per_epoch() == math.ceil(math.log(0.01) / math.log(1 - frac))
+    frac = 50 * 365 / ((5113 - 365) * 50)  # hydroDL: N·(T − warm-up) site-days can carry loss
+    assert s.iterations_per_epoch() == math.ceil(math.log(0.01) / math.log(1 - frac)) == 58
+    # the SMAP protocol (hydroDL optTrainSMAP [100, 30]) on 104 cells, a cycled year + one year
+    smap = WindowSampler(np.ones((732, 104), np.float32), warmup=366, rho=30, batch_size=100)
+    assert smap.iterations_per_epoch() == 57
+    # held-out sites are never drawn, and the rule counts only the drawable ones
+    part = WindowSampler(np.ones((732, 104), np.float32), warmup=366, rho=30, batch_size=100,
+                         sites=np.arange(0, 104, 2))
+    assert part.batch_size == 52 and set(part.sample()[0]) <= set(range(0, 104, 2))
 
 
 def test_config_validation_names_the_field(tmp_path):

@@ -23,13 +23,16 @@ class WindowSampler:
         rho: target days per window (loss), ≥ 1.
         batch_size: basins per mini-batch (capped at the number of usable basins).
         seed: RNG seed.
+        sites: indices of the sites that may be drawn (the training sites when some are held
+            out for validation); None: all.
 
     Raises:
         ValueError: the training period is shorter than ``warmup + rho`` or no basin has any
             observation in a drawable window (the message says which).
     """
 
-    def __init__(self, q_obs: np.ndarray, warmup: int, rho: int, batch_size: int, seed: int = 0):
+    def __init__(self, q_obs: np.ndarray, warmup: int, rho: int, batch_size: int, seed: int = 0,
+                 sites: np.ndarray | None = None):
         nt, nb = q_obs.shape
         self.window = warmup + rho
         if rho < 1 or warmup < 0:
@@ -46,17 +49,22 @@ class WindowSampler:
         # observations in the target part of the window starting at s: days s+warmup .. s+window-1
         n_obs = csum[starts + self.window] - csum[starts + warmup]  # [n_starts, basin]
         self.valid = n_obs > 0
-        self.basins = np.nonzero(self.valid.any(axis=0))[0]
+        usable = self.valid.any(axis=0)
+        if sites is not None:
+            usable &= np.isin(np.arange(nb), np.asarray(sites, dtype=np.int64))
+        self.basins = np.nonzero(usable)[0]
         if self.basins.size == 0:
-            raise ValueError("no basin has a streamflow observation in any training window")
+            raise ValueError("no site has an observation of the target in any training window")
         self.batch_size = min(batch_size, self.basins.size)
         self.rng = np.random.default_rng(seed)
         self._valid_starts = {int(b): np.nonzero(self.valid[:, b])[0] for b in self.basins}
-        self.total_days = int(nt) * int(self.basins.size)
+        # site-days a target window can cover (the first warm-up days never carry loss)
+        self.total_days = int(nt - warmup) * int(self.basins.size)
 
     def iterations_per_epoch(self) -> int:
-        """dPL convention: iterations such that each day is drawn with probability 0.99 per epoch,
-        ``ceil(log 0.01 / log(1 − batch·ρ / (n_basin·n_days)))``."""
+        """dPL convention (hydroDL ``model/settings.py``): iterations such that each site-day
+        after the warm-up is drawn with probability 0.99 per epoch,
+        ``ceil(log 0.01 / log(1 − batch·ρ / (n_site·(n_days − warmup))))``."""
         frac = self.batch_size * self.rho / self.total_days
         if frac >= 1:
             return 1

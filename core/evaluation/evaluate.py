@@ -19,7 +19,8 @@ from ..physics import (DERIVED_OUTPUTS, FLUX_DESCRIPTIONS, FORCING_OUTPUTS, HBV_
 from ..runs import Run, RunFileError, atomic_write_many, this_process
 from ..datasets.loader import site_coords
 from ..datasets.schema import BASIN_COORDS
-from ..training.data import Prepared, as_tensor, check_config_period, load_for_config, prepare_for_run
+from ..training.data import (Prepared, check_config_period, forward_chunks, load_for_config,
+                             prepare_for_run)
 from ..training.tasks import Task, soil_moisture_metrics, task_for
 from ..training.trainer import load_model, select_device
 from ..metrics import METRICS
@@ -82,19 +83,13 @@ def simulate(model, data: Prepared, start, device: torch.device | None = None,
     device = device or torch.device("cpu")
     model.eval()
     i0 = data.index_of(start)
-    nb = len(data.sites)
     blocks: dict[str, list[np.ndarray]] = {}
     pblocks: dict[str, list[np.ndarray]] = {}
     dynamic = set(getattr(model, "dynamic", ()))
     backbone = getattr(model, "backbone", None)
     out_specs = {o.name: o for o in getattr(backbone, "output_specs", ())}
     par_specs = {p.name: p for p in getattr(model, "specs", ())}
-    site_static = data.site_static if data.site_static is not None else np.zeros((nb, 0), np.float32)
-    for b0 in range(0, nb, chunk):
-        sl = slice(b0, min(nb, b0 + chunk))
-        out = model(as_tensor(data.x_dyn[:, sl], device), as_tensor(data.x_static[sl], device),
-                    as_tensor(data.forcing[:, sl], device), warmup=i0,
-                    site_static=as_tensor(site_static[sl], device))
+    for _, out in forward_chunks(model, data, i0, device, chunk):
         for n, v in out.outputs.items():
             if v.dim() == 2:  # [time, site] series (every output of the model contract)
                 blocks.setdefault(n, []).append(v.float().cpu().numpy())
@@ -233,12 +228,13 @@ def summary(metrics: pd.DataFrame, task) -> tuple[dict, str]:
 
 
 def evaluate_run(run: Run, data_root: str | None = None, device: str = "auto",
-                 checkpoint: str = "last.pt", write: bool = True, components: bool = False) -> pd.DataFrame:
+                 checkpoint: str | None = None, write: bool = True, components: bool = False) -> pd.DataFrame:
     """Evaluate a trained run on its test period; writes outputs.nc, parameters.nc and
     metrics.csv atomically (all three land together).
 
     Args:
-        checkpoint: which checkpoint (``last.pt`` or ``epoch_NNN.pt``).
+        checkpoint: which checkpoint (``last.pt``, ``best.pt`` or ``epoch_NNN.pt``; default: the
+            run's model, ``best.pt`` when it validates, else ``last.pt``).
         write: write outputs.nc / parameters.nc / metrics.csv and the status (False: only return
             the table, as the benchmark's learning curve does for earlier epochs).
         components: parameters.nc also holds each HBV component's values.

@@ -40,8 +40,9 @@ def _backbone(v: Variant, m) -> nn.Module:
 def _param(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
     # LSTM_Z reads the config's hidden/dropout; the other learners keep the paper's sizes
     hyper = {"hidden": m.hidden, "dropout": m.dropout} if v.learner == "LSTM_Z" else {}
-    return ParamModel(v.learner, _backbone(v, m), n_dynamic, n_static,
-                      surrogate=m.surrogate if m.coupling == "surrogate" else None, **hyper)
+    return ParamModel(v.learner, _backbone(v, m), n_dynamic, n_static, z_window=m.z_window,
+                      surrogate=m.surrogate if m.coupling == "surrogate" else None,
+                      param_bound=m.param_bound, **hyper)
 
 
 def _calibration(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:

@@ -157,8 +157,17 @@ class VICSurrogate(nn.Module):
 
     def forward(self, forcing: torch.Tensor, statics: torch.Tensor, theta01: torch.Tensor) -> torch.Tensor:
         """-> [time, site, 2]: SM (m³/m³) and ET (mm/d), physical."""
-        h, _ = self.lstm(torch.relu(self.linear_in(self.inputs(forcing, statics, theta01))))
-        return self.linear_out(self.dropout(h)) * self.y_std + self.y_mean
+        return self.run(forcing, statics, theta01)[0]
+
+    def run(self, forcing: torch.Tensor, statics: torch.Tensor, theta01: torch.Tensor,
+            hc: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Continue from the LSTM state ``hc`` (None: zeros): -> (SM and ET [time, site, 2],
+        physical; the final (h, c) [1, site, hidden] each), so a burn-in can run apart, e.g.
+        without gradient. ``forcing`` [time, site, 7] physical, ``statics`` [site, k],
+        ``theta01`` [site, p] in [0, 1]."""
+        h, hc = self.lstm(torch.relu(self.linear_in(self.inputs(forcing, statics, theta01))), hc)
+        return self.linear_out(self.dropout(h)) * self.y_std + self.y_mean, hc
 
 
 @dataclass

@@ -175,6 +175,12 @@ class ModelConfig(_Strict):
         "runs the process model")
     surrogate: str | None = Field(None, description="surrogate job folder (`hydrolens surrogate`) for "
                                   "coupling=surrogate; None: <runs root>/surrogates/default")
+    param_bound: Literal["rbl", "sigmoid"] = Field(
+        "rbl", description="parameter learners: how the raw output is bounded to the ranges: rbl (the "
+        "range-boundary loss on the raw output, then a clamp; Li & Lu 2023 eq. 13-14) or sigmoid "
+        "(hydrodl2's change_param_range; no boundary loss)")
+    z_window: Int = Field(240, ge=1, description="days of forcing/SMAP history a Z-learner reads "
+                          "(Li & Lu 2023: 240)")
 
     @field_validator("variant")
     @classmethod
@@ -208,6 +214,18 @@ class OptimConfig(_Strict):
     sceua_evaluations: Int = Field(5000, ge=10, description="SCE-UA: at most this many model runs per "
                                    "site (Li & Lu 2023 baseline; 5 complexes)")
     eval_basin_chunk: Int = Field(64, ge=1, description="basins per forward pass in evaluation")
+    val_fraction: Real = Field(0.0, ge=0.0, lt=1.0, description="fraction of the training sites held "
+                               "out (drawn with the seed) to validate on over the training period; 0: none")
+    val_every: Int = Field(1, ge=1, description="epochs between two validations")
+    patience: Int | None = Field(None, ge=1, description="stop after this many validations without a "
+                                 "lower validation loss; None: train every epoch. The best validated "
+                                 "epoch (checkpoints/best.pt) is the run's model either way")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32", description="the learners' arithmetic: bf16 autocast (the process models, routing and "
+        "loss stay fp32) where the CPU has bf16 units (AMX, avx512_bf16) or on CUDA; auto: bf16 there, "
+        "else fp32")
+    grad_clip: Real | None = Field(None, gt=0, description="clip the gradient norm to this value before "
+                                   "each step; None: no clipping")
 
 
 class RunConfig(_Strict):
@@ -316,16 +334,18 @@ PRESETS: dict[str, dict] = {
 PRESETS["camels432"] = {**PRESETS["paper432"], "preset": "camels432"}  # earlier name
 # SMAP soil moisture with the VIC-type model (Li & Lu 2023; docs/benchmark_smap.md): train on the
 # SPARSE cells in 2015-04..2016-03 (the states spun up by cycling that year), test on 2016-04..
-# 2017-03 on SPARSE and on the unseen NG cells; one mini-batch = every training cell over the
-# whole training year. The doc's Adadelta (lr 0.5, ρ 0.95, weight decay 1e-5); epochs cut from
-# the paper's 3000 to what fits a 2-core CPU (see the doc's learning curves)
+# 2017-03 on SPARSE and on the unseen NG cells. Mini-batches as hydroDL's optTrainSMAP: 100 cells
+# x 30-day windows, each after a 366-day spin-up without loss or gradient, the dPL rule's
+# iterations per epoch (57 on SPARSE); a fifth of the training cells validate, and the epoch with
+# the lowest validation loss is the run's model. The doc's Adadelta (lr 0.5, ρ 0.95, weight
+# decay 1e-5)
 PRESETS["smap"] = {
     "preset": "smap",
     "data": {"source": "smap", "sites": "SPARSE", "test_sites": "NG"},
     "model": {"variant": "paraformer_z", "hidden": 256, "dropout": 0.5, "engine": "auto"},
-    "train": {"epochs": 200, "batch_size": 1000, "rho": 366, "warmup": 366, "iters_per_epoch": 1,
+    "train": {"epochs": 100, "batch_size": 100, "rho": 30, "warmup": 366,
               "optimizer": "adadelta", "lr": 0.5, "rho_adadelta": 0.95, "weight_decay": 1e-5,
-              "keep_checkpoints": 1000, "eval_basin_chunk": 512},
+              "val_fraction": 0.2, "patience": 10, "keep_checkpoints": 1000, "eval_basin_chunk": 512},
 }
 
 

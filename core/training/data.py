@@ -191,5 +191,27 @@ def prepare_for_run(cfg: RunConfig, ds: xr.Dataset, norm: Normalizer, model, tas
                    spinup_days=spin)
 
 
+def forward_chunks(model, data: Prepared, i0: int, device, chunk: int = 64, sites=None):
+    """Run ``model`` (eval or train mode as set by the caller) over all days of ``data`` in
+    blocks of ``chunk`` sites, the first ``i0`` days spinning the states up.
+
+    Args:
+        model: any model of the factory's contract.
+        data: prepared arrays; ``i0``: the first day with outputs (0 ≤ i0 < time).
+        device: where to compute; ``chunk``: sites per forward pass (bounds memory).
+        sites: indices into ``data.sites`` to run (default: all), in the order given.
+
+    Yields:
+        (site indices [k] of the block, the model's output over days ``i0..``).
+    """
+    idx = np.arange(len(data.sites)) if sites is None else np.asarray(sites, dtype=np.int64)
+    site_static = data.site_static if data.site_static is not None else np.zeros((len(data.sites), 0), np.float32)
+    for b0 in range(0, len(idx), chunk):
+        sl = idx[b0:b0 + chunk]
+        yield sl, model(as_tensor(data.x_dyn[:, sl], device), as_tensor(data.x_static[sl], device),
+                        as_tensor(data.forcing[:, sl], device), warmup=i0,
+                        site_static=as_tensor(site_static[sl], device))
+
+
 def save_normalizer(norm: Normalizer, path: Path) -> None:
     write_text_atomic(path, norm.to_json())

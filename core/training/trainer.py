@@ -2,7 +2,9 @@
 
 A run directory (core.runs) receives config.yaml, normalization.json, train_log.csv,
 checkpoints/epoch_NNN.pt + last.pt (all written atomically, so a killed run can be resumed from
-its last finished epoch) and a status.json that the CLI and the explorer poll.
+its last finished epoch), checkpoints/best.pt when some training sites are held out for
+validation (``train.val_fraction``: the epoch with the lowest validation loss, the run's model)
+and a status.json that the CLI and the explorer poll.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._runtime import flush_denormals
+from .._runtime import flush_denormals, resolve_precision
+from ..metrics import nse
 from ..datasets.normalize import Normalizer
 from ..datasets.sampler import WindowSampler
 from ..models.factory import build_model as _build_model
@@ -26,8 +29,8 @@ from ..runs import Run, atomic_write, this_process
 from ..runs.checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkpoint, resume_candidates,
                          sampler_state_from_text, sampler_state_to_text, save_checkpoint)
 from .config import RunConfig
-from .data import (Prepared, as_tensor, check_config_period, fit_normalizer, load_for_config, prepare_for_run,
-                   save_normalizer)
+from .data import (Prepared, as_tensor, check_config_period, fit_normalizer, forward_chunks, load_for_config,
+                   prepare_for_run, save_normalizer)
 from .tasks import loss_for, task_for
 
 
@@ -56,9 +59,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: the checkpoint of the best validated epoch (runs with held-out validation sites)
+BEST = "best.pt"
+
+
+def model_checkpoint(run: Run) -> str:
+    """The checkpoint that is the run's model: ``best.pt`` (the epoch with the lowest
+    validation loss) when the run validates, else ``last.pt``."""
+    return BEST if (run.checkpoint_dir / BEST).exists() else "last.pt"
+
+
 def load_model(run: Run, n_dynamic: int | None = None, n_static: int | None = None,
-               checkpoint: str = "last.pt", device: torch.device | None = None) -> tuple[torch.nn.Module, RunConfig, Normalizer]:
+               checkpoint: str | None = None, device: torch.device | None = None) -> tuple[torch.nn.Module, RunConfig, Normalizer]:
     """Rebuild a trained model from its run directory (checkpoint read with weights_only=True).
+
+    ``checkpoint``: a file in ``checkpoints/`` (default: ``model_checkpoint(run)``, the best
+    validated epoch where there is one, else the last).
 
     Raises:
         FileNotFoundError: the run has no checkpoint yet (names the path).
@@ -67,7 +83,7 @@ def load_model(run: Run, n_dynamic: int | None = None, n_static: int | None = No
     """
     cfg = RunConfig.from_dict(run.config(), source=str(run.config_path))
     norm = Normalizer.load(run.normalization_path)
-    path = run.checkpoint_dir / checkpoint
+    path = run.checkpoint_dir / (checkpoint or model_checkpoint(run))
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the run has not finished an epoch yet")
     model = build_model(cfg, n_dynamic or norm.n_columns, n_static or len(norm.static))
@@ -137,14 +153,22 @@ class Trainer:
         # data-dependent set-up of a model (the LSTM's target scaling; restored on resume)
         self.model.prepare(data.target)
         self.model = self.model.to(self.device)
+        # bf16 autocast for the learner only (the process model, routing and loss stay fp32)
+        self.precision = resolve_precision(t.precision, self.device)
+        if hasattr(self.model, "precision"):
+            self.model.precision = self.precision
         lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
         if t.optimizer == "adadelta":
             self.optimizer = torch.optim.Adadelta(self.model.parameters(), lr=lr, rho=t.rho_adadelta,
                                                   weight_decay=t.weight_decay)
         else:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=t.weight_decay)
-        self.sampler = WindowSampler(data.target, t.warmup, t.rho, t.batch_size, seed=t.seed)
+        self.train_idx, self.val_idx = split_validation(len(data.sites), t.val_fraction, t.seed)
+        self.sampler = WindowSampler(data.target, t.warmup, t.rho, t.batch_size, seed=t.seed,
+                                     sites=self.train_idx)
         self.iters = t.iters_per_epoch or self.sampler.iterations_per_epoch()
+        # early stopping: the lowest validation loss so far, its epoch, validations since then
+        self.best: dict = {"loss": None, "epoch": 0, "since": 0}
         self.start_epoch = 0
         self._resume()
 
@@ -184,6 +208,7 @@ class Trainer:
                 self.resume_notes.append(str(e))
                 continue
             self.start_epoch = int(state["epoch"])
+            self.best = dict(state.get("validation") or self.best)
             self.resumed_from = path
             break
         else:
@@ -209,13 +234,50 @@ class Trainer:
             "sampler_rng": sampler_state_to_text(self.sampler.rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
             "epoch": epoch,
+            "validation": dict(self.best),
         }
-        save_checkpoint(state, ckdir / f"epoch_{epoch:03d}.pt", ckdir / "last.pt")
+        paths = [ckdir / f"epoch_{epoch:03d}.pt", ckdir / "last.pt"]
+        if self.best["epoch"] == epoch:  # this epoch has the lowest validation loss so far
+            paths.append(ckdir / BEST)
+        save_checkpoint(state, *paths)
         keep = self.cfg.train.keep_checkpoints
         for old in resume_candidates(ckdir)[1 + keep:]:
             old.unlink(missing_ok=True)
 
     # loop -----------------------------------------------------------------------------------
+    @property
+    def stopped_early(self) -> bool:
+        """Whether ``train.patience`` validations passed without a lower validation loss."""
+        p = self.cfg.train.patience
+        return bool(p and self.val_idx.size and self.best["since"] >= p)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """The data loss (the training loss, without the model's own term) and the median NSE
+        of the held-out validation sites over the training period, the model in eval mode (the
+        process model itself, whatever the coupling; a Z-learner's θ from its training-year
+        windows). The first ``spinup_days`` (cycled spin-up) or ``train.warmup`` days spin up.
+
+        Returns:
+            {"val_loss": ..., "val_NSE": ...}; empty without validation sites.
+        """
+        if not self.val_idx.size:
+            return {}
+        d, t = self.data, self.cfg.train
+        i0 = d.spinup_days or t.warmup
+        was_training = self.model.training
+        self.model.eval()
+        sims, obs = [], []
+        try:
+            for sl, out in forward_chunks(self.model, d, i0, self.device, t.eval_basin_chunk, self.val_idx):
+                sims.append(out.outputs[self.model.target_output].float().cpu())
+                obs.append(torch.from_numpy(d.target[i0:, sl]))
+        finally:
+            self.model.train(was_training)
+        sim, ob = torch.cat(sims, 1), torch.cat(obs, 1)
+        loss = float(self.loss_fn(sim, ob, t))
+        return {"val_loss": loss, "val_NSE": float(np.nanmedian(nse(sim.numpy(), ob.numpy())))}
+
     def _batch(self):
         s, d, dev = self.sampler, self.data, self.device
         b, st = s.sample()
@@ -238,6 +300,8 @@ class Trainer:
             raise FloatingPointError("loss became non-finite; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
         return float(loss.detach())
 
@@ -254,13 +318,16 @@ class Trainer:
         t = self.cfg.train
         run = self.run
         run.update_status(state="training", epoch=self.start_epoch, epochs=t.epochs,
-                          n_sites=len(self.data.sites), device=str(self.device),
+                          n_sites=len(self.data.sites), n_val_sites=int(self.val_idx.size),
+                          device=str(self.device), precision=self.precision,
                           iters_per_epoch=self.iters, message="training", **this_process())
         self.model.train()
         # a model that fits itself (SCE-UA per site) does so in one "epoch" instead of steps
         calibrate = getattr(self.model, "calibrate", None)
         try:
             for epoch in range(self.start_epoch + 1, (1 if calibrate else t.epochs) + 1):
+                if self.stopped_early:
+                    break
                 t0 = time.perf_counter()
                 losses = []
                 if calibrate is not None:
@@ -281,17 +348,35 @@ class Trainer:
                                           seconds_per_iteration=round((now - t0) / (it + 1), 4))
                 secs = time.perf_counter() - t0
                 loss = float(np.mean(losses))
+                val = self.validate() if (epoch % t.val_every == 0 or epoch == t.epochs) and not calibrate else {}
+                if val:
+                    if self.best["loss"] is None or val["val_loss"] < self.best["loss"]:
+                        self.best = {"loss": val["val_loss"], "epoch": epoch, "since": 0}
+                    else:
+                        self.best["since"] += 1
+                secs_all = time.perf_counter() - t0
+                row = {"epoch": epoch, "updates": epoch * (0 if calibrate else self.iters), "loss": loss,
+                       **{k: round(v, 6) for k, v in val.items()}, "seconds": round(secs_all, 2)}
+                note = (f"  val loss {val['val_loss']:.4f} NSE {val['val_NSE']:.3f} (best epoch "
+                        f"{self.best['epoch']})" if val else "")
                 # log, checkpoints and status of one epoch land together: a SIGTERM arriving here
                 # is acted on once all three are written. The log row goes first: after a kill -9
                 # between them, resume drops log rows newer than the checkpoint it continues from
                 with guard.deferred():
-                    run.append_train_log({"epoch": epoch, "loss": loss, "seconds": round(secs, 2)})
+                    run.append_train_log(row)
                     self._checkpoint(epoch)
                     run.update_status(epoch=epoch, loss=loss, iteration=self.iters,
-                                      seconds_per_iteration=round(secs / self.iters, 4),
-                                      message=f"epoch {epoch}/{t.epochs} loss {loss:.4f} ({secs:.0f} s)")
+                                      seconds_per_iteration=round(secs / max(1, self.iters), 4),
+                                      **({"val_loss": val["val_loss"], "best_epoch": self.best["epoch"]}
+                                         if val else {}),
+                                      message=f"epoch {epoch}/{t.epochs} loss {loss:.4f}{note} ({secs_all:.0f} s)")
                 if self.progress:
-                    tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}  {secs:.1f} s")
+                    tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}{note}  {secs_all:.1f} s")
+            if self.stopped_early:
+                run.update_status(message=f"stopped early after epoch {run.status().get('epoch')}: no lower "
+                                  f"validation loss in {t.patience} validations; the run's model is epoch "
+                                  f"{self.best['epoch']} (validation loss {self.best['loss']:.4f})",
+                                  stopped_early=True)
         except BaseException as e:
             why = "stopped" if isinstance(e, (KeyboardInterrupt, SystemExit)) else f"{type(e).__name__}: {e}"
             try:
@@ -302,6 +387,26 @@ class Trainer:
                               f"continue with `hydrolens train --resume {run.run_id}`")
             raise
         return run
+
+
+def split_validation(n_sites: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split site indices ``0..n_sites-1`` into (training, validation) with ``fraction`` of them
+    (rounded, at least 1 when fraction > 0, at most n_sites − 1) held out, drawn with ``seed``.
+
+    Returns:
+        (train indices, validation indices), each sorted; validation empty for fraction 0 or a
+        single site (nothing could be trained on otherwise; status.json says n_val_sites 0).
+
+    Raises:
+        ValueError: a fraction outside [0, 1).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"train.val_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0 or n_sites < 2:
+        return np.arange(n_sites), np.zeros(0, np.int64)
+    k = min(n_sites - 1, max(1, round(fraction * n_sites)))
+    val = np.sort(np.random.default_rng([seed, 0x5A1]).choice(n_sites, size=k, replace=False))
+    return np.setdiff1d(np.arange(n_sites), val), val
 
 
 class _TerminateGuard:
