@@ -30,8 +30,10 @@ def test_plan_trains_one_seed_of_everything_first_and_names_runs_uniquely():
     scale = [r for r in p if r.sites.startswith("SCALE")]
     assert {r.sites for r in scale} == {"SCALE_29", "SCALE_206"} and len(scale) == 8
     assert all(r.learner for r in scale) and not PlannedRun("sceua", "SPARSE").learner
-    # surrogate coupling: learners on SPARSE only; later seeds: SPARSE (both couplings) before DENSE
-    assert all(r.sites == "SPARSE" and r.learner for r in p if r.coupling == "surrogate")
+    # surrogate coupling: learners on SPARSE and DENSE; later seeds: SPARSE (both couplings) before DENSE
+    sur = [r for r in p if r.coupling == "surrogate"]
+    assert all(r.learner for r in sur) and {(r.sites, r.seed) for r in sur} == {
+        (ts, s) for ts in ("SPARSE", "DENSE") for s in range(3)}
     later = [r for r in p if r.seed > 0]
     first_dense = next(i for i, r in enumerate(later) if r.sites == "DENSE")
     assert all(r.sites == "SPARSE" for r in later[:first_dense])
@@ -139,7 +141,7 @@ def test_report_template_places_every_section():
     from core.benchmarks.smap.score import coupling_cost
     from core.training.config import preset_config
 
-    runs = _runs_frame().assign(epochs=30.0, train_s=8.0, s_per_epoch=2.5)
+    runs = _runs_frame().assign(epochs=30.0, updates=1620, train_s=8.0, s_per_epoch=2.5)
     t = table2(runs)
     cfg = preset_config("smap").to_dict()
     cfg["train"]["sceua_evaluations"] = 123
@@ -239,6 +241,16 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     assert "learners: 1 epochs" in text and "at most 20 VIC runs per cell" in text
     assert f"| FFN_A direct NSE | {sparse.loc[sparse['split'] == 'trained', 'NSE'].median():.3f} |" in text
     assert (doc.parent / "img" / "smap_budyko.png").stat().st_size > 10_000
+    # the results beside the doc: one row per run and split, the medians of its metrics.csv
+    res = pd.read_csv(doc.with_suffix(".csv"))
+    assert list(res.columns) == ["method", "coupling", "train_set", "seed", "updates", "wall_s", "split",
+                                 "median_nse", "median_rmse", "median_pcc", "morans_i"]
+    row = res[(res["method"] == "ffn_a") & (res["train_set"] == "SPARSE") & (res["split"] == "NG")].iloc[0]
+    assert row["median_nse"] == pytest.approx(sparse.loc[sparse["split"] == "unseen", "NSE"].median())
+    assert row["coupling"] == "direct" and row["updates"] > 0 and row["wall_s"] > 0
+    assert np.isfinite(row["morans_i"]) and -1 <= row["morans_i"] <= 1
+    assert set(res.loc[res["method"] == "sceua", "coupling"]) == {"none"}
+    assert (res.loc[res["method"] == "sceua", "updates"] == 0).all()
     # the longer-training run: 2 epochs, beside the 1-epoch run; not part of the table
     long_run = next(store.get(i.run_id) for i in store.list() if i.name == "smap-ffn_a-sparse-s0-e2")
     assert int(long_run.train_log()["epoch"].max()) == 2

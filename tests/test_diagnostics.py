@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.evaluation.diagnostics import fu_evaporative_index, knn_weights, morans_i
+from core.evaluation.diagnostics import fu_evaporative_index, knn_weights, morans_i, morans_test
 
 
 def test_morans_i_by_hand_on_a_line():
     # four sites on the equator at 0, 1, 3, 6 degrees; nearest neighbours 0->1, 1->0, 3->1, 6->3
     lon, lat, x = [0.0, 1.0, 3.0, 6.0], [0.0] * 4, [1.0, 2.0, 3.0, 4.0]
-    w = knn_weights(lat, lon, k=1)
+    w = knn_weights(lat, lon, k=1).full()[0]
     assert w.tolist() == [[0, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]
     # z = (-1.5, -0.5, 0.5, 1.5); Σ w z z = 0.75 + 0.75 - 0.25 + 0.75 = 2; Σ z² = 5
     assert morans_i(x, lat, lon, k=1) == pytest.approx(2.0 / 5.0, rel=1e-12)
@@ -32,6 +32,11 @@ def test_morans_i_separates_smooth_random_and_checkerboard_fields():
     assert np.isfinite(morans_i(with_nan, lat, lon))
     with pytest.raises(ValueError, match="constant field"):
         morans_i(np.ones(r.size), lat, lon)
+    # the permutation test: a smooth field is significant, noise is not
+    sm, nz = morans_test(smooth, lat, lon, permutations=199), morans_test(noise, lat, lon, permutations=199)
+    assert sm["p"] == pytest.approx(1 / 200) and nz["p"] > 0.05
+    assert sm["EI"] == pytest.approx(-1 / (r.size - 1)) and sm["n"] == r.size
+    assert morans_test(noise, lat, lon, permutations=99, seed=3) == morans_test(noise, lat, lon, permutations=99, seed=3)
 
 
 def test_fu_curve_values_and_limits():

@@ -82,19 +82,31 @@ def learning_curve_figure(curves: dict[str, pd.DataFrame], iters: int, path: Pat
 
 # ------------------------------------------------------------------------------ SMAP benchmark
 def epoch_learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> None:
-    """Training loss (masked RMSE + range-boundary loss) per epoch and the test median NSE of
-    the epoch checkpoints on the run's cells (SPARSE, seed 0), one line per run (``curves``:
-    run title -> learning curve; dashed: a title naming the surrogate coupling)."""
+    """Against optimiser updates (epochs for a log without them): the training loss (masked
+    RMSE + range-boundary loss, solid) and the validation loss on the held-out training cells
+    (dotted) where the run validates; and the test median NSE of the epoch checkpoints on the
+    run's cells (SPARSE) and on the unseen NG cells (squares), one colour per run (``curves``:
+    run title -> learning curve; dashed: a title naming the surrogate coupling). The test
+    curves are never used to choose a checkpoint."""
     plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    has_updates = all("updates" in c and c["updates"].notna().all() for c in curves.values())
+    xcol = "updates" if has_updates else "epoch"
     for name, c in curves.items():
         ls = "--" if "surrogate" in name else "-"
-        a1.plot(c["epoch"], c["loss"], label=name, ls=ls)
+        (line,) = a1.plot(c[xcol], c["loss"], label=name, ls=ls)
+        if "val_loss" in c and c["val_loss"].notna().any():
+            a1.plot(c[xcol], c["val_loss"], ls=":", color=line.get_color(), label=f"{name} validation")
         ok = c["test_median_nse"].notna()
-        a2.plot(c.loc[ok, "epoch"], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=name, ls=ls)
-    a1.set(xlabel="epoch (one step: every training cell × the training year)", ylabel="training loss",
-           title="training loss (SPARSE, seed 0)", yscale="log")
-    a2.set(xlabel="epoch", ylabel="test median NSE (SPARSE cells)", title="test NSE of the epoch checkpoints")
+        a2.plot(c.loc[ok, xcol], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=f"{name} SPARSE",
+                ls=ls, color=line.get_color())
+        if "test_median_nse_unseen" in c and c["test_median_nse_unseen"].notna().any():
+            ok = c["test_median_nse_unseen"].notna()
+            a2.plot(c.loc[ok, xcol], c.loc[ok, "test_median_nse_unseen"], marker="s", ms=3, ls=":",
+                    color=line.get_color(), label=f"{name} NG")
+    xlabel = "optimiser updates" if has_updates else "epoch"
+    a1.set(xlabel=xlabel, ylabel="loss", title="training and validation loss (SPARSE, seed 0)", yscale="log")
+    a2.set(xlabel=xlabel, ylabel="test median NSE", title="test NSE of the epoch checkpoints")
     finish_figure(fig, [a1, a2], a2, path, fontsize=7)
 
 

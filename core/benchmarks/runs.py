@@ -115,27 +115,33 @@ def evaluated_runs(store: RunStore, label: str, variants: list[str], hint: str =
 
 # ------------------------------------------------------------------------------ learning curve
 def learning_curve(run: Run, every: int = 2, data_root: str | None = None, log=print) -> pd.DataFrame:
-    """Training loss per epoch and the test median NSE (over the run's trained sites) of epoch
-    checkpoints (every ``every``-th epoch and the last one that has a checkpoint), cached in
-    ``<run>/learning_curve.csv``.
+    """Per epoch: the training log (epoch, loss, and where the run has them updates, val_loss,
+    val_NSE) and, for the epoch checkpoints (every ``every``-th epoch and the last one that has
+    a checkpoint), the test median NSE over the run's trained sites (``test_median_nse``) and
+    over its unseen sites (``test_median_nse_unseen``, NaN without ``data.test_sites``), cached
+    in ``<run>/learning_curve.csv``.
 
     Evaluating a checkpoint reads the test period, so this curve shows how far from
-    convergence the run is; it is never used to choose a checkpoint. Holds the run's lock while it
-    writes the cache (a second process gets RunBusyError).
+    convergence the run is; it is never used to choose a checkpoint (the run's model is chosen
+    on its validation sites). Holds the run's lock while it writes the cache (a second process
+    gets RunBusyError).
     """
     with run.lock("computing the learning curve"):
         return _learning_curve(run, every, data_root, log)
 
 
+_CURVE_COLUMNS = ("test_median_nse", "test_median_nse_unseen")
+
+
 def _learning_curve(run: Run, every: int, data_root: str | None, log) -> pd.DataFrame:
     path = run.path / "learning_curve.csv"
-    curve = run.train_log()[["epoch", "loss"]].copy()
-    cached = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["epoch", "test_median_nse"])
-    known = dict(zip(cached["epoch"].astype(int), cached["test_median_nse"]))
+    tl = run.train_log()
+    curve = tl[[c for c in ("epoch", "updates", "loss", "val_loss", "val_NSE") if c in tl]].copy()
+    cached = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["epoch", *_CURVE_COLUMNS])
+    # a cache written before the unseen column existed is recomputed for it
+    known = {int(r["epoch"]): (r["test_median_nse"], r["test_median_nse_unseen"])
+             for _, r in cached.iterrows()} if "test_median_nse_unseen" in cached else {}
     ck = {int(p.stem.split("_")[1]): p.name for p in sorted(run.checkpoint_dir.glob("epoch_*.pt"))}
-    status = run.status()
-    if ck and run.has_evaluation() and status.get("median_nse") is not None:
-        known.setdefault(int(status.get("epoch", 0)), float(status["median_nse"]))  # last.pt's own
     if ck:
         last = max(ck)
         wanted = [e for e in ck if e % every == 0 or e == 1 or e == last]
@@ -143,12 +149,15 @@ def _learning_curve(run: Run, every: int, data_root: str | None, log) -> pd.Data
             if e not in known:
                 t0 = time.perf_counter()
                 met = evaluate_run(run, data_root=data_root, checkpoint=ck[e], write=False)
-                if "split" in met:  # the run's own cells, not data.test_sites
-                    met = met[met["split"] == "trained"]
-                known[e] = float(met["NSE"].median())
-                log(f"  {run.run_id} epoch {e}: test median NSE {known[e]:.3f} "
-                    f"({time.perf_counter() - t0:.0f} s)")
-                write_text_atomic(path, pd.DataFrame(sorted(known.items()), columns=[
-                    "epoch", "test_median_nse"]).to_csv(index=False))
-    curve["test_median_nse"] = curve["epoch"].astype(int).map(known)
+                split = met["split"] if "split" in met else pd.Series("trained", index=met.index)
+                unseen = met.loc[split == "unseen", "NSE"]
+                known[e] = (float(met.loc[split == "trained", "NSE"].median()),
+                            float(unseen.median()) if len(unseen) else float("nan"))
+                log(f"  {run.run_id} epoch {e}: test median NSE {known[e][0]:.3f}"
+                    + (f", unseen {known[e][1]:.3f}" if len(unseen) else "")
+                    + f" ({time.perf_counter() - t0:.0f} s)")
+                write_text_atomic(path, pd.DataFrame([(k, *v) for k, v in sorted(known.items())], columns=[
+                    "epoch", *_CURVE_COLUMNS]).to_csv(index=False))
+    for i, c in enumerate(_CURVE_COLUMNS):
+        curve[c] = curve["epoch"].astype(int).map({k: v[i] for k, v in known.items()})
     return curve

@@ -15,7 +15,8 @@ from .plan import METHODS, long_plan, plan_runs
 from .report import render_report, report_values
 from .run import surrogate_dir, train_plan, without_missing_surrogate
 from .score import (collect, coupling_cost, dense_metrics, et_table, field_stats, infiltr_fields, learning_curves,
-                    long_table, scaling_curve, settings_config, surrogate_gate, table2, target_checks)
+                    long_table, results_table, scaling_curve, settings_config, surrogate_gate, table2,
+                    target_checks)
 
 
 def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seeds: int = 4,
@@ -27,8 +28,9 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
                        train: bool = True, notes: str | Path | None = None, log=print) -> pd.DataFrame:
     """Train what is missing (``train``), then score and report every evaluated planned run.
     Writes, atomically, under ``<store>/benchmarks/<preset>/``: runs.csv, table.csv,
-    scaling.csv, infiltr.csv, et.csv (and long.csv with ``long_epochs``), the figures and
-    report.md; with ``doc``, the report there and its figures in ``img/`` beside it.
+    scaling.csv, infiltr.csv, et.csv, results.csv (``results_table``: one row per run and
+    split) (and long.csv with ``long_epochs``), the figures and report.md; with ``doc``, the
+    report there, its figures in ``img/`` beside it and the results as ``<doc>.csv``.
     ``long_epochs`` N adds the longer-training runs (:func:`long_plan`), trained after the
     table's; their learning curves read every max(``curve_every``, N // 20)-th checkpoint.
 
@@ -69,7 +71,9 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     curves = learning_curves(store, label, planned, curve_every, data_root, log)
     long_t = long_table(runs, long_runs)
     long_curves = learning_curves(store, label, longer, curve_every, data_root, log)
-    frames = [("runs", runs), ("table", t), ("scaling", curve), ("infiltr", fstats), ("et", et)]
+    results = results_table(store, runs)
+    frames = [("runs", runs), ("table", t), ("scaling", curve), ("infiltr", fstats), ("et", et),
+              ("results", results)]
     if longer:
         frames.append(("long", long_t))
     for name, frame in frames:
@@ -107,5 +111,7 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
             data = (out / f).read_bytes()
             atomic_write(img / f"{label}_{f}", lambda p, d=data: Path(p).write_bytes(d))
         write_text_atomic(doc, render_report(values, f"img/{label}_"))
+        # the results beside the doc, one row per run and split, for scripts to check
+        write_text_atomic(doc.with_suffix(".csv"), results.to_csv(index=False))
     log(f"benchmark written to {out}" + (f" and {doc}" if doc else ""))
     return t

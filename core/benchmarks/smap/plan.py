@@ -55,7 +55,7 @@ def plan_runs(methods=METHODS, seeds: int = 4, couplings=("direct", "surrogate")
     SPARSE/NG/DENSE direct columns, the default-θ run, the scaling curve, the surrogate
     coupling on SPARSE), then the other seeds on SPARSE (both couplings), then on DENSE, so a
     benchmark stopped early has every number at least once and the NG column first.
-    The surrogate coupling is run on SPARSE (its SPARSE and NG columns).
+    The surrogate coupling is run on SPARSE and DENSE, like the direct one.
 
     Raises:
         ValueError: an unknown method or coupling.
@@ -79,11 +79,13 @@ def plan_runs(methods=METHODS, seeds: int = 4, couplings=("direct", "surrogate")
     if scaling and "direct" in couplings:
         add(*(PlannedRun(m, ts, "direct", 0) for ts in SCALING_SETS for m in learners))
     add(*(PlannedRun(m, "SPARSE", "surrogate", 0) for m in sur))
+    add(*(PlannedRun(m, "DENSE", "surrogate", 0) for m in sur))
     for s in range(1, seeds):        # SPARSE (the SPARSE and NG columns) before DENSE
         add(*(PlannedRun(m, "SPARSE", "direct", s) for m in direct))
         add(*(PlannedRun(m, "SPARSE", "surrogate", s) for m in sur))
     for s in range(1, seeds):
         add(*(PlannedRun(m, "DENSE", "direct", s) for m in direct))
+        add(*(PlannedRun(m, "DENSE", "surrogate", s) for m in sur))
     return out
 
 

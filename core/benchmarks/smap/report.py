@@ -68,8 +68,9 @@ def table2_table(t: pd.DataFrame) -> Table:
 
 
 def curve_table(curves: dict[str, pd.DataFrame], title: str) -> Table | None:
-    """Test median NSE and training loss of each learning curve at every epoch that has a
-    checkpoint NSE (None when none has)."""
+    """Test median NSE (SPARSE, and NG where the run has unseen cells), training loss and
+    validation loss of each learning curve at every epoch that has a checkpoint NSE (None when
+    none has)."""
     epochs = sorted({int(e) for c in curves.values() for e in c.loc[c["test_median_nse"].notna(), "epoch"]})
     if not epochs:
         return None
@@ -77,7 +78,11 @@ def curve_table(curves: dict[str, pd.DataFrame], title: str) -> Table | None:
     for name, c in curves.items():
         by = c.set_index(c["epoch"].astype(int))
         out.rows.append([f"{name} NSE"] + [fmt(by["test_median_nse"].get(e)) for e in epochs])
+        if "test_median_nse_unseen" in by and by["test_median_nse_unseen"].notna().any():
+            out.rows.append([f"{name} NG NSE"] + [fmt(by["test_median_nse_unseen"].get(e)) for e in epochs])
         out.rows.append([f"{name} loss"] + [fmt(by["loss"].get(e)) for e in epochs])
+        if "val_loss" in by and by["val_loss"].notna().any():
+            out.rows.append([f"{name} validation loss"] + [fmt(by["val_loss"].get(e)) for e in epochs])
     return out
 
 
@@ -102,7 +107,7 @@ def report_values(label: str, runs: pd.DataFrame, t: pd.DataFrame, cost: pd.Data
     figs, curves, long_curves = figs or {}, curves or {}, long_curves or {}
     long_t = pd.DataFrame() if long_t is None else long_t
     values = {
-        "label": label, "command": command, "d": cfg["data"], "tr": cfg["train"],
+        "label": label, "command": command, "d": cfg["data"], "tr": cfg["train"], "mo": cfg.get("model", {}),
         "seeds": [str(s) for s in sorted(runs["seed"].unique())],
         "table2": table2_table(t) if len(t) else None,
         "targets": Table(["target", "measured", "met"],
@@ -118,14 +123,15 @@ def report_values(label: str, runs: pd.DataFrame, t: pd.DataFrame, cost: pd.Data
         "n_long": None, "long": None, "long_curves": None,
         "gate_line": json_line(gate) if gate else None,
         "runs": frame_table(runs, {"method": "method", "coupling": "coupling", "sites": "cells", "seed": "seed",
-                                   "epochs": "epochs", "train_s": "train s", "RMSE_trained": "RMSE",
+                                   "epochs": "epochs", "updates": "updates", "train_s": "train s", "RMSE_trained": "RMSE",
                                    "NSE_trained": "NSE", "NSE_unseen": "NG NSE", "run_id": "run"}, 3),
     }
     if len(fstats):
         fs = fstats.assign(paper=fstats["method"].map(lambda x: PAPER_INFILTR_RANGE.get(x, "–")))
         values["infiltr"] = frame_table(fs, {
             "method": "method", "cells": "cells", "min": "min", "p05": "5 %", "median": "median", "p95": "95 %",
-            "max": "max", "morans_I": "Moran's I (4 nearest)", "paper": "paper's range (Fig. 5)"})
+            "max": "max", "morans_I": "Moran's I (4 nearest)", "morans_p": "p (999 permutations)",
+            "paper": "paper's range (Fig. 5)"})
     if len(et):
         e = et.assign(paper=et["method"].map(lambda x: fmt(PAPER_ET_NSE.get(x))))
         cols = {"method": "method", "ET_median": "median ET (mm/d)", "ET_over_P_median": "median ET/P",

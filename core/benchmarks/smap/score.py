@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...evaluation.diagnostics import fu_evaporative_index, morans_i
+from ...evaluation.diagnostics import fu_evaporative_index, morans_test
 from ...metrics import pcc
 from ...models import VARIANTS
 from ...runs import Run, RunStore
@@ -39,9 +39,19 @@ def run_scores(run: Run) -> dict[str, float]:
     return out
 
 
+def _updates(run: Run, log: pd.DataFrame) -> int:
+    """Optimiser updates of a run: the training log's last ``updates`` (logs written before that
+    column existed: epochs × iterations per epoch); 0 for a calibration."""
+    if not len(log):
+        return 0
+    if "updates" in log and pd.notna(log["updates"].iloc[-1]):
+        return int(log["updates"].iloc[-1])
+    return int(log["epoch"].max()) * int(run.status().get("iters_per_epoch") or 0)
+
+
 def collect(store: RunStore, label: str, planned: list[PlannedRun]) -> pd.DataFrame:
     """One row per planned run that has an evaluation: method, sites, coupling, seed, run_id,
-    epochs, seconds per epoch (median over the training log) and ``run_scores``."""
+    epochs, updates, seconds per epoch (median over the training log) and ``run_scores``."""
     rows = []
     for r in planned:
         run = find_run(store, r.name(label))
@@ -52,9 +62,50 @@ def collect(store: RunStore, label: str, planned: list[PlannedRun]) -> pd.DataFr
         rows.append({"method": r.method, "sites": SET_ALIASES.get(r.sites, r.sites),
                      "coupling": r.coupling if r.learner else "–",
                      "seed": r.seed, "run_id": run.run_id, "epochs": int(log["epoch"].max()) if len(log) else 0,
+                     "updates": _updates(run, log),
                      "train_s": float(log["seconds"].sum()) if len(log) else float("nan"),
                      "s_per_epoch": float(sec.median()) if len(sec) else float("nan"), **run_scores(run)})
     return pd.DataFrame(rows)
+
+
+#: columns of the results CSV beside docs/benchmark_smap.md (one row per run and split)
+RESULT_COLUMNS: tuple[str, ...] = ("method", "coupling", "train_set", "seed", "updates", "wall_s", "split",
+                                   "median_nse", "median_rmse", "median_pcc", "morans_i")
+
+
+def results_table(store: RunStore, runs: pd.DataFrame, k: int = 4) -> pd.DataFrame:
+    """One row per evaluated run (``collect``) and split, the table a script checks: method,
+    coupling (direct, surrogate; none for SCE-UA and the default θ), train_set (SPARSE, DENSE,
+    SCALE_29, SCALE_206), seed, updates (optimiser steps; SCE-UA: 0), wall_s (training seconds),
+    split (SPARSE: the training cells' test year; NG: the unseen cells), the median NSE, RMSE
+    (m³/m³) and PCC of the split's cells, and Moran's I (``k`` nearest cells) of the run's
+    ``infiltr`` over them. Rows for DENSE training name its test-year split ``DENSE``."""
+    rows = []
+    for _, r in runs.iterrows():
+        run = store.get(r["run_id"])
+        m, par = run.metrics(), run.site_parameters()
+        m.index, par.index = m.index.astype(str), par.index.astype(str)
+        split = m["split"] if "split" in m else pd.Series("trained", index=m.index)
+        updates = int(r["updates"]) if VARIANTS[r["method"]].family == "param" else 0
+        for sp, name in (("trained", r["sites"]), ("unseen", "NG")):
+            cells = m.index[split == sp]
+            if not len(cells):
+                continue
+            mi = float("nan")
+            if "infiltr" in par:
+                f = par["infiltr"].reindex(cells).astype(float)
+                try:
+                    mi = morans_test(f.values, m.loc[cells, "lat"].values, m.loc[cells, "lon"].values, k=k,
+                                     permutations=0)["I"]
+                except ValueError:  # a constant field (the default θ) or too few cells
+                    pass
+            rows.append({"method": r["method"], "coupling": r["coupling"] if r["coupling"] != "–" else "none",
+                         "train_set": r["sites"], "seed": int(r["seed"]), "updates": updates,
+                         "wall_s": round(float(r["train_s"]), 1), "split": name,
+                         "median_nse": float(m.loc[cells, "NSE"].median()),
+                         "median_rmse": float(m.loc[cells, "RMSE"].median()),
+                         "median_pcc": float(m.loc[cells, "PCC"].median()), "morans_i": mi})
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
 def table2(runs: pd.DataFrame) -> pd.DataFrame:
@@ -144,17 +195,18 @@ def infiltr_fields(store: RunStore, label: str, methods) -> dict[str, pd.DataFra
 
 
 def field_stats(fields: dict[str, pd.DataFrame], k: int = 4) -> pd.DataFrame:
-    """Spatial range, quantiles and Moran's I (k nearest cells) of each method's ``infiltr``."""
+    """Spatial range, quantiles and Moran's I (k nearest cells; esda, with its permutation
+    p-value over 999 permutations) of each method's ``infiltr``."""
     rows = []
     for m, df in fields.items():
         x = df["infiltr"].values
         try:
-            mi = morans_i(x, df["lat"].values, df["lon"].values, k=k)
+            mt = morans_test(x, df["lat"].values, df["lon"].values, k=k)
         except ValueError:      # a constant field (the default run)
-            mi = float("nan")
+            mt = {"I": float("nan"), "p": float("nan")}
         rows.append({"method": m, "cells": len(df), "min": float(np.nanmin(x)), "p05": float(np.nanquantile(x, 0.05)),
                      "median": float(np.nanmedian(x)), "p95": float(np.nanquantile(x, 0.95)),
-                     "max": float(np.nanmax(x)), "morans_I": mi})
+                     "max": float(np.nanmax(x)), "morans_I": mt["I"], "morans_p": mt["p"]})
     return pd.DataFrame(rows)
 
 
