@@ -325,7 +325,8 @@ def test_one_step_exercises_both_infiltration_branches():
     site = {"Wmax": tuple(sp["Wmax"][:, k:k + 1] for k in range(3)),
             "Wcr": tuple(sp["Wcr"][:, k:k + 1] for k in range(3)),
             "Wwp": tuple(sp["Wwp"][:, k:k + 1] for k in range(3)),
-            "Ksat": sp["Ksat"][:, None], "fv": sp["fv"][:, None]}
+            "Ksat": sp["Ksat"][:, None], "fv": sp["fv"][:, None],
+            "Wres": tuple(torch.zeros(2, 1, dtype=D) for _ in range(3))}
     p = {s.name: s.scale(torch.full((2, 1), 0.5, dtype=D)) for s in VIC_PARAMETERS}
     dry = [0.3 * sp["Wmax"][0, k].item() for k in range(3)]
     wet = [sp["Wmax"][1, k].item() - 0.5 for k in range(3)]
@@ -476,3 +477,38 @@ def test_fused_forward_kernel_matches_the_reference_loop():
     assert out.requires_grad
     with pytest.raises(ValueError, match="gradients are needed"):
         VIC(nmul=nmul, engine="fused")(forcing[:30], g, site=sp)
+
+
+def test_residual_moisture_is_never_evaporated_or_drained_and_the_engines_agree():
+    """VIC's resid_moist (m³/m³, every layer): over a dry year (no rain after day 60, high PET)
+    the layers keep 1000·dₗ·resid_moist mm, the balance still closes, the fused kernel equals
+    the reference loop, and resid_moist 0 is the model without it."""
+    from core.physics.vic import LAYER_DEPTHS
+
+    gen = torch.Generator().manual_seed(5)
+    n, nt, nmul, r = 4, 365, 2, 0.03
+    forcing = synthetic_forcing(nt, n, gen)
+    forcing[60:, :, 0] = 0.0
+    forcing[..., 1] = 20.0      # no snow
+    forcing[..., 2] = 6.0       # a strong evaporative demand
+    sp = site_props(n)
+    params = random_params(n, gen, nmul)
+    with torch.no_grad():
+        ref = VIC(nmul=nmul, engine="reference", resid_moist=r)(forcing, params, site=sp, return_components=True)
+        fus = VIC(nmul=nmul, engine="fused", resid_moist=r)(forcing, params, site=sp)
+        dry = VIC(nmul=nmul, engine="reference")(forcing, params, site=sp)
+    c = ref.components
+    for k in range(3):
+        res_mm = 1000.0 * LAYER_DEPTHS[k] * r
+        assert float(c[f"W{k + 1}"].min()) >= res_mm - 1e-9, f"W{k + 1} below its residual"
+    # layer 1 reaches its residual by the end of the drought; without it, it dries further
+    assert float(ref.outputs["SM"][-1].min()) == pytest.approx(r, abs=2e-3)
+    assert float(dry.outputs["SM"][-1].min()) < r - 0.01
+    s0 = VIC(nmul=nmul, resid_moist=r).initial_state(n, D, site=sp)
+    change = total_storage(ref.final_state) - total_storage(s0)
+    out = (c["ET"] + c["R"] + c["Qb"]).sum(0)
+    np.testing.assert_allclose((forcing[..., 0].sum(0)[:, None] - out - change).numpy(), 0.0, atol=1e-9)
+    for k in VIC_OUTPUT_NAMES:
+        torch.testing.assert_close(fus.outputs[k], ref.outputs[k], rtol=1e-10, atol=1e-10, msg=k)
+    with pytest.raises(ValueError, match="resid_moist"):
+        VIC(resid_moist=0.5)

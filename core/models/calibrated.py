@@ -95,7 +95,8 @@ class CalibratedModel(nn.Module):
         for j, site in enumerate(data.sites):
             statics = {n: float(data.site_static[j, k]) for k, n in enumerate(self.backbone.site_inputs)}
             problems.append(CellProblem(site, data.forcing[:, j].astype(np.float64),
-                                        data.target[:, j].astype(np.float64), statics, data.spinup_days))
+                                        data.target[:, j].astype(np.float64), statics, data.spinup_days,
+                                        getattr(self.backbone, "resid_moist", 0.0)))
         t0 = time.perf_counter()
         res = calibrate_cells(problems, max_evals=cfg.train.sceua_evaluations, complexes=5,
                               seed=cfg.train.seed, processes=cfg.train.threads)

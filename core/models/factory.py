@@ -34,7 +34,7 @@ def _lstm(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
 def _backbone(v: Variant, m) -> nn.Module:
     if v.backbone != "vic":
         raise ValueError(f"variant {v.name!r}: no parameter-learning backbone {v.backbone!r}")
-    return VIC(nmul=m.nmul or v.nmul, engine=m.engine)
+    return VIC(nmul=m.nmul or v.nmul, engine=m.engine, resid_moist=m.resid_moist)
 
 
 def _param(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:

@@ -35,6 +35,7 @@ class CellProblem:
         obs: [time] SMAP (m³/m³, NaN = no retrieval) on the same days; spin-up days NaN.
         statics: bulk (g cm-3), clay, sand (%), ndvi (-) of the cell.
         spinup: leading days that only spin up the states (no objective).
+        resid_moist: the VIC's residual moisture (m³/m³, ``VIC.resid_moist``).
     """
 
     site: str
@@ -42,6 +43,7 @@ class CellProblem:
     obs: np.ndarray
     statics: dict
     spinup: int
+    resid_moist: float = 0.0
 
 
 @dataclass
@@ -65,7 +67,7 @@ class _Setup:
         st = {k: torch.tensor([float(v)], dtype=torch.float64) for k, v in problem.statics.items()}
         self.site = soil_properties(bulk=st["bulk"], clay=st["clay"], sand=st["sand"], ndvi=st["ndvi"])
         self.forcing = torch.tensor(problem.forcing[:, None, :], dtype=torch.float64)
-        self.model = VIC(engine="fused")
+        self.model = VIC(engine="fused", resid_moist=problem.resid_moist)
         self.mask = np.isfinite(problem.obs)
         self.mask[: problem.spinup] = False
 

@@ -216,20 +216,21 @@ def vic_runoff(pw: torch.Tensor, w: torch.Tensor, wm: torch.Tensor, b: torch.Ten
 
 
 def arno_baseflow(w3: torch.Tensor, w3max: torch.Tensor, ds: torch.Tensor, dsmax: torch.Tensor,
-                  ws: torch.Tensor, dt: float) -> torch.Tensor:
+                  ws: torch.Tensor, dt: float, wres=0.0) -> torch.Tensor:
     """ARNO baseflow of the bottom layer over ``dt`` days (VIC ``runoff.c``; the doc's step 5).
 
-    Qb = dt·[Dsmax·Ds/Ws·s + 1(s > Ws)·Dsmax·(1 − Ds/Ws)·((s − Ws)/(1 − Ws))²], s = W3/W3max,
-    then limited to [0, W3]. Units: w3, w3max mm; dsmax mm/d; result mm per ``dt``.
+    Qb = dt·[Dsmax·Ds/Ws·s + 1(s > Ws)·Dsmax·(1 − Ds/Ws)·((s − Ws)/(1 − Ws))²] with the relative
+    moisture above the residual s = (W3 − Wres)/(W3max − Wres) (VIC 5 ``runoff.c``), then limited
+    to [0, W3 − Wres]. Units: w3, w3max, wres mm; dsmax mm/d; result mm per ``dt``.
     """
-    s = torch.clamp(w3 / w3max, 0.0, 1.0)
+    s = torch.clamp((w3 - wres) / (w3max - wres), 0.0, 1.0)
     excess = torch.clamp((s - ws) / (1.0 - ws), min=0.0)
     q = dt * (dsmax * ds / ws * s + dsmax * (1.0 - ds / ws) * excess * excess)
-    return torch.minimum(torch.clamp(q, min=0.0), w3)
+    return torch.minimum(torch.clamp(q, min=0.0), torch.clamp(w3 - wres, min=0.0))
 
 
 def gravity_drainage(w: torch.Tensor, wmax: torch.Tensor, ksat: torch.Tensor, expt: torch.Tensor,
-                     dt: float) -> torch.Tensor:
+                     dt: float, wres=0.0) -> torch.Tensor:
     """Water a layer drains by gravity over ``dt`` days: the exact solution of
     dW/dt = −Ksat·(W/Wmax)^expt (the doc's step 5 drainage, Brooks-Corey conductivity; VIC
     ``runoff.c`` integrates the same law in hourly sub-steps) from W(0) = w, with no inflow.
@@ -238,16 +239,26 @@ def gravity_drainage(w: torch.Tensor, wmax: torch.Tensor, ksat: torch.Tensor, ex
     water is w·(1 − r) with r = s(dt)/s0 = (1 + (c − 1)·Ksat·dt/Wmax·s0^(c−1))^(−1/(c−1)), computed
     as r = exp(−softplus(x)/(c − 1)), x = ln((c − 1)·Ksat·dt/Wmax) + (c − 1)·ln s0, which neither
     overflows nor loses the small drainage of a dry layer (≈ Ksat·dt·s0^c, the explicit step's).
-    s0 is clamped to [1e-6, 1 − 1e-6] like every power base of the model.
+    s0 is clamped to [1e-6, 1 − 1e-6] like every power base of the model. With a residual water
+    ``wres`` (VIC's ``resid_moist``), only the water above it drains: w and wmax become
+    w − wres (≥ 0) and wmax − wres (VIC 5 ``runoff.c``).
 
-    Args: w, wmax (mm), ksat (mm/d), expt (-, > 1): broadcastable tensors; dt (d).
-    Returns: the drained water (mm per ``dt``), in [0, w): never more than the layer holds.
+    Args: w, wmax, wres (mm), ksat (mm/d), expt (-, > 1): broadcastable tensors; dt (d).
+    Returns: the drained water (mm per ``dt``), in [0, w − wres): never more than the layer
+    holds above its residual.
     """
+    w, wmax = torch.clamp(w - wres, min=0.0), wmax - wres
     c1 = expt - 1.0
     s0 = torch.clamp(w / wmax, _EPS, 1.0 - _EPS)
     x = torch.log(c1 * ksat * dt / wmax) + c1 * torch.log(s0)
     log_r = -torch.logaddexp(x, torch.zeros_like(x)) / c1
     return -w * torch.expm1(log_r)
+
+
+def residual_water(resid_moist: float) -> tuple[float, float, float]:
+    """The residual water of each layer (mm): 1000·dₗ·``resid_moist`` (m³/m³, one value for
+    every layer, like VIC 4's ``RESID_MOIST``, which is 0)."""
+    return tuple(1000.0 * d * float(resid_moist) for d in LAYER_DEPTHS)
 
 
 def vic_step(P, T, PET, state, p, site):
@@ -258,7 +269,8 @@ def vic_step(P, T, PET, state, p, site):
         state: (SNOWPACK, MELTWATER, W1, W2, W3), each [site, nmul] (mm).
         p: ``VIC_PARAMETERS`` in physical units, each [site, nmul].
         site: ``SITE_PROPERTIES`` broadcast for the step: Wmax, Wcr, Wwp as 3-tuples of
-            [site, 1] tensors (one per layer), Ksat and fv [site, 1].
+            [site, 1] tensors (one per layer), Ksat and fv [site, 1]; Wres: the residual water
+            of each layer (mm; ``VIC.resid_moist``), a 3-tuple of [site, 1] tensors.
 
     Returns:
         (new_state, outputs): new_state as ``state``; outputs name -> [site, nmul] for
@@ -266,7 +278,7 @@ def vic_step(P, T, PET, state, p, site):
     """
     snowpack, meltwater, w1, w2, w3 = state
     b, ds, dsmax, ws, expt = p["infiltr"], p["Ds"], p["Dsmax"], p["Ws"], p["expt"]
-    wmax, wcr, wwp = site["Wmax"], site["Wcr"], site["Wwp"]
+    wmax, wcr, wwp, wres = site["Wmax"], site["Wcr"], site["Wwp"], site["Wres"]
     ksat, fv = site["Ksat"], site["fv"]
     w1max, w2max, w3max = wmax
 
@@ -277,13 +289,14 @@ def vic_step(P, T, PET, state, p, site):
     pw = rain + tosoil
 
     # 2. evapotranspiration: bare soil from layer 1, transpiration by root fraction
-    es = torch.minimum((1.0 - fv) * PET * arno_beta(w1, w1max, b), w1)
+    # bare soil dries layer 1 down to its residual water (VIC ``arno_evap.c``)
+    es = torch.minimum((1.0 - fv) * PET * arno_beta(w1, w1max, b), torch.clamp(w1 - wres[0], min=0.0))
     w1 = w1 - es
     layers = [w1, w2, w3]
     et_parts = []
     for k in range(3):
         stress = torch.clamp((layers[k] - wwp[k]) / (wcr[k] - wwp[k]), 0.0, 1.0)
-        avail = torch.clamp(layers[k] - wwp[k], min=0.0)
+        avail = torch.clamp(layers[k] - torch.maximum(wwp[k], wres[k]), min=0.0)
         et_k = torch.minimum(fv * PET * ROOT_FRACTIONS[k] * stress, avail)
         layers[k] = layers[k] - et_k
         et_parts.append(et_k)
@@ -301,12 +314,12 @@ def vic_step(P, T, PET, state, p, site):
     dt = 1.0 / SUBSTEPS
     qb = q12 = q23 = torch.zeros_like(w1)
     for _ in range(SUBSTEPS):
-        qb_k = arno_baseflow(w3, w3max, ds, dsmax, ws, dt)
+        qb_k = arno_baseflow(w3, w3max, ds, dsmax, ws, dt, wres[2])
         w3 = w3 - qb_k
-        d23 = torch.minimum(gravity_drainage(w2, w2max, ksat, expt, dt), w3max - w3)
+        d23 = torch.minimum(gravity_drainage(w2, w2max, ksat, expt, dt, wres[1]), w3max - w3)
         w2 = w2 - d23
         w3 = w3 + d23
-        d12 = torch.minimum(gravity_drainage(w1, w1max, ksat, expt, dt), w2max - w2)
+        d12 = torch.minimum(gravity_drainage(w1, w1max, ksat, expt, dt, wres[0]), w2max - w2)
         w1 = w1 - d12
         w2 = w2 + d12
         qb, q12, q23 = qb + qb_k, q12 + d12, q23 + d23
@@ -352,9 +365,10 @@ def load_fused_forward():
 
 
 def fused_forward(forcing: torch.Tensor, params: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
-                  site: Mapping[str, torch.Tensor], nmul: int) -> BackboneResult:
+                  site: Mapping[str, torch.Tensor], nmul: int, resid_moist: float = 0.0) -> BackboneResult:
     """The whole loop in the C++ kernel, without gradient (CPU tensors; static parameters
-    ``[1, site, nmul]``). Same model and outputs as ``VIC.forward`` with the reference loop."""
+    ``[1, site, nmul]``). Same model and outputs as ``VIC.forward`` with the reference loop;
+    ``resid_moist`` (m³/m³) as ``VIC.resid_moist``."""
     import ctypes
 
     dt = forcing.dtype
@@ -368,7 +382,8 @@ def fused_forward(forcing: torch.Tensor, params: Mapping[str, torch.Tensor], sta
     ksat, fv = c(site["Ksat"]), c(site["fv"])
     st = torch.stack([state[n].detach().to(dt) for n in VIC_STATES]).contiguous().clone()
     consts = torch.tensor([SNOW_DEFAULTS["TT"], SNOW_DEFAULTS["CFMAX"], SNOW_DEFAULTS["CFR"],
-                           SNOW_DEFAULTS["CWH"], *ROOT_FRACTIONS, LAYER_DEPTHS[0], SUBSTEPS, ARNO_TERMS],
+                           SNOW_DEFAULTS["CWH"], *ROOT_FRACTIONS, LAYER_DEPTHS[0], SUBSTEPS, ARNO_TERMS,
+                           *residual_water(resid_moist)],
                           dtype=torch.float64)
     out = torch.empty(len(VIC_OUTPUT_NAMES), nt, ns, dtype=dt)
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
@@ -407,6 +422,9 @@ class VIC(torch.nn.Module):
     Args:
         nmul: parallel parameter sets per site, averaged (1 in Li & Lu 2023).
         init_fraction: initial soil water as a fraction of each layer's capacity (no snow).
+        resid_moist: residual moisture of every layer (m³/m³; VIC's ``resid_moist``, a constant
+            0 in VIC 4): bare-soil evaporation, transpiration, drainage and baseflow leave
+            1000·dₗ·resid_moist mm in layer l. 0 [default]: the layers can dry to 0.
         engine: ``"reference"`` (the eager loop), ``"compiled"`` (``vic_step`` through
             ``torch.compile``: the same equations, ~5x faster forward+backward on CPU, see
             docs/performance.md; raises when it cannot compile), ``"fused"`` (the C++ forward of
@@ -435,8 +453,12 @@ class VIC(torch.nn.Module):
 
     ENGINES = ("auto", "compiled", "fused", "reference")
 
-    def __init__(self, nmul: int = 1, init_fraction: float = 0.5, engine: str = "reference"):
+    def __init__(self, nmul: int = 1, init_fraction: float = 0.5, engine: str = "reference",
+                 resid_moist: float = 0.0):
         super().__init__()
+        if not 0.0 <= resid_moist < 0.2:
+            raise ValueError(f"resid_moist must be in [0, 0.2) m3/m3, got {resid_moist}")
+        self.resid_moist = float(resid_moist)
         if nmul < 1:
             raise ValueError(f"nmul must be ≥ 1, got {nmul}")
         if not 0.0 <= init_fraction <= 1.0:
@@ -544,6 +566,8 @@ class VIC(torch.nn.Module):
             "Wwp": tuple(cast["Wwp"][:, k:k + 1] for k in range(3)),
             "Ksat": cast["Ksat"][:, None],
             "fv": cast["fv"][:, None],
+            "Wres": tuple(torch.full((nsite, 1), r, dtype=dtype, device=device)
+                          for r in residual_water(self.resid_moist)),
         }
 
     def forward(self, forcing: torch.Tensor, params: Mapping[str, torch.Tensor],
@@ -576,7 +600,7 @@ class VIC(torch.nn.Module):
             if tuple(state[n].shape) != (ns, self.nmul):
                 raise ValueError(f"vic: state {n} must be [{ns}, {self.nmul}], got {tuple(state[n].shape)}")
         if self._fused_ok(forcing, params, state, return_components):
-            return fused_forward(forcing, params, state, site, self.nmul)
+            return fused_forward(forcing, params, state, site, self.nmul, self.resid_moist)
         step = self._step_fn()
         first = True
 

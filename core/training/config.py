@@ -181,6 +181,16 @@ class ModelConfig(_Strict):
         "(hydrodl2's change_param_range; no boundary loss)")
     z_window: Int = Field(240, ge=1, description="days of forcing/SMAP history a Z-learner reads "
                           "(Li & Lu 2023: 240)")
+    resid_moist: Real = Field(0.0, ge=0.0, lt=0.2, description="VIC-type model: residual moisture of "
+                              "every soil layer (m3/m3; VIC's resid_moist, 0 in VIC 4): evaporation, drainage "
+                              "and baseflow leave it in the layer")
+
+    @model_validator(mode="after")
+    def _surrogate_vic(self):
+        if self.coupling == "surrogate" and self.resid_moist:
+            raise ValueError("model.resid_moist must be 0 with coupling: surrogate (the surrogate "
+                             "learned the VIC without residual moisture); use coupling: direct")
+        return self
 
     @field_validator("variant")
     @classmethod

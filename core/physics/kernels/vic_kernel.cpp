@@ -34,8 +34,8 @@ template <typename T> inline T drainage(T w, T wmax, T ks, T expt, T dt) {
 }
 
 // consts: TT, CFMAX, CFR, CWH (snow), root fractions of layers 1-3, depth of layer 1 (m), the
-// number of drainage sub-steps and of ARNO series terms: passed from core/physics/vic.py, the one
-// place they are defined.
+// number of drainage sub-steps and of ARNO series terms, the residual water of layers 1-3 (mm;
+// VIC's resid_moist): passed from core/physics/vic.py, the one place they are defined.
 template <typename T>
 void forward(int64_t nt, int64_t ns, int64_t nm, const T* forcing, const T* params,
              const T* wmax, const T* wcr, const T* wwp, const T* ksat, const T* fv,
@@ -44,6 +44,7 @@ void forward(int64_t nt, int64_t ns, int64_t nm, const T* forcing, const T* para
     const T ROOT[3] = {T(consts[4]), T(consts[5]), T(consts[6])};
     const T DEPTH1 = T(consts[7]);
     const int SUBSTEPS = int(consts[8]), ARNO_TERMS = int(consts[9]);
+    const T RES[3] = {T(consts[10]), T(consts[11]), T(consts[12])};
 #pragma omp parallel for schedule(static)
     for (int64_t s = 0; s < ns; ++s) {
         const T w1max = wmax[s * 3], w2max = wmax[s * 3 + 1], w3max = wmax[s * 3 + 2];
@@ -84,14 +85,14 @@ void forward(int64_t nt, int64_t ns, int64_t nm, const T* forcing, const T* para
                 }
                 series += T(1);
                 const T beta = as + (T(1) - as) * (T(1) - r) * series;
-                const T es = minv((T(1) - f) * PET * beta, w1);
+                const T es = minv((T(1) - f) * PET * beta, maxv(w1 - RES[0], T(0)));
                 w1 -= es;
                 T* layer[3] = {&w1, &w2, &w3};
                 T et_t = T(0);
                 for (int l = 0; l < 3; ++l) {
                     const T wl = *layer[l], wp = wwp[s * 3 + l], cr = wcr[s * 3 + l];
                     const T stress = clampv((wl - wp) / (cr - wp), T(0), T(1));
-                    const T avail = maxv(wl - wp, T(0));
+                    const T avail = maxv(wl - maxv(wp, RES[l]), T(0));
                     const T e = minv(f * PET * ROOT[l] * stress, avail);
                     *layer[l] = wl - e;
                     et_t += e;
@@ -116,15 +117,15 @@ void forward(int64_t nt, int64_t ns, int64_t nm, const T* forcing, const T* para
                 const T dt = T(1) / T(SUBSTEPS);
                 T qb = 0, q12 = 0, q23 = 0;
                 for (int j = 0; j < SUBSTEPS; ++j) {
-                    const T sr = clampv(w3 / w3max, T(0), T(1));
+                    const T sr = clampv((w3 - RES[2]) / (w3max - RES[2]), T(0), T(1));
                     const T ex = maxv((sr - ws) / (T(1) - ws), T(0));
                     T q = maxv(dt * (lin * sr + nonlin * ex * ex), T(0));
-                    q = minv(q, w3);
+                    q = minv(q, maxv(w3 - RES[2], T(0)));
                     w3 -= q;
-                    const T d23 = minv(drainage(w2, w2max, ks, expt, dt), w3max - w3);
+                    const T d23 = minv(drainage(maxv(w2 - RES[1], T(0)), w2max - RES[1], ks, expt, dt), w3max - w3);
                     w2 -= d23;
                     w3 += d23;
-                    const T d12 = minv(drainage(w1, w1max, ks, expt, dt), w2max - w2);
+                    const T d12 = minv(drainage(maxv(w1 - RES[0], T(0)), w1max - RES[0], ks, expt, dt), w2max - w2);
                     w1 -= d12;
                     w2 += d12;
                     qb += q;
