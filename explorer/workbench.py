@@ -187,7 +187,9 @@ class LaunchPanel(Viewer):
                                         value="demo", sizing_mode="stretch_width")
         self.epochs = pn.widgets.IntInput(name="Epochs", start=1, end=1000, width=90)
         # 0: the dPL rule (each site-day drawn with p = 0.99 per epoch; the smap preset's)
-        self.iters = pn.widgets.IntInput(name="Iterations/epoch (0: dPL rule)", start=0, end=100000, width=120)
+        self.iters = pn.widgets.IntInput(name="Iterations/epoch", start=0, end=100000, width=120,
+                                         description="0: the dPL rule (each training site-day drawn with "
+                                         "probability 0.99 per epoch)")
         self.hidden = pn.widgets.IntInput(name="LSTM hidden", start=4, end=1024, width=100)
         self.nmul = pn.widgets.IntInput(name="Components n", start=1, end=64, width=110)
         self.seed = pn.widgets.IntInput(name="Seed", start=0, end=2**31 - 1, value=0, width=90)

@@ -169,7 +169,7 @@ def test_report_template_places_every_section():
     assert "## Longer training (300 epochs, SPARSE, direct, seed 0)" in text
     assert "| run (SPARSE, seed 0, 300 epochs) | epoch 2 |" in text
     assert "Surrogate used by the surrogate coupling: gate iteration 40, median_nse 0.97.\n\n## Runs\n\n" in text
-    assert text.endswith("| VIC default θ | – | DENSE | 0 | 30 | 8.000 | 0.100 | -2.000 | -2.000 | d0 |\n")
+    assert text.endswith("| VIC default θ | – | DENSE | 0 | 30 | 1620 | 8.000 | 0.100 | -2.000 | -2.000 | d0 |\n")
     # nothing but the default run: no table, no notes, no gate, no curves; the report directory's links
     only = runs[runs["method"] == "vic_default"]
     text = render_report(report_values("smap", only, table2(only), coupling_cost(only), pd.DataFrame(), empty,
