@@ -67,7 +67,7 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 def cpu_description() -> dict:
     """The CPU model and the bf16 flags it has (``/proc/cpuinfo`` on Linux; elsewhere the
-    platform's processor name and no flags), for benchmarks and run status."""
+    platform's processor name and no flags), for benchmarks and ``resolve_precision``."""
     import platform
 
     model, flags = platform.processor() or platform.machine(), set()

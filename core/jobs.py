@@ -224,10 +224,11 @@ class JobRunner:
             info.update(result)
             state = result.get("state", "failed")
         elif state == "running":
-            if not _alive(spec) and cancel:  # stopped by the cancel before it could write a result
+            alive = _alive(spec)
+            if not alive and cancel:  # stopped by the cancel before it could write a result
                 state = "cancelled"
                 info["message"] = "cancelled; the run keeps its last finished epoch and can be resumed"
-            elif not _alive(spec):
+            elif not alive:
                 state = "failed"
                 info["message"] = ("the worker stopped without a result (killed?); the run can be "
                                    "resumed")

@@ -26,11 +26,16 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (("SPARSE", "SPARSE", "trained"), ("
 
 
 # ------------------------------------------------------------------------------ runs and the table
+def _split(metrics: pd.DataFrame) -> pd.Series:
+    """The ``split`` column of a metrics table (``trained`` for tables written without one)."""
+    return metrics["split"] if "split" in metrics else pd.Series("trained", index=metrics.index)
+
+
 def run_scores(run: Run) -> dict[str, float]:
     """Median RMSE/PCC/NSE of a run's cells by split: keys ``<metric>_trained`` and
     ``<metric>_unseen`` (NaN where the run has no such cells)."""
     m = run.metrics()
-    split = m["split"] if "split" in m else pd.Series("trained", index=m.index)
+    split = _split(m)
     out = {}
     for sp in ("trained", "unseen"):
         for k in METRICS:
@@ -79,13 +84,15 @@ def results_table(store: RunStore, runs: pd.DataFrame, k: int = 4) -> pd.DataFra
     SCALE_29, SCALE_206), seed, updates (optimiser steps; SCE-UA: 0), wall_s (training seconds),
     split (SPARSE: the training cells' test year; NG: the unseen cells), the median NSE, RMSE
     (m³/m³) and PCC of the split's cells, and Moran's I (``k`` nearest cells) of the run's
-    ``infiltr`` over them. Rows for DENSE training name its test-year split ``DENSE``."""
+    ``infiltr`` over them. Rows for DENSE training name its test-year split ``DENSE``. The
+    medians are ``collect``'s (``run_scores``); the metrics and parameter files are read here
+    for the cells' coordinates and fields only."""
     rows = []
     for _, r in runs.iterrows():
         run = store.get(r["run_id"])
         m, par = run.metrics(), run.site_parameters()
         m.index, par.index = m.index.astype(str), par.index.astype(str)
-        split = m["split"] if "split" in m else pd.Series("trained", index=m.index)
+        split = _split(m)
         updates = int(r["updates"]) if VARIANTS[r["method"]].family == "param" else 0
         for sp, name in (("trained", r["sites"]), ("unseen", "NG")):
             cells = m.index[split == sp]
@@ -102,9 +109,8 @@ def results_table(store: RunStore, runs: pd.DataFrame, k: int = 4) -> pd.DataFra
             rows.append({"method": r["method"], "coupling": r["coupling"] if r["coupling"] != "–" else "none",
                          "train_set": r["sites"], "seed": int(r["seed"]), "updates": updates,
                          "wall_s": round(float(r["train_s"]), 1), "split": name,
-                         "median_nse": float(m.loc[cells, "NSE"].median()),
-                         "median_rmse": float(m.loc[cells, "RMSE"].median()),
-                         "median_pcc": float(m.loc[cells, "PCC"].median()), "morans_i": mi})
+                         "median_nse": r[f"NSE_{sp}"], "median_rmse": r[f"RMSE_{sp}"],
+                         "median_pcc": r[f"PCC_{sp}"], "morans_i": mi})
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
