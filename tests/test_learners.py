@@ -141,3 +141,34 @@ def test_sinusoidal_position_encoding_values():
     torch.testing.assert_close(pe[0], torch.tensor([0.0, 1.0] * 4))
     assert pe[1, 0].item() == pytest.approx(math.sin(1.0), rel=1e-6)
     assert pe[3, 3].item() == pytest.approx(math.cos(3.0 / 10000 ** (2 / 8)), rel=1e-6)
+
+
+def test_cpu_dropout_drops_p_scales_the_rest_and_is_identity_in_eval():
+    from core.nets.learners import Dropout
+    torch.manual_seed(0)
+    d = Dropout(0.1).train()
+    y = d(torch.ones(200_000))
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - 0.1) < 0.005                       # 7 sd: the fraction's sd at n = 2e5 is 0.0007
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 65536 / (65536 - 6554)))
+    assert abs(float(y.mean()) - 1.0) < 0.01                # inverted dropout keeps the mean
+    d.eval()
+    x = torch.randn(50)
+    assert torch.equal(d(x), x)
+
+
+def test_attention_matches_pytorch_multihead_attention_and_keeps_its_state_dict():
+    from core.nets.learners import Attention
+    torch.manual_seed(0)
+    ref = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+    ours = Attention(32, 4, batch_first=True)
+    ours.load_state_dict(ref.state_dict())                 # same keys and shapes
+    q, kv = torch.randn(3, 5, 32), torch.randn(3, 11, 32)
+    for a, b in ((q, q), (q, kv)):                           # self- and cross-attention
+        want, _ = ref(a, b, b, need_weights=False)
+        got, _ = ours(a, b, b, need_weights=False)
+        assert torch.allclose(got, want, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):      # bf16 projections, fp32 attention
+        got, _ = ours(q, kv, kv, need_weights=False)
+    want, _ = ref(q, kv, kv, need_weights=False)
+    assert torch.allclose(got.float(), want, atol=0.05)

@@ -83,7 +83,7 @@ class FFN_A(nn.Module):
         self.n_dynamic, self.n_static, self.n_out = n_dynamic, n_static, n_out
         mods, width = [], n_static
         for _ in range(layers):
-            mods += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            mods += [nn.Linear(width, hidden), nn.ReLU(), Dropout(dropout)]
             width = hidden
         mods.append(nn.Linear(width, n_out))
         self.net = nn.Sequential(*mods)
@@ -109,7 +109,7 @@ class LSTM_Z(nn.Module):
         self.n_dynamic, self.n_static, self.n_out = n_dynamic, n_static, n_out
         self.linear_in = nn.Linear(n_dynamic + n_static, hidden)
         self.lstm = nn.LSTM(hidden, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear_out = nn.Linear(hidden, n_out)
 
     def forward(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> LearnerOutput:
@@ -132,17 +132,91 @@ class AttributeTokens(nn.Module):
         return x_static.unsqueeze(-1) * self.weight + self.bias
 
 
+#: resolution of :class:`Dropout`'s keep probability on CPU (16-bit uniform integers)
+_LEVELS = 1 << 16
+
+
+def _cpu_keep_mask(shape, p: float, dtype) -> torch.Tensor:
+    """A dropout mask on CPU: 1/(1 − p') with probability 1 − p', else 0, where p' is ``p``
+    rounded to a multiple of 1/65536 (0.1 -> 0.100006).
+
+    The uniform numbers are 16-bit integers cut from 64-bit draws of the global generator
+    (``torch.randint`` over the whole int64 range, four per draw): about 5× cheaper than
+    ``bernoulli_`` for the same mask, which took a quarter of a ParaFormer_Z step
+    (docs/performance.md). Seeded by ``torch.manual_seed`` like any other op.
+    """
+    n = math.prod(shape)
+    draws = torch.randint(-2**63, 2**63 - 1, (-(-n // 4),), dtype=torch.int64)
+    u = draws.view(torch.int16)[:n].view(shape)
+    k = round(p * _LEVELS)
+    keep = u >= (k - _LEVELS // 2)  # u is uniform on [-32768, 32767]
+    return keep.to(dtype) * (_LEVELS / (_LEVELS - k))
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (inverted dropout: zeros with probability ``p``, the rest scaled by
+    1/(1 − p); identity in eval mode) whose mask on CPU comes from :func:`_cpu_keep_mask`
+    instead of ``bernoulli_`` (about 5× cheaper; the keep probability resolved to 1/65536). Other
+    devices use ``nn.Dropout`` itself. The same state dict and ``p`` as ``nn.Dropout``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        if self.p == 1.0:
+            return x * 0.0
+        return x * _cpu_keep_mask(x.shape, self.p, x.dtype)
+
+
+class Attention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` (same parameters, state dict and arguments) whose scaled
+    dot-product step runs in fp32 on CPU under bf16 autocast, projections staying in bf16.
+
+    Why: PyTorch's CPU flash-attention backward is slower in bf16 than in fp32 (measured on
+    100 cells × 8 heads × 240 days × 32: fwd + bwd 302 ms bf16 vs 150 ms fp32, Xeon with AMX;
+    docs/performance.md). Masks, ``need_weights`` and other devices take the parent's path.
+    Shapes: batch_first ``[batch, tokens, d_model]``.
+    """
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        if (need_weights or key_padding_mask is not None or attn_mask is not None or is_causal
+                or query.device.type != "cpu" or not self.batch_first or not self._qkv_same_embed_dim
+                or self.in_proj_bias is None or key is not value):
+            return super().forward(query, key, value, key_padding_mask=key_padding_mask,
+                                   need_weights=need_weights, attn_mask=attn_mask,
+                                   average_attn_weights=average_attn_weights, is_causal=is_causal)
+        d, h = self.embed_dim, self.num_heads
+        w, b = self.in_proj_weight, self.in_proj_bias
+        if query is key:
+            q, k, v = nn.functional.linear(query, w, b).chunk(3, -1)
+        else:
+            q = nn.functional.linear(query, w[:d], b[:d])
+            k, v = nn.functional.linear(key, w[d:], b[d:]).chunk(2, -1)
+
+        dt = torch.promote_types(q.dtype, torch.float32)  # bf16 -> fp32; fp32, fp64 kept
+
+        def heads(t):  # [batch, tokens, d] -> [batch, heads, tokens, d / heads]
+            return t.to(dt).unflatten(-1, (h, d // h)).transpose(1, 2)
+
+        with torch.autocast("cpu", enabled=False):
+            o = nn.functional.scaled_dot_product_attention(
+                heads(q), heads(k), heads(v), dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(o.transpose(1, 2).flatten(-2)), None
+
+
 def _encoder(d_model: int, heads: int, layers: int, ff: int, dropout: float,
              attn_dropout: float | None = None) -> nn.TransformerEncoder:
-    """``layers`` post-norm encoder layers; ``dropout`` on the residual branches and in the
-    feed-forward, ``attn_dropout`` (default: ``dropout``) on the attention weights."""
+    """``layers`` post-norm encoder layers (``nn.TransformerEncoderLayer``, ReLU feed-forward)
+    with :class:`Attention` and :class:`Dropout` in place of PyTorch's (same state dict);
+    ``dropout`` on the residual branches and in the feed-forward, ``attn_dropout`` (default:
+    ``dropout``) on the attention weights."""
     layer = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=ff, dropout=dropout,
                                        activation="relu", batch_first=True)
-    enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-    if attn_dropout is not None:
-        for lyr in enc.layers:
-            lyr.self_attn.dropout = float(attn_dropout)
-    return enc
+    layer.self_attn = Attention(d_model, heads, dropout=dropout if attn_dropout is None else float(attn_dropout),
+                                batch_first=True)
+    for name in ("dropout", "dropout1", "dropout2"):
+        setattr(layer, name, Dropout(dropout))
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
 def sinusoidal_encoding(n: int, d_model: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -192,7 +266,9 @@ class ParaFormer_Z(nn.Module):
     Why no attention dropout by default (measured, 2 threads, 100 cells × 240 days, forward +
     backward): drawing the dropout masks of the [cell, head, 240, 240] attention weights
     took 1.5 of 4.2 s in fp32; without them the step is 2.6 s (fp32) and 2.2 s (bf16), and
-    attention runs in PyTorch's fused flash-attention kernel. docs/benchmark_smap.md.
+    attention runs in PyTorch's fused flash-attention kernel. The residual dropout masks and the
+    bf16 attention backward were the next costs: :class:`Dropout` and :class:`Attention`
+    (docs/performance.md).
     """
 
     uses_dynamic = True
@@ -207,7 +283,7 @@ class ParaFormer_Z(nn.Module):
         self.encoder_z = _encoder(d_model, heads, layers, ff, dropout, attn_dropout)
         self.tokens = AttributeTokens(n_static, d_model)
         self.encoder_a = _encoder(d_model, heads, 1, ff, dropout, attn_dropout)
-        self.cross = nn.MultiheadAttention(d_model, heads, dropout=attn_dropout, batch_first=True)
+        self.cross = Attention(d_model, heads, dropout=attn_dropout, batch_first=True)
         self.ffn = nn.Sequential(nn.Linear(d_model, ff), nn.ReLU(), nn.Linear(ff, d_model))
         self.out = nn.Linear(d_model, n_out)
 
