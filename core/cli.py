@@ -227,6 +227,8 @@ def train(
                    f"{trainer.iters} iterations/epoch, epochs {trainer.start_epoch + 1}..{cfg.train.epochs}")
         trainer.fit()
         typer.echo(f"trained in {time.perf_counter() - t0:.1f} s")
+        if run.status().get("stopped_early"):  # evaluation replaces the status message below
+            typer.echo(run.status()["message"])
         if evaluate:
             m = evaluate_run(run, device=cfg.train.device)
             typer.echo(f"{run.status().get('message', '')} ({len(m)} sites)")

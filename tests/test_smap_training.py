@@ -376,7 +376,7 @@ def test_minibatch_training_validates_keeps_the_best_epoch_and_stops_early(tmp_p
     assert st["best_epoch"] == best and model_checkpoint(run) == "best.pt"
     assert torch.load(run.checkpoint_dir / "best.pt", weights_only=True)["epoch"] == best
     if st.get("stopped_early"):  # patience 2: stopped two validations after the best one
-        assert int(log["epoch"].max()) == best + 2 <= 6
+        assert int(log["epoch"].max()) == best + 2 <= 6 and "stopped early" in proc.stdout
     else:
         assert int(log["epoch"].max()) == 6
     model, _, _ = load_model(run)  # the run's model is the best epoch's
