@@ -331,8 +331,22 @@ def pick_count(page) -> int:
     return int(page.locator("b[data-count]").get_attribute("data-count"))
 
 
-def wait_pick_count(page, n: int, timeout: float = 15_000) -> None:
-    page.locator(f'b[data-count="{n}"]').wait_for(timeout=timeout)
+def wait_pick_count(page, n: int, timeout: float = 45_000) -> None:
+    """Wait until the workbench says `n` sites are picked.
+
+    The server may still be busy with a previous test's session (a finished job's run being
+    loaded), hence the generous timeout; on a timeout the message names what the page showed.
+    """
+    try:
+        page.locator(f'b[data-count="{n}"]').wait_for(timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - re-raised with what the page showed
+        shown = page.evaluate("""() => ({
+            count: document.querySelector('b[data-count]')?.dataset.count,
+            ids: document.querySelector('textarea')?.value,
+            feedback: Array.from(document.querySelectorAll('.hl-muted'), (e) => e.textContent),
+        })""")
+        raise AssertionError(f"pick count never became {n} within {timeout / 1000:.0f} s; "
+                             f"the page showed {shown}") from exc
 
 
 def set_number(page, label: str, value: int) -> None:

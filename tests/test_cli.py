@@ -152,3 +152,23 @@ def test_up_passes_every_train_option(tmp_path, monkeypatch):
     assert set(calls["train"]) == set(inspect.signature(
         next(c.callback for c in cli.app.registered_commands if c.callback.__name__ == "train")).parameters)
     assert not any(isinstance(v, typer.models.OptionInfo) for v in calls["train"].values())
+
+
+def test_a_piped_log_gets_one_line_per_epoch_and_no_bar_frames(tmp_path, data_root):
+    """Progress output off a terminal (jobs, CI, `make demo > log`): no tqdm frames (carriage
+    returns), one line per finished epoch."""
+    proc = run_cli("train", "--config", str(_tiny_smap(tmp_path)), "--sites", "0,2", "--out",
+                   str(tmp_path / "runs"), "--data-root", str(data_root), "--no-evaluate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # (text mode turns a bar's carriage returns into newlines: look for the bar's own text)
+    assert "it/s" not in proc.stderr and "%|" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if re.match(r"epoch \d+/3 ", ln)]
+    assert [ln.split()[1] for ln in lines] == ["1/3", "2/3", "3/3"], proc.stdout
+
+
+def _tiny_smap(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("preset: smap\nmodel: {variant: ffn_a}\ndata: {val_sites: null, test_sites: null}\n"
+                   "train: {epochs: 3, batch_size: 2, rho: 30, warmup: 366, iters_per_epoch: 2, "
+                   "threads: 1}\n")
+    return cfg

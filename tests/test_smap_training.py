@@ -360,8 +360,10 @@ def test_minibatch_training_validates_keeps_the_best_epoch_and_stops_early(tmp_p
 
     cfg = tmp_path / "mb.yaml"
     cfg.write_text("preset: smap\nmodel: {variant: ffn_a}\n"
+                   "data: {val_sites: null}\n"
                    "train: {epochs: 6, batch_size: 2, rho: 30, warmup: 366, iters_per_epoch: 3, "
-                   "val_fraction: 0.25, patience: 2, optimizer: adam, lr: 0.02, threads: 1}\n")
+                   "val_fraction: 0.25, val_metric: loss, patience: 2, optimizer: adam, lr: 0.02, "
+                   "threads: 1}\n")
     store = tmp_path / "runs"
     proc = run_cli("train", "--config", str(cfg), "--sites", "0,2,14,21", "--out", str(store),
                    "--data-root", str(data_root), "--no-progress")
@@ -391,3 +393,41 @@ def test_minibatch_training_validates_keeps_the_best_epoch_and_stops_early(tmp_p
     else:
         assert log2["epoch"].tolist() == [1, 2, 3, 4, 5, 6, 7]
     assert run.status()["best_epoch"] == int(log2.loc[log2["val_loss"].idxmin(), "epoch"])
+
+
+def test_validation_cells_of_their_own_pick_the_epoch_by_median_nse(tmp_path, data_root):
+    """data.val_sites: every training cell trains, the VAL-type cells validate (never a test
+    cell), and the epoch with their highest median NSE is the run's model."""
+    from core.datasets.smap import load_smap, smap_splits
+    from core.runs import RunStore
+    from core.training.config import ConfigError, compose_config
+    from core.training.data import load_validation
+    from core.training.trainer import model_checkpoint
+
+    splits = smap_splits(load_smap(data_root))
+    assert not set(splits["VAL"]) & (set(splits["SPARSE"]) | set(splits["NG"]) | set(splits["SCALE_206"]))
+    assert set(splits["VAL"]) <= set(splits["DENSE"]) and 90 <= len(splits["VAL"]) <= 110
+    val = splits["VAL"][:2]
+    cfg = tmp_path / "v.yaml"
+    cfg.write_text("preset: smap\nmodel: {variant: ffn_a}\n"
+                   f"data: {{val_sites: [{val[0]}, {val[1]}, '0']}}\n"
+                   "train: {epochs: 4, batch_size: 2, rho: 30, warmup: 366, iters_per_epoch: 2, "
+                   "patience: 2, optimizer: adam, lr: 0.05, threads: 1}\n")
+    store = tmp_path / "runs"
+    proc = run_cli("train", "--config", str(cfg), "--sites", "0,2", "--test-sites", "7", "--out", str(store),
+                   "--data-root", str(data_root), "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = RunStore(store).get(RunStore(store).list()[0].run_id)
+    st, log = run.status(), run.train_log()
+    # cell 0 trains, so it does not validate; both training cells train
+    assert st["n_val_sites"] == 2 and st["n_sites"] == 2
+    assert st["best_epoch"] == int(log.loc[log["val_NSE"].idxmax(), "epoch"])
+    assert model_checkpoint(run) == "best.pt"
+
+    base = {"data.sites": "0,2", "data.test_sites": "7", "data.root": str(data_root)}
+    with pytest.raises(ConfigError, match="test_sites"):  # validating on a test cell
+        load_validation(compose_config("smap", overrides={**base, "data.val_sites": "7,9"}), ["0", "2"])
+    with pytest.raises(ConfigError, match="all 2 of its sites are training sites"):
+        load_validation(compose_config("smap", overrides={**base, "data.val_sites": "0,2"}), ["0", "2"])
+    with pytest.raises(ConfigError, match="both name validation sites"):
+        compose_config("smap", overrides={**base, "train.val_fraction": 0.2})

@@ -504,13 +504,17 @@ def smap_splits(ds: xr.Dataset, *, exclude_bad: bool = True) -> dict[str, list[s
     * ``"SPARSE"`` (the paper's DAS-S8 analogue): r even and c even (104 of the 407 usable);
     * ``"NG"`` (unseen neighbours, never trained on): r even and c odd (102);
     * ``"DENSE"`` (the DAS-S4 analogue): every usable cell except NG (305);
+    * ``"VAL"``: r odd and c odd (≈ 100), disjoint from SPARSE, NG and the scaling sets up to
+      SCALE_206: validation cells for a run trained on those (``data.val_sites``; picks the
+      best epoch and stops early without touching a test split); inside DENSE;
     * dPL scaling curve (Tsai et al. 2021), nested training sets tested on NG:
       ``"SCALE_29"``: r % 4 == 0 and c % 4 == 0 (29); ``"SCALE_104"`` = SPARSE;
       ``"SCALE_206"``: SPARSE plus the r odd, c even cells (205; the doc names the size only,
       this is the nested set between SPARSE and DENSE closest to it); ``"SCALE_305"`` = DENSE.
 
     Sizes are those of the full 412-cell file with the 5 bad cells excluded. SCALE_29 ⊂
-    SCALE_104 ⊂ SCALE_206 ⊂ SCALE_305, and NG is disjoint from all of them.
+    SCALE_104 ⊂ SCALE_206 ⊂ SCALE_305, NG is disjoint from all of them, and VAL from all but
+    SCALE_305 (= DENSE).
 
     Returns:
         ``{name: [site id, ...]}`` in ``ds`` order.
@@ -541,6 +545,7 @@ def _splits(sites, row, col, exclude_bad: bool = True) -> dict[str, list[str]]:
         "SPARSE": sparse,
         "NG": ng,
         "DENSE": dense,
+        "VAL": usable & ~r_even & ~c_even,
         "SCALE_29": usable & (r % 4 == 0) & (c % 4 == 0),
         "SCALE_104": sparse,
         "SCALE_206": sparse | (usable & ~r_even & c_even),

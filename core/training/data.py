@@ -89,6 +89,39 @@ def load_for_config(cfg: RunConfig, start=None, end=None, sites=None) -> xr.Data
     )
 
 
+def _as_list(sites) -> list:
+    return [] if sites is None else [sites] if isinstance(sites, (str, int)) else list(sites)
+
+
+def load_validation(cfg: RunConfig, train_sites: list[str]) -> xr.Dataset | None:
+    """The ``data.val_sites`` that are not training sites, over the training period (None when
+    the config names none).
+
+    Raises:
+        ConfigError: a validation site is also a test site (``data.test_sites``: validating on
+            it would tune on the test split), or every validation site is a training site.
+    """
+    d = cfg.data
+    if d.val_sites is None:
+        return None
+    ds = load_for_config(cfg, end=d.train_end, sites=_as_list(d.val_sites))
+    ids = [str(s) for s in ds["site"].values]
+    if d.test_sites is not None:
+        test = set(map(str, load_for_config(cfg, end=d.train_end, sites=_as_list(d.test_sites))["site"].values))
+        both = [s for s in ids if s in test]
+        if both:
+            raise ConfigError(f"data.val_sites ({d.val_sites}) shares {len(both)} site(s) with data.test_sites "
+                              f"({d.test_sites}), e.g. {', '.join(both[:5])}: picking the model on a test "
+                              "site tunes on the test split; choose validation sites outside it")
+    trained = set(map(str, train_sites))
+    keep = [s for s in ids if s not in trained]
+    if not keep:
+        raise ConfigError(f"data.val_sites ({d.val_sites}): all {len(ids)} of its sites are training sites "
+                          f"(data.sites {d.sites if isinstance(d.sites, str) else len(train_sites)}); "
+                          "set data.val_sites: null and hold out a fraction instead (train.val_fraction: 0.2)")
+    return ds.sel(site=keep) if len(keep) < len(ids) else ds
+
+
 def check_config_period(cfg: RunConfig, ds: xr.Dataset, task: Task) -> None:
     """The configured periods lie inside the data, and the forcing is complete over them.
 

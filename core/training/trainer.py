@@ -2,9 +2,9 @@
 
 A run directory (core.runs) receives config.yaml, normalization.json, train_log.csv,
 checkpoints/epoch_NNN.pt + last.pt (all written atomically, so a killed run can be resumed from
-its last finished epoch), checkpoints/best.pt when some training sites are held out for
-validation (``train.val_fraction``: the epoch with the lowest validation loss, the run's model)
-and a status.json that the CLI and the explorer poll.
+its last finished epoch), checkpoints/best.pt when the run validates (on ``data.val_sites`` or a
+held-out ``train.val_fraction`` of the training sites: the epoch with the best
+``train.val_metric``, the run's model) and a status.json that the CLI and the explorer poll.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from ..runs.checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkp
                          sampler_state_from_text, sampler_state_to_text, save_checkpoint)
 from .config import RunConfig
 from .data import (Prepared, as_tensor, check_config_period, fit_normalizer, forward_chunks, load_for_config,
-                   prepare_for_run, save_normalizer)
+                   load_validation, prepare_for_run, save_normalizer)
 from .tasks import loss_for, task_for
 
 
@@ -116,7 +117,8 @@ class Trainer:
         run: the run directory.
         data: training arrays (default: loaded from ``cfg`` with ``prepare_for_run``); its time
             axis must cover the training period.
-        progress: show a tqdm bar.
+        progress: show progress: a tqdm bar per epoch when stderr is a terminal, and one line
+            per finished epoch on stdout either way.
     """
 
     def __init__(self, cfg: RunConfig, run: Run, data: Prepared | None = None, progress: bool = True):
@@ -144,8 +146,12 @@ class Trainer:
             self.model = build_model(cfg, norm.n_columns, len(norm.static))
             data = prepare_for_run(cfg, ds.sel(time=slice(str(cfg.data.train_start), str(cfg.data.train_end))),
                                    norm, self.model, self.task)
+            val_ds = load_validation(cfg, data.sites)
+            # validation sites of their own (data.val_sites), normalised with the training statistics
+            val_data = None if val_ds is None else prepare_for_run(cfg, val_ds, norm, self.model, self.task)
         else:
             self.model = build_model(cfg, data.x_dyn.shape[-1], data.x_static.shape[1])
+            val_data = None
         self.data = data
         # the saved config names the resolved sites, so evaluation and reruns use exactly these
         cfg.data.sites = list(data.sites)
@@ -163,11 +169,17 @@ class Trainer:
                                                   weight_decay=t.weight_decay)
         else:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=t.weight_decay)
-        self.train_idx, self.val_idx = split_validation(len(data.sites), t.val_fraction, t.seed)
+        if val_data is not None:  # data.val_sites: every training site trains
+            self.val_data = val_data
+            self.train_idx, self.val_idx = np.arange(len(data.sites)), np.arange(len(val_data.sites))
+        else:  # train.val_fraction of the training sites validate
+            self.val_data = data
+            self.train_idx, self.val_idx = split_validation(len(data.sites), t.val_fraction, t.seed)
         self.sampler = WindowSampler(data.target, t.warmup, t.rho, t.batch_size, seed=t.seed,
                                      sites=self.train_idx)
         self.iters = t.iters_per_epoch or self.sampler.iterations_per_epoch()
-        # early stopping: the lowest validation loss so far, its epoch, validations since then
+        # early stopping: the best validation score so far ("loss": lower is better, the loss or
+        # minus the median NSE, validation_score), its epoch, validations since then
         self.best: dict = {"loss": None, "epoch": 0, "since": 0}
         self.start_epoch = 0
         self._resume()
@@ -237,7 +249,7 @@ class Trainer:
             "validation": dict(self.best),
         }
         paths = [ckdir / f"epoch_{epoch:03d}.pt", ckdir / "last.pt"]
-        if self.best["epoch"] == epoch:  # this epoch has the lowest validation loss so far
+        if self.best["epoch"] == epoch:  # this epoch has the best validation score so far
             paths.append(ckdir / BEST)
         save_checkpoint(state, *paths)
         keep = self.cfg.train.keep_checkpoints
@@ -254,7 +266,8 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """The data loss (the training loss, without the model's own term) and the median NSE
-        of the held-out validation sites over the training period, the model in eval mode (the
+        of the validation sites (``data.val_sites``, or the held-out ``train.val_fraction`` of the
+        training sites) over the training period, the model in eval mode (the
         process model itself, whatever the coupling; a Z-learner's θ from its training-year
         windows). The first ``spinup_days`` (cycled spin-up) or ``train.warmup`` days spin up.
 
@@ -263,7 +276,7 @@ class Trainer:
         """
         if not self.val_idx.size:
             return {}
-        d, t = self.data, self.cfg.train
+        d, t = self.val_data, self.cfg.train
         i0 = d.spinup_days or t.warmup
         was_training = self.model.training
         self.model.eval()
@@ -335,8 +348,10 @@ class Trainer:
                     res = calibrate(self.data, self.cfg)
                     losses.append(res["median_rmse"])
                     run.update_status(calibration=res)
+                # a bar only on a terminal; a piped log (jobs, CI, `make demo > log`) gets the
+                # epoch lines below and nothing in between
                 bar = tqdm(range(0 if calibrate else self.iters), desc=f"epoch {epoch}/{t.epochs}",
-                           disable=not self.progress, leave=False, dynamic_ncols=True)
+                           disable=not (self.progress and _on_terminal()), leave=False, dynamic_ncols=True)
                 last_status = t0
                 for it in bar:
                     losses.append(self.step())
@@ -350,8 +365,9 @@ class Trainer:
                 loss = float(np.mean(losses))
                 val = self.validate() if (epoch % t.val_every == 0 or epoch == t.epochs) and not calibrate else {}
                 if val:
-                    if self.best["loss"] is None or val["val_loss"] < self.best["loss"]:
-                        self.best = {"loss": val["val_loss"], "epoch": epoch, "since": 0}
+                    score = validation_score(val, t.val_metric)
+                    if self.best["loss"] is None or score < self.best["loss"]:
+                        self.best = {"loss": score, "epoch": epoch, "since": 0}
                     else:
                         self.best["since"] += 1
                 secs_all = time.perf_counter() - t0
@@ -371,12 +387,16 @@ class Trainer:
                                          if val else {}),
                                       message=f"epoch {epoch}/{t.epochs} loss {loss:.4f}{note} ({secs_all:.0f} s)")
                 if self.progress:
-                    tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}{note}  {secs_all:.1f} s")
+                    tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}{note}  {secs_all:.1f} s",
+                               file=sys.stdout)
+                    sys.stdout.flush()
             if self.stopped_early:
-                run.update_status(message=f"stopped early after epoch {run.status().get('epoch')}: no lower "
-                                  f"validation loss in {t.patience} validations; the run's model is epoch "
-                                  f"{self.best['epoch']} (validation loss {self.best['loss']:.4f})",
-                                  stopped_early=True)
+                what = ("lower validation loss" if t.val_metric == "loss" else "higher validation median NSE")
+                best = (f"validation loss {self.best['loss']:.4f}" if t.val_metric == "loss" else
+                        f"validation median NSE {-self.best['loss']:.3f}")
+                run.update_status(message=f"stopped early after epoch {run.status().get('epoch')}: no "
+                                  f"{what} in {t.patience} validations; the run's model is epoch "
+                                  f"{self.best['epoch']} ({best})", stopped_early=True)
         except BaseException as e:
             why = "stopped" if isinstance(e, (KeyboardInterrupt, SystemExit)) else f"{type(e).__name__}: {e}"
             try:
@@ -387,6 +407,22 @@ class Trainer:
                               f"continue with `hydrolens train --resume {run.run_id}`")
             raise
         return run
+
+
+def _on_terminal() -> bool:
+    """Whether tqdm's stream (stderr) is an interactive terminal."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def validation_score(val: dict[str, float], metric: str) -> float:
+    """The early-stopping criterion of one validation, lower is better: the validation loss, or
+    minus the validation sites' median NSE (``train.val_metric`` "loss" or "NSE"; a NaN median,
+    no site with an observation, scores +inf)."""
+    score = val["val_loss"] if metric == "loss" else -val["val_NSE"]
+    return score if np.isfinite(score) else float("inf")
 
 
 def split_validation(n_sites: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...models import VARIANTS
-from ...training.config import compose_config
+from ...training.config import SET_NONE, compose_config
 from ..runs import preset_label
 
 #: the five methods of Li & Lu (2023, Table 2), baseline first
@@ -23,6 +23,9 @@ TRAIN_SETS: tuple[str, ...] = ("SPARSE", "DENSE")
 #: nested training sets of the scaling curve (SCALE_104 = SPARSE, SCALE_305 = DENSE)
 SCALING_SETS: tuple[str, ...] = ("SCALE_29", "SPARSE", "SCALE_206", "DENSE")
 SET_ALIASES = {"SCALE_104": "SPARSE", "SCALE_305": "DENSE"}
+#: validation of a DENSE run: the preset's VAL cells are DENSE cells, so a fifth of the
+#: training cells (drawn with the seed) validate instead
+DENSE_VALIDATION = {"data.val_sites": SET_NONE, "train.val_fraction": 0.2}
 
 
 @dataclass(frozen=True)
@@ -116,4 +119,6 @@ def run_config(r: PlannedRun, preset: str, epochs: int | None, threads: int | No
         "train.epochs": 1 if calibration else (r.epochs or epochs or None),
         "train.threads": threads, "train.sceua_evaluations": sceua_evaluations,
         "model.coupling": "surrogate" if coupled else None,
-        "model.surrogate": str(surrogate) if coupled and surrogate else None}, source="benchmark").to_dict()
+        "model.surrogate": str(surrogate) if coupled and surrogate else None,
+        # DENSE holds the VAL cells the preset validates on: a fifth of its own cells validate
+        **(DENSE_VALIDATION if r.sites == "DENSE" else {})}, source="benchmark").to_dict()
