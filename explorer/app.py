@@ -31,6 +31,7 @@ from core.datasets.schema import pad_gauge_id  # noqa: E402
 from core.runs import RunStore  # noqa: E402
 from explorer.analysis import CompareView, SignatureView  # noqa: E402
 from explorer.closed_pages import quiet_closed_pages  # noqa: E402
+from explorer.curves import LearningCurveView  # noqa: E402
 from explorer.mapview import MapView  # noqa: E402
 from explorer.series import SeriesView, TraceView  # noqa: E402
 from explorer.state import AppState  # noqa: E402
@@ -45,7 +46,7 @@ POLL_MS = 5000
 #: How often the jobs panel re-reads the job queue (ms).
 JOBS_MS = 1000
 #: Main tabs, in order (the URL keeps the active one by name).
-TABS = ("series", "traces", "signatures", "compare")
+TABS = ("series", "traces", "signatures", "compare", "curves")
 #: What the URL keeps: state parameter -> query key.
 URL_KEYS = {"run_id": "run", "site": "site", "quantity": "q", "period": "period", "compare": "compare"}
 
@@ -65,7 +66,7 @@ class HydroLensApp(param.Parameterized):
     Attributes:
         state: the :class:`~explorer.state.AppState`.
         runner: the :class:`core.jobs.JobRunner` of the run store.
-        map, series, traces, signatures, compare, run_panel, picker, launcher, jobs: the views.
+        map, series, traces, signatures, compare, curves, run_panel, picker, launcher, jobs: the views.
         tabs: the main tabs (``TABS``); workbench: the pick/launch/jobs tabs.
         template: the served page (a Panel BootstrapTemplate titled "HydroLens").
     """
@@ -84,6 +85,7 @@ class HydroLensApp(param.Parameterized):
         self.traces = TraceView(self.state, x_range=x_range, shown=self.tab == "traces")
         self.signatures = SignatureView(self.state, self.map.source, shown=self.tab == "signatures")
         self.compare = CompareView(self.state)
+        self.curves = LearningCurveView(self.state, shown=self.tab == "curves")
         self.run_panel = RunPanel(self.state)
         self.quantity = QuantityPicker(self.state)
         self.picker = SelectionPanel(self.state, map_view=self.map)
@@ -141,6 +143,7 @@ class HydroLensApp(param.Parameterized):
         """The views of hidden tabs wait (no figures or data) until their tab is opened."""
         self.traces.shown = event.new == "traces"
         self.signatures.shown = event.new == "signatures"
+        self.curves.shown = event.new == "curves"
 
     def _launched(self, job) -> None:
         self.jobs.track(job)
@@ -164,6 +167,7 @@ class HydroLensApp(param.Parameterized):
         self.tabs = pn.Tabs(
             ("Time series", self.series), ("βᵗ/γᵗ traces", self.traces),
             ("Signatures: BFI and ET", self.signatures), ("Compare runs", self.compare),
+            ("Learning curves", self.curves),
             sizing_mode="stretch_width", dynamic=True,  # only the open tab is sent and drawn
         )
         self.tabs.active = TABS.index(self.tab)

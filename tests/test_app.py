@@ -353,6 +353,47 @@ def test_run_without_evaluation_shows_its_status(tmp_path):
     assert "epoch 3/10" in state.message and "3 / 10" in panel.summary.object
 
 
+def test_learning_curves_follow_a_training_run_epoch_by_epoch(tmp_path):
+    """The curves tab reads train_log.csv through core.runs and redraws when the polled status
+    says an epoch was logged; wall time, updates/s and the best epoch are summarised."""
+    from core.runs import RunStore
+    from explorer.curves import LearningCurveView
+    from explorer.state import AppState
+
+    store = RunStore(tmp_path)
+    run = store.create("training")
+    run.update_status(state="training", epoch=0, epochs=5, iters_per_epoch=57, message="training")
+    state = AppState(store=store)
+    view = LearningCurveView(state)
+    assert len(view.source.data["loss"]) == 0 and "No epoch finished yet" in view.note.object
+    rows = [{"epoch": 1, "updates": 57, "loss": 0.080, "val_loss": 0.082, "val_NSE": -0.20, "seconds": 10.0},
+            {"epoch": 2, "updates": 114, "loss": 0.070, "val_loss": 0.081, "val_NSE": -0.05, "seconds": 9.0}]
+    for row in rows:
+        run.append_train_log(row)
+        run.update_status(epoch=row["epoch"], best_epoch=2 if row["epoch"] == 2 else 1)
+        state.poll()  # the app's periodic poll
+        assert list(view.source.data["epoch"]) == [r["epoch"] for r in rows[:row["epoch"]]]
+    assert list(view.source.data["updates"]) == [57, 114]
+    np.testing.assert_allclose(view.source.data["val_NSE"], [-0.20, -0.05])
+    assert view.lines["val_NSE"].visible and view.lines["val_loss"].visible
+    note = view.note.object
+    assert "2 epoch(s) of 5" in note and "114 updates" in note and "wall 19 s" in note
+    assert "6.00 updates/s" in note and "best epoch 2, validation median NSE -0.050" in note
+    assert "training…" in note
+
+    # a hidden view defers; a δ run's log without validation or updates columns still draws
+    view.shown = False
+    other = store.create("delta")
+    other.append_train_log({"epoch": 1, "loss": 1.5, "seconds": 3.0})
+    other.update_status(state="training", epoch=1, epochs=3, iters_per_epoch=100)
+    state.runs = store.list()
+    state.run_id = other.run_id
+    assert list(view.source.data["epoch"]) == [1, 2]  # not read while hidden
+    view.shown = True
+    assert list(view.source.data["updates"]) == [100]
+    assert not view.lines["val_NSE"].visible and not view.lines["val_loss"].visible
+
+
 def test_a_write_to_a_closed_page_is_one_warning_not_a_traceback(caplog):
     """A tab closed while an update to it is in flight: Panel leaves the failed write's
     exception unretrieved and asyncio would log a traceback; the server loop's handler logs one

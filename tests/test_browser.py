@@ -672,6 +672,30 @@ def test_comparison_of_two_runs(main_app, main_store, app_page, trained_run):
     assert_clean(page, main_app)
 
 
+CURVES_JS = js("""
+  const src = model("hydrolens-curves");
+  if (src == null) return null;
+  const loss = column(src, "loss");
+  return loss && loss.length ? {epoch: column(src, "epoch"), loss: loss, updates: column(src, "updates")} : null;
+""")
+
+
+def test_learning_curves_tab_draws_the_runs_training_log(main_app, app_page, trained_run):
+    page = app_page
+    open_app(page, url_with(main_app, run=trained_run.run_id))
+    open_tab(page, "Learning curves")
+    got = page.wait_for_function(CURVES_JS, timeout=20_000).json_value()
+    log = trained_run.train_log()
+    assert got["epoch"] == [float(e) for e in log["epoch"]]
+    np.testing.assert_allclose(got["loss"], log["loss"].to_numpy(float), rtol=1e-6)
+    assert all(u > 0 for u in got["updates"])
+    note = page.locator(".hl-curves-note")
+    assert note.get_attribute("data-epochs") == str(len(log))
+    assert "updates/s" in note.inner_text() and trained_run.run_id in note.inner_text()
+    assert "view=curves" in page.url  # the link opens this tab
+    assert_clean(page, main_app)
+
+
 def test_url_state_opens_the_same_view(main_app, app_page, trained_run):
     """A link with run, site, map quantity and tab reopens that view; changing the view in the
     page updates the link; reloading it shows the same again. The site has a leading zero (all
