@@ -166,6 +166,7 @@ def _command(*args, **kwargs):
 def train(
     preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~3 min on 2 cores), "
                                           "bench432 (docs/benchmark.md settings), paper432 (Feng et al. 2022), "
+                                          "nh_lstm (the LSTM at neuralhydrology's CAMELS settings), "
                                           "smap (SMAP soil moisture, docs/benchmark_smap.md); default: demo, "
                                           "or smap for a soil-moisture variant"),
     config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML RunConfig"),

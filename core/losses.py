@@ -1,5 +1,6 @@
-"""Losses: the δ models' (Feng et al. 2022, eq. 1-2) and the ParaFormer family's (Li & Lu 2023,
-eq. 13-14: masked RMSE + range-boundary loss)."""
+"""Losses: the δ models' (Feng et al. 2022, eq. 1-2), the ParaFormer family's (Li & Lu 2023,
+eq. 13-14: masked RMSE + range-boundary loss) and the basin-normalised NSE* of Kratzert et al.
+(2019, HESS 23, 5089, eq. 2)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,29 @@ def masked_rmse(sim: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"sim {tuple(sim.shape)} and obs {tuple(obs.shape)} differ in shape")
     mask = torch.isfinite(obs)
     return _masked_rmse(sim, torch.where(mask, obs, torch.zeros_like(obs)), mask)
+
+
+def nse_star_loss(sim: torch.Tensor, obs: torch.Tensor, scale: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
+    """NSE* (Kratzert et al. 2019, eq. 2): the squared error of each (day, basin) divided by
+    (s_b + ε)², s_b the standard deviation of basin b's observed discharge over the training
+    period, averaged over the observed pairs. Weights every basin alike, whatever its flow
+    volume (a squared-error loss is dominated by the wettest basins).
+
+    Args:
+        sim: simulated streamflow [time, site] (mm/d).
+        obs: observed streamflow [time, site] (mm/d), NaN where missing (excluded).
+        scale: s_b [site] (mm/d).
+        eps: ε (0.1 mm/d, the paper's).
+
+    Returns:
+        scalar loss (≥ 0).
+
+    Raises:
+        ValueError: shapes differ.
+    """
+    if sim.shape != obs.shape or scale.shape != sim.shape[1:]:
+        raise ValueError(f"sim {tuple(sim.shape)}, obs {tuple(obs.shape)} and scale {tuple(scale.shape)} "
+                         "do not fit ([time, site], [time, site], [site])")
+    mask = torch.isfinite(obs)
+    err = torch.where(mask, sim - torch.where(mask, obs, torch.zeros_like(obs)), torch.zeros_like(sim))
+    return ((err / (scale + eps)) ** 2).sum() / mask.sum().clamp(min=1)

@@ -43,6 +43,8 @@ def test_every_preset_survives_a_round_trip(name):
     ("train", "{epochs: true}", "train.epochs"), ("train", "{epochs: 2.0}", "train.epochs"),
     ("train", "{lr: .inf}", "train.lr"), ("train", "{rho_adadelta: .nan}", "train.rho_adadelta"),
     ("train", "{keep_checkpoints: 2.5}", "train.keep_checkpoints"), ("model", "{nmul: false}", "model.nmul"),
+    ("train", "{lr_schedule: {ten: 0.001}}", "train.lr_schedule"), ("train", "{lr_schedule: {3: -0.1}}", "train.lr_schedule"),
+    ("train", "{lr_schedule: {0: 0.1}}", "train.lr_schedule"), ("model", "{forget_bias: yes}", "model.forget_bias"),
 ])
 def test_coercions_are_refused(tmp_path, section, text, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

@@ -210,3 +210,46 @@ def test_written_files_are_readable_by_the_users_sharing_a_store(tmp_path):
     plain.write_text("z")
     for p in (a, b):
         assert os.stat(p).st_mode & 0o777 == FILE_MODE == os.stat(plain).st_mode & 0o777
+
+
+def test_nse_star_loss_by_hand():
+    from core.losses import nse_star_loss
+
+    sim = torch.tensor([[1.0, 5.0], [2.0, 7.0], [4.0, 6.0]])
+    obs = torch.tensor([[1.0, 4.0], [float("nan"), 6.0], [2.0, 6.0]])
+    scale = torch.tensor([0.4, 1.9])
+    # basin 0: errors 0, 2 over (0.4 + 0.1)²; basin 1: 1, 1, 0 over (1.9 + 0.1)²; 5 observed pairs
+    expected = ((0 + 4) / 0.25 + (1 + 1 + 0) / 4.0) / 5
+    assert float(nse_star_loss(sim, obs, scale)) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="do not fit"):
+        nse_star_loss(sim, obs, scale[:1])
+
+
+def test_lstm_settings_of_the_field_forget_bias_lr_schedule_and_nse_star(tmp_path, data_root):
+    """neuralhydrology's CAMELS settings as options: the forget-gate bias starts at 3, the
+    learning rate steps down by epoch (and is a function of the epoch, so resume keeps it), and
+    NSE* trains."""
+    from core.training.trainer import Trainer, _site_scale, build_model
+    from tests.conftest import run_cli
+
+    cfg = RunConfig.from_dict({"model": {"variant": "lstm", "hidden": 8, "forget_bias": 3.0}})
+    lstm = build_model(cfg, 3, 2).learner.lstm
+    assert torch.all(lstm.bias_ih_l0[8:16] == 3.0) and torch.all(lstm.bias_hh_l0[8:16] == 0.0)
+    assert not torch.all(lstm.bias_ih_l0[:8] == 3.0)  # the other gates keep PyTorch's init
+    sd = _site_scale(np.array([[1.0, np.nan], [3.0, 2.0], [np.nan, np.nan]]))
+    np.testing.assert_allclose(sd, [math.sqrt(2.0), 0.0])
+
+    conf = tmp_path / "nh.yaml"
+    conf.write_text("model: {variant: lstm, hidden: 16, dropout: 0.4, forget_bias: 3.0}\n"
+                    "train: {epochs: 3, iters_per_epoch: 2, batch_size: 3, rho: 60, warmup: 60, "
+                    "optimizer: adam, lr: 0.01, lr_schedule: {3: 0.001}, grad_clip: 1.0, "
+                    "loss: nse_star, threads: 1, keep_checkpoints: 5}\n")
+    proc = run_cli("train", "--config", str(conf), "--basins", "3", "--out", str(tmp_path / "runs"),
+                   "--data-root", str(data_root), "--no-evaluate", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = RunStore(tmp_path / "runs").get(RunStore(tmp_path / "runs").list()[0].run_id)
+    lrs = [torch.load(run.checkpoint_dir / f"epoch_{e:03d}.pt", weights_only=False)["optimizer"]
+           ["param_groups"][0]["lr"] for e in (1, 2, 3)]
+    assert lrs == [0.01, 0.01, 0.001]
+    assert np.isfinite(run.train_log()["loss"]).all()
+    assert Trainer.learning_rate.__doc__ and "lr_schedule" in Trainer.learning_rate.__doc__

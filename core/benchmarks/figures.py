@@ -83,8 +83,9 @@ def learning_curve_figure(curves: dict[str, pd.DataFrame], iters: int, path: Pat
 # ------------------------------------------------------------------------------ SMAP benchmark
 def epoch_learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> None:
     """Against optimiser updates (epochs for a log without them): the training loss (masked
-    RMSE + range-boundary loss, solid) and the validation loss on the held-out training cells
-    (dotted) where the run validates; and the test median NSE of the epoch checkpoints on the
+    RMSE + range-boundary loss, solid) and the validation loss on the validation cells (dotted)
+    where the run validates; and the validation cells' median NSE over the training year
+    (dash-dot: what picks the run's model), the test median NSE of the epoch checkpoints on the
     run's cells (SPARSE) and on the unseen NG cells (squares), one colour per run (``curves``:
     run title -> learning curve; dashed: a title naming the surrogate coupling). The test
     curves are never used to choose a checkpoint."""
@@ -97,6 +98,8 @@ def epoch_learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> 
         (line,) = a1.plot(c[xcol], c["loss"], label=name, ls=ls)
         if "val_loss" in c and c["val_loss"].notna().any():
             a1.plot(c[xcol], c["val_loss"], ls=":", color=line.get_color(), label=f"{name} validation")
+        if "val_NSE" in c and c["val_NSE"].notna().any():
+            a2.plot(c[xcol], c["val_NSE"], ls="-.", lw=0.8, color=line.get_color(), label=f"{name} validation")
         ok = c["test_median_nse"].notna()
         a2.plot(c.loc[ok, xcol], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=f"{name} SPARSE",
                 ls=ls, color=line.get_color())
@@ -106,7 +109,7 @@ def epoch_learning_curve_figure(curves: dict[str, pd.DataFrame], path: Path) -> 
                     color=line.get_color(), label=f"{name} NG")
     xlabel = "optimiser updates" if has_updates else "epoch"
     a1.set(xlabel=xlabel, ylabel="loss", title="training and validation loss (SPARSE, seed 0)", yscale="log")
-    a2.set(xlabel=xlabel, ylabel="test median NSE", title="test NSE of the epoch checkpoints")
+    a2.set(xlabel=xlabel, ylabel="median NSE", title="validation NSE, and test NSE of the epoch checkpoints")
     finish_figure(fig, [a1, a2], a2, path, fontsize=7)
 
 

@@ -49,12 +49,13 @@ class DeltaModel(nn.Module):
         engine: HBV implementation ("auto", "fused", "reference"; see core.physics.HBV).
         nn_recharge: δn(NN_r): the recharge equation is replaced by ``RechargeNet`` (trained
             with the learner; runs the reference HBV loop).
+        forget_bias: initial forget-gate bias of g_A (``LSTMNet``; None: PyTorch's init).
     """
 
     def __init__(self, n_dynamic: int, n_static: int, nmul: int = 16,
                  dynamic: tuple[str, ...] = (), use_gamma: bool = False,
                  hidden: int = 256, dropout: float = 0.5, engine: str = "auto",
-                 nn_recharge: bool = False):
+                 nn_recharge: bool = False, forget_bias: float | None = None):
         super().__init__()
         self.backbone = HBV(nmul=nmul, use_gamma=use_gamma or "GAMMA" in dynamic, engine=engine,
                             recharge_net=RechargeNet() if nn_recharge else None)
@@ -67,7 +68,7 @@ class DeltaModel(nn.Module):
         self.dynamic = tuple(dynamic)
         self.n_hbv = len(specs)
         self.learner = LSTMNet(n_dynamic + n_static, self.n_hbv * nmul + len(ROUTING_PARAMETERS),
-                               hidden=hidden, dropout=dropout)
+                               hidden=hidden, dropout=dropout, forget_bias=forget_bias)
 
     #: the output compared with the training target (routed streamflow, mm/d)
     target_output = "Q_sim"

@@ -24,11 +24,11 @@ from .registry import Variant, get_variant
 def _delta(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
     return DeltaModel(n_dynamic=n_dynamic, n_static=n_static, nmul=m.nmul or v.nmul, dynamic=v.dynamic,
                       use_gamma=v.use_gamma, hidden=m.hidden, dropout=m.dropout, engine=m.engine,
-                      nn_recharge=v.nn_recharge)
+                      nn_recharge=v.nn_recharge, forget_bias=m.forget_bias)
 
 
 def _lstm(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
-    return StreamflowLSTM(n_dynamic, n_static, hidden=m.hidden, dropout=m.dropout)
+    return StreamflowLSTM(n_dynamic, n_static, hidden=m.hidden, dropout=m.dropout, forget_bias=m.forget_bias)
 
 
 def _backbone(v: Variant, m) -> nn.Module:

@@ -33,6 +33,7 @@ class StreamflowLSTM(nn.Module):
         n_static: static attributes.
         hidden: LSTM hidden size (Feng et al. 2022: 256).
         dropout: dropout on the LSTM output.
+        forget_bias: initial forget-gate bias (``LSTMNet``; neuralhydrology: 3; None: PyTorch's).
 
     Shapes: ``forward(x_dyn [time, site, n_dynamic], x_static [site, n_static], forcing,
     warmup)`` -> ``DeltaOutput`` with ``outputs["Q_sim"]`` [time - warmup, basin] (mm/d); no HBV
@@ -45,9 +46,10 @@ class StreamflowLSTM(nn.Module):
     #: physical per-site inputs (the model contract): none
     site_inputs: tuple[str, ...] = ()
 
-    def __init__(self, n_dynamic: int, n_static: int, hidden: int = 256, dropout: float = 0.5):
+    def __init__(self, n_dynamic: int, n_static: int, hidden: int = 256, dropout: float = 0.5,
+                 forget_bias: float | None = None):
         super().__init__()
-        self.learner = LSTMNet(n_dynamic + n_static, 1, hidden=hidden, dropout=dropout)
+        self.learner = LSTMNet(n_dynamic + n_static, 1, hidden=hidden, dropout=dropout, forget_bias=forget_bias)
         # statistics of log10(sqrt(Q) + 0.1) on the training data (set by fit_target)
         self.register_buffer("q_mean", torch.tensor(0.0))
         self.register_buffer("q_std", torch.tensor(1.0))

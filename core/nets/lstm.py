@@ -21,14 +21,22 @@ class LSTMNet(nn.Module):
         ny: outputs per time step.
         hidden: LSTM hidden size H (paper: 256).
         dropout: dropout on the LSTM output (paper: 0.5).
+        forget_bias: initial forget-gate bias (the input-side bias of the forget gate; the
+            hidden-side one starts at 0), as neuralhydrology's ``initial_forget_bias`` (3 in its
+            CAMELS configs; Gers et al. 2000); None: PyTorch's uniform initialisation.
 
     Shapes: ``forward(x [time, site, nx]) -> [time, site, ny]`` (raw, unbounded).
     """
 
-    def __init__(self, nx: int, ny: int, hidden: int = 256, dropout: float = 0.5):
+    def __init__(self, nx: int, ny: int, hidden: int = 256, dropout: float = 0.5,
+                 forget_bias: float | None = None):
         super().__init__()
         self.linear_in = nn.Linear(nx, hidden)
         self.lstm = nn.LSTM(hidden, hidden)
+        if forget_bias is not None:  # PyTorch's gate order: input, forget, cell, output
+            with torch.no_grad():
+                self.lstm.bias_ih_l0[hidden:2 * hidden].fill_(float(forget_bias))
+                self.lstm.bias_hh_l0[hidden:2 * hidden].zero_()
         self.dropout = nn.Dropout(dropout)
         self.linear_out = nn.Linear(hidden, ny)
 

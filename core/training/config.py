@@ -171,6 +171,9 @@ class ModelConfig(_Strict):
     nmul: Int | None = Field(None, ge=1, description="HBV components n; None: the variant's default")
     hidden: Int = Field(256, ge=1, description="LSTM hidden size")
     dropout: Real = Field(0.5, ge=0.0, lt=1.0)
+    forget_bias: Real | None = Field(None, description="initial forget-gate bias of the LSTM learners "
+                                     "(the δ models' g_A and the LSTM baseline; neuralhydrology's "
+                                     "initial_forget_bias, 3 in its CAMELS configs); None: PyTorch's init")
     engine: Literal["auto", "fused", "compiled", "reference"] = Field(
         "auto", description="process-model implementation: auto (fused C++ kernel where no gradient "
         "is needed, else the fastest differentiable one), fused, compiled (VIC: torch.compile), reference")
@@ -217,10 +220,30 @@ class OptimConfig(_Strict):
     lr: LearningRate | None = Field(None, description="None: 1.0 for Adadelta, 1e-3 for Adam")
     rho_adadelta: Real = Field(0.9, gt=0, lt=1, description="Adadelta's ρ (Li & Lu 2023: 0.95)")
     weight_decay: Real = Field(0.0, ge=0, description="L2 weight decay (Li & Lu 2023: 1e-5)")
-    loss: Literal["auto", "rmse_comb", "masked_rmse"] = Field(
+    loss: Literal["auto", "rmse_comb", "masked_rmse", "nse_star"] = Field(
         "auto", description="training loss: rmse_comb (Feng et al. 2022 eq. 1-2, streamflow), "
-        "masked_rmse (RMSE over the valid days, Li & Lu 2023 eq. 13, soil moisture) plus the "
-        "model's own term (the range-boundary loss); auto: the task's")
+        "masked_rmse (RMSE over the valid days, Li & Lu 2023 eq. 13, soil moisture), nse_star "
+        "(Kratzert et al. 2019 eq. 2: squared errors over (s_b + 0.1)², s_b the site's training "
+        "standard deviation) plus the model's own term (the range-boundary loss); auto: the task's")
+    lr_schedule: dict[Annotated[int, Field(strict=True, ge=1)], Annotated[Real, Field(gt=0)]] | None = Field(
+        None, description="learning rate by epoch, {first epoch: lr} (neuralhydrology's "
+        "learning_rate: {1: 0.001, 11: 0.0005, 26: 0.0001}); epochs before the first key use "
+        "train.lr. None: train.lr throughout")
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _epoch_keys(cls, v):
+        """Epoch keys are integers; a saved config (YAML/JSON) may carry them as digit strings."""
+        if isinstance(v, dict):
+            out = {}
+            for k, lr in v.items():
+                if isinstance(k, str) and k.strip().isdigit():
+                    k = int(k)
+                if isinstance(k, bool) or not isinstance(k, int):
+                    raise ValueError(f"expected epoch numbers (integers ≥ 1) as keys; found {k!r}")
+                out[k] = lr
+            return out
+        return v
     alpha: Real = Field(0.25, ge=0.0, le=1.0, description="weight of the low-flow term of the loss")
     seed: Int = Field(0, ge=0, le=2**32 - 1, description="random seed (numpy takes 0 .. 2**32 - 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -355,6 +378,18 @@ PRESETS: dict[str, dict] = {
     },
 }
 PRESETS["camels432"] = {**PRESETS["paper432"], "preset": "camels432"}  # earlier name
+# the LSTM baseline at neuralhydrology's CAMELS settings (examples/06-Finetuning/531_basins.yml;
+# Kratzert et al. 2019): hidden 256, initial forget-gate bias 3, output dropout 0.4, Adam 1e-3
+# stepping down to 5e-4 and 1e-4, gradient-norm clip 1, batch 256; the paper protocol's data,
+# periods, 365-day windows after a 365-day warm-up and loss (train.loss: nse_star for NSE*)
+PRESETS["nh_lstm"] = {
+    "preset": "nh_lstm",
+    "data": {"sites": None},
+    "model": {"variant": "lstm", "hidden": 256, "dropout": 0.4, "forget_bias": 3.0},
+    "train": {"epochs": 30, "batch_size": 256, "rho": 365, "warmup": 365, "optimizer": "adam",
+              "lr": 0.001, "lr_schedule": {11: 0.0005, 26: 0.0001}, "grad_clip": 1.0,
+              "keep_checkpoints": 1000},
+}
 # SMAP soil moisture with the VIC-type model (Li & Lu 2023; docs/benchmark_smap.md): train on the
 # SPARSE cells in 2015-04..2016-03 (the states spun up by cycling that year), test on 2016-04..
 # 2017-03 on SPARSE and on the unseen NG cells. Mini-batches as hydroDL's optTrainSMAP: 100 cells

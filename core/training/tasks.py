@@ -22,7 +22,7 @@ import torch
 import xarray as xr
 
 from ..datasets.loader import site_coords
-from ..losses import masked_rmse, rmse_comb_loss
+from ..losses import masked_rmse, nse_star_loss, rmse_comb_loss
 from ..metrics import METRICS
 
 
@@ -80,16 +80,24 @@ def task_for(data_cfg) -> Task:
     return replace(task, **kw) if kw else task
 
 
-def _rmse_comb(sim: torch.Tensor, obs: torch.Tensor, train_cfg) -> torch.Tensor:
+def _rmse_comb(sim: torch.Tensor, obs: torch.Tensor, train_cfg, scale=None) -> torch.Tensor:
     return rmse_comb_loss(sim, obs, alpha=train_cfg.alpha)
 
 
-def _masked_rmse(sim: torch.Tensor, obs: torch.Tensor, train_cfg) -> torch.Tensor:
+def _masked_rmse(sim: torch.Tensor, obs: torch.Tensor, train_cfg, scale=None) -> torch.Tensor:
     return masked_rmse(sim, obs)
 
 
-#: loss name -> fn(sim [time, site], obs [time, site] with NaN gaps, train config) -> scalar
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {"rmse_comb": _rmse_comb, "masked_rmse": _masked_rmse}
+def _nse_star(sim: torch.Tensor, obs: torch.Tensor, train_cfg, scale=None) -> torch.Tensor:
+    if scale is None:
+        raise ValueError("the nse_star loss needs each site's standard deviation of the target (scale)")
+    return nse_star_loss(sim, obs, scale)
+
+
+#: loss name -> fn(sim [time, site], obs [time, site] with NaN gaps, train config,
+#: scale [site] = each site's standard deviation of the target over the training period) -> scalar
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {"rmse_comb": _rmse_comb, "masked_rmse": _masked_rmse,
+                                                  "nse_star": _nse_star}
 
 
 def loss_for(task: Task, train_cfg) -> Callable[..., torch.Tensor]:

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,7 @@ class Trainer:
         self.precision = resolve_precision(t.precision, self.device)
         if hasattr(self.model, "precision"):
             self.model.precision = self.precision
-        lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
+        lr = self._initial_lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
         if t.optimizer == "adadelta":
             self.optimizer = torch.optim.Adadelta(self.model.parameters(), lr=lr, rho=t.rho_adadelta,
                                                   weight_decay=t.weight_decay)
@@ -178,6 +179,10 @@ class Trainer:
         self.sampler = WindowSampler(data.target, t.warmup, t.rho, t.batch_size, seed=t.seed,
                                      sites=self.train_idx)
         self.iters = t.iters_per_epoch or self.sampler.iterations_per_epoch()
+        # each site's standard deviation of the target over the training days (NSE*'s s_b)
+        self.site_scale = _site_scale(data.target, data.spinup_days)
+        self.val_scale = (self.site_scale if self.val_data is data
+                          else _site_scale(self.val_data.target, self.val_data.spinup_days))
         # early stopping: the best validation score so far ("loss": lower is better, the loss or
         # minus the median NSE, validation_score), its epoch, validations since then
         self.best: dict = {"loss": None, "epoch": 0, "since": 0}
@@ -288,7 +293,7 @@ class Trainer:
         finally:
             self.model.train(was_training)
         sim, ob = torch.cat(sims, 1), torch.cat(obs, 1)
-        loss = float(self.loss_fn(sim, ob, t))
+        loss = float(self.loss_fn(sim, ob, t, scale=torch.from_numpy(self.val_scale[self.val_idx])))
         return {"val_loss": loss, "val_NSE": float(np.nanmedian(nse(sim.numpy(), ob.numpy())))}
 
     def _batch(self):
@@ -296,16 +301,16 @@ class Trainer:
         b, st = s.sample()
         return (as_tensor(s.gather(d.x_dyn, b, st), dev), as_tensor(d.x_static[b], dev),
                 as_tensor(s.gather(d.forcing, b, st), dev), as_tensor(s.gather(d.target, b, st)[s.warmup:], dev),
-                as_tensor(d.site_static[b], dev))
+                as_tensor(d.site_static[b], dev), as_tensor(self.site_scale[b], dev))
 
     def step(self) -> float:
         """One optimisation step on a fresh mini-batch; returns the loss: the task's data loss
         plus the model's own term (``aux_loss``: the range-boundary loss of the parameter
         learners; None for the δ models)."""
-        x, xs, f, obs, ss = self._batch()
+        x, xs, f, obs, ss, scale = self._batch()
         out = self.model(x, xs, f, warmup=self.sampler.warmup, site_static=ss)
         # the model names the output that is compared with the target (Q_sim, SM)
-        loss = self.loss_fn(out.outputs[self.model.target_output], obs, self.cfg.train)
+        loss = self.loss_fn(out.outputs[self.model.target_output], obs, self.cfg.train, scale=scale)
         aux = getattr(out, "aux_loss", None)
         if aux is not None:
             loss = loss + aux
@@ -317,6 +322,20 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
         return float(loss.detach())
+
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (1-based): ``train.lr_schedule``'s value of the latest
+        key ≤ epoch, else the optimiser's initial rate (``train.lr`` or its default)."""
+        rate = self._initial_lr
+        for first, lr in sorted((self.cfg.train.lr_schedule or {}).items()):
+            if first <= epoch:
+                rate = float(lr)
+        return rate
+
+    def _set_learning_rate(self, epoch: int) -> None:
+        # a function of the epoch alone, so a resumed run continues the schedule where it was
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(epoch)
 
     def fit(self) -> Run:
         """Train for the configured epochs (continuing after the last checkpoint).
@@ -341,6 +360,7 @@ class Trainer:
             for epoch in range(self.start_epoch + 1, (1 if calibrate else t.epochs) + 1):
                 if self.stopped_early:
                     break
+                self._set_learning_rate(epoch)
                 t0 = time.perf_counter()
                 losses = []
                 if calibrate is not None:
@@ -407,6 +427,16 @@ class Trainer:
                               f"continue with `hydrolens train --resume {run.run_id}`")
             raise
         return run
+
+
+def _site_scale(target: np.ndarray, skip: int = 0) -> np.ndarray:
+    """Each site's standard deviation of ``target [time, site]`` over its observed days after
+    the first ``skip`` (a cycled spin-up), float32 [site]; 0 for a site with fewer than two."""
+    obs = target[skip:]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN or one-value sites
+        sd = np.nanstd(obs, axis=0, ddof=1)
+    return np.nan_to_num(sd, nan=0.0).astype(np.float32)
 
 
 def _on_terminal() -> bool:

@@ -1,0 +1,64 @@
+"""The SMAP training-protocol ablations of docs/smap_tuning.md as a CSV and a Markdown table.
+
+Reads finished runs (run directories of `hydrolens train`) through core.runs and writes one
+row per run: what was varied (variant, optimiser, learning rate, gradient clip, precision, the
+validation protocol), how long it trained (epochs, best epoch, updates at the best epoch, wall
+time), the validation figure the choice is made on (the best epoch's median NSE on the
+validation cells), and, reported only, the test-year medians on the training cells (SPARSE) and
+on the unseen NG cells.
+
+    python scripts/smap_tuning_table.py RUN_DIR ... --csv docs/smap_tuning.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.runs import RunStore  # noqa: E402
+
+
+def row(path: Path) -> dict:
+    run = RunStore(path.parent).get(path.name)
+    cfg, st, log = run.config(), run.status(), run.train_log()
+    t, d = cfg["train"], cfg["data"]
+    best = int(st.get("best_epoch") or log["epoch"].max())
+    at_best = log.loc[log["epoch"] == best].iloc[0]
+    val = (f"{d.get('val_sites')} cells" if d.get("val_sites") else f"{t.get('val_fraction')} of training cells")
+    return {
+        "run": run.run_id, "variant": cfg["model"]["variant"], "coupling": cfg["model"].get("coupling", "direct"),
+        "optimizer": t["optimizer"], "lr": t.get("lr"), "grad_clip": t.get("grad_clip"),
+        "precision": st.get("precision", t.get("precision")), "param_bound": cfg["model"].get("param_bound"),
+        "validation": f"{val}, {t.get('val_metric', 'loss')}", "seed": t["seed"],
+        "epochs_run": int(log["epoch"].max()), "best_epoch": best,
+        "updates_at_best": int(at_best.get("updates", best * st.get("iters_per_epoch", 0))),
+        "wall_s": round(float(log["seconds"].sum()), 1),
+        "val_median_nse_at_best": round(float(at_best["val_NSE"]), 3),
+        "test_sparse_median_nse": round(float(st["median_nse"]), 3),
+        "test_ng_median_nse": round(float(st["median_nse_unseen"]), 3),
+        "test_ng_median_rmse": round(float(st["median_rmse_unseen"]), 4),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories")
+    ap.add_argument("--csv", type=Path, help="write the table here as CSV")
+    args = ap.parse_args(argv)
+    table = pd.DataFrame([row(p.resolve()) for p in args.runs])
+    if args.csv:
+        args.csv.write_text(table.to_csv(index=False), encoding="utf-8")
+    cols = list(table.columns)
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in table.itertuples(index=False):
+        print("| " + " | ".join("–" if pd.isna(v) else str(v) for v in r) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
