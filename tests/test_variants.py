@@ -109,3 +109,82 @@ def test_registry_has_the_paper_family():
             "delta_n_nnr", "lstm"} <= set(VARIANTS)
     assert VARIANTS["delta_n_nnr"].nn_recharge and VARIANTS["lstm"].family == "lstm"
     assert VARIANTS["delta1"].nmul == 1 and VARIANTS["delta_n_gamma_beta"].dynamic == ("BETA", "GAMMA")
+
+
+class _GivenOutput(torch.nn.Module):
+    """g_A replaced by a given output (logits [time, site, ny]), to test the hand-over alone."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def features(self, x):
+        return self.logits
+
+    def head(self, h, rows=None):
+        return h if rows is None else h[..., rows]
+
+
+@pytest.mark.parametrize("dynamic", [(), ("BETA", "GAMMA")])
+def test_feng2022_conventions_hand_over_from_the_last_warmup_day_and_route_from_zero(dynamic):
+    """model.conventions feng2022 (Feng et al.'s release, hydrodl2 1.4.0; scripts/compare_hydrodl2.py
+    matches hydrodl2 to 5e-6 mm/d with it): the warm-up runs with the learner's output of day
+    warmup - 1, the window is routed from zero, SM is floored at 1e-5 mm. hydrolens: the window's
+    parameters spin up and the last 14 warm-up days are the routing history."""
+    from core.physics import gamma_unit_hydrograph, route
+
+    torch.manual_seed(0)
+    nt, nb, nmul, warmup = 120, 3, 4, 60
+    forcing = synthetic_forcing(nt, nb, dtype=torch.float32)
+    n_par = 12 + ("GAMMA" in dynamic)
+    logits = torch.randn(nb, n_par * nmul + 2) + 0.3 * torch.randn(nt, nb, n_par * nmul + 2).cumsum(0)
+    runs = {}
+    for conv in ("hydrolens", "feng2022"):
+        m = DeltaModel(n_dynamic=1, n_static=0, nmul=nmul, dynamic=dynamic, use_gamma="GAMMA" in dynamic,
+                       conventions=conv, engine="reference")
+        m.learner = _GivenOutput(logits)
+        with torch.no_grad():
+            runs[conv] = (m, m(torch.zeros(nt, nb, 1), torch.zeros(nb, 0), forcing, warmup=warmup))
+    m, out = runs["feng2022"]
+    assert m.backbone.sm_floor == 1e-5 and runs["hydrolens"][0].backbone.sm_floor == 0.0
+    # the warm-up by hand: every parameter from day warmup - 1, static
+    u = torch.sigmoid(logits[warmup - 1])
+    specs = m.backbone.parameter_specs
+    hbv_u = u[:, : n_par * nmul].reshape(nb, n_par, nmul)
+    p_warm = {s.name: s.scale(hbv_u[:, i]).unsqueeze(0) for i, s in enumerate(specs)}
+    warm = m.backbone(forcing[:warmup], p_warm)
+    p_win = {n: out.params[n] for n in m.backbone.parameter_names}
+    res = m.backbone(forcing[warmup:], p_win, warm.final_state)
+    uh = gamma_unit_hydrograph(out.params["route_a"], out.params["route_b"])
+    torch.testing.assert_close(out.outputs["Q_sim"], route(res.outputs["Q_unrouted"], uh, None))
+    # hydrolens hands over differently: from the window's parameters, routed with history
+    m_h, out_h = runs["hydrolens"]
+    p_last = {n: out_h.params[n][-1:] for n in m_h.backbone.parameter_names}
+    warm_h = m_h.backbone(forcing[:warmup], p_last)
+    res_h = m_h.backbone(forcing[warmup:], {n: out_h.params[n] for n in m_h.backbone.parameter_names},
+                         warm_h.final_state)
+    hist = warm_h.outputs["Q_unrouted"][-14:]
+    torch.testing.assert_close(out_h.outputs["Q_sim"], route(res_h.outputs["Q_unrouted"], uh, hist))
+    assert not torch.allclose(out.outputs["Q_sim"][:14], out_h.outputs["Q_sim"][:14])
+
+
+def test_the_soil_moisture_floor_creates_water_only_under_feng2022():
+    """Dry days: HydroLens lets ET empty SM (balance exact); the release floors SM at 1e-5 mm."""
+    nb, nmul = 2, 3
+    forcing = torch.zeros(40, nb, 3)
+    forcing[..., 1], forcing[..., 2] = 20.0, 12.0  # warm, no rain, PET above LP·FC: ET takes all SM
+    for floor in (0.0, 1e-5):
+        hbv = HBV(nmul=nmul, engine="reference", sm_floor=floor)
+        p = random_params(hbv, 1, nb, dtype=torch.float32, seed=1)
+        p["LP"], p["FC"] = torch.full_like(p["LP"], 0.2), torch.full_like(p["FC"], 50.0)
+        state = {k: v.clone() for k, v in hbv.initial_state(nb).items()}
+        state["SM"] = torch.full((nb, nmul), 5.0)
+        out = hbv(forcing, p, state, return_components=True)
+        sm = out.components["SM"]
+        if floor:
+            assert float(sm.min()) >= 1e-5 - 1e-12 and float(sm[-1].min()) == pytest.approx(1e-5)
+        else:
+            assert float(sm[-1].max()) == 0.0  # emptied by ET, never below 0
+            assert float(sm.min()) >= 0
+    with pytest.raises(ValueError, match="soil-moisture floor"):
+        HBV(nmul=1, engine="fused", sm_floor=1e-5)

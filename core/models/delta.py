@@ -5,7 +5,9 @@ static CAMELS attributes and outputs, per basin, ``nmul`` sets of HBV parameters
 parameters. Static parameters are the learner's output on the last day of the input window;
 parameters listed as dynamic (BETA and/or GAMMA) take the learner's output of each day. The HBV
 is first run without gradient over the warm-up days with the static parameters (a dynamic
-parameter uses its static value there), and its final state starts the target window.
+parameter uses its last day's value there), and its final state starts the target window; the
+routing takes the last 14 warm-up days as history. ``conventions="feng2022"`` switches to the
+release's hand-over instead (:data:`CONVENTIONS`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ from torch import nn
 
 from ..nets import LSTMNet, with_static
 from ..physics import HBV, ROUTING_PARAMETERS, UH_LENGTH, RechargeNet, gamma_unit_hydrograph, route
+
+
+#: How the warm-up hands over to the target window (docs/models.md, "Conventions"):
+#: ``warmup_parameters`` "last_day" (the window's static parameters, and the last day's value of
+#: a dynamic one) or "warmup_end" (the learner's output on day warmup − 1, as Feng et al.'s
+#: release, rnn.py ``parameters[bufftime-1]``, and hydrodl2); ``route_history``: route the
+#: window with the last 14 warm-up days of unrouted Q as history (else from zero);
+#: ``sm_floor``: SM floor after ET in mm (hydrodl2's ``nearzero``).
+CONVENTIONS: dict[str, dict] = {
+    "hydrolens": {"warmup_parameters": "last_day", "route_history": True, "sm_floor": 0.0},
+    "feng2022": {"warmup_parameters": "warmup_end", "route_history": False, "sm_floor": 1e-5},
+}
 
 
 @dataclass
@@ -50,15 +64,22 @@ class DeltaModel(nn.Module):
         nn_recharge: δn(NN_r): the recharge equation is replaced by ``RechargeNet`` (trained
             with the learner; runs the reference HBV loop).
         forget_bias: initial forget-gate bias of g_A (``LSTMNet``; None: PyTorch's init).
+        conventions: ``"hydrolens"`` or ``"feng2022"`` (Feng et al.'s dPLHBVrelease and hydrodl2
+            1.4.0): how the warm-up hands over to the window, see :data:`CONVENTIONS`.
     """
 
     def __init__(self, n_dynamic: int, n_static: int, nmul: int = 16,
                  dynamic: tuple[str, ...] = (), use_gamma: bool = False,
                  hidden: int = 256, dropout: float = 0.5, engine: str = "auto",
-                 nn_recharge: bool = False, forget_bias: float | None = None):
+                 nn_recharge: bool = False, forget_bias: float | None = None,
+                 conventions: str = "hydrolens"):
         super().__init__()
+        if conventions not in CONVENTIONS:
+            raise ValueError(f"conventions must be one of {tuple(CONVENTIONS)}, got {conventions!r}")
+        self.conventions = conventions
         self.backbone = HBV(nmul=nmul, use_gamma=use_gamma or "GAMMA" in dynamic, engine=engine,
-                            recharge_net=RechargeNet() if nn_recharge else None)
+                            recharge_net=RechargeNet() if nn_recharge else None,
+                            sm_floor=CONVENTIONS[conventions]["sm_floor"])
         specs = self.backbone.parameter_specs
         bad = [d for d in dynamic if d not in {s.name for s in specs if s.dynamic_capable}]
         if bad:
@@ -102,8 +123,13 @@ class DeltaModel(nn.Module):
             [time - dynamic_from, basin, nmul]; routing (route_a, route_b): [site].
         """
         h = self.learner.features(self.learner_inputs(x_dyn, x_static))
+        return self._params_from_hidden(h, h[-1], dynamic_from)
+
+    def _params_from_hidden(self, h: torch.Tensor, h_static: torch.Tensor, dynamic_from: int) -> dict[str, torch.Tensor]:
+        """``parameters_from`` on the learner's hidden states ``h`` [time, site, H], the static
+        parameters (and routing) from ``h_static`` [site, H]."""
         nb, nm, nh = h.shape[1], self.nmul, self.n_hbv
-        last = torch.sigmoid(self.learner.head(h[-1]))                     # [site, ny]
+        last = torch.sigmoid(self.learner.head(h_static))                  # [site, ny]
         hbv_last = last[:, : nh * nm].reshape(nb, nh, nm).unsqueeze(0)     # [1, basin, n_hbv, nmul]
         specs = self.backbone.parameter_specs
         dyn_idx = [i for i, s in enumerate(specs) if s.name in self.dynamic]
@@ -139,16 +165,22 @@ class DeltaModel(nn.Module):
         nt = forcing.shape[0]
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
-        params = self.parameters_from(x_dyn, x_static, dynamic_from=warmup)
+        conv = CONVENTIONS[self.conventions]
+        h = self.learner.features(self.learner_inputs(x_dyn, x_static))
+        params = self._params_from_hidden(h, h[-1], dynamic_from=warmup)
         hbv_names = self.backbone.parameter_names
-        static = {n: params[n][-1:] for n in hbv_names}
         q_before = None
         if warmup > 0:
             with torch.no_grad():
-                warm = self.backbone(forcing[:warmup], {k: v.detach() for k, v in static.items()}, state)
+                if conv["warmup_parameters"] == "last_day":
+                    static = {n: params[n][-1:].detach() for n in hbv_names}
+                else:  # the learner's output on the last warm-up day, every parameter static
+                    wp = self._params_from_hidden(h[warmup - 1:warmup], h[warmup - 1], dynamic_from=0)
+                    static = {n: wp[n][-1:].detach() for n in hbv_names}
+                warm = self.backbone(forcing[:warmup], static, state)
             state = warm.final_state
             tail = warm.outputs["Q_unrouted"][-(UH_LENGTH - 1):]
-            if tail.shape[0] == UH_LENGTH - 1:
+            if conv["route_history"] and tail.shape[0] == UH_LENGTH - 1:
                 q_before = tail
         window = {n: params[n] for n in hbv_names}
         res = self.backbone(forcing[warmup:], window, state)

@@ -89,6 +89,7 @@ def hbv_step(
     state: tuple[torch.Tensor, ...],
     p: Mapping[str, torch.Tensor],
     recharge_net: "RechargeNet | None" = None,
+    sm_floor: float = 0.0,
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """One day of HBV for all basins and components.
 
@@ -101,6 +102,9 @@ def hbv_step(
             optionally, ``GAMMA``.
         recharge_net: δn(NN_r): compute RECHARGE with this network instead of the soil-wetness
             power law (see ``RechargeNet``); None: the standard HBV.
+        sm_floor: raise SM to at least this after ET (mm; 0: no floor). Feng et al.'s release and
+            hydrodl2 floor SM at 1e-5 mm (``nearzero``), which creates that water; HydroLens's
+            own convention is 0, so the mass balance closes exactly.
 
     Returns:
         (new_state, fluxes): new_state as ``state``; fluxes in ``HBV_FLUXES`` order, each
@@ -136,6 +140,8 @@ def hbv_step(
         eta = eta ** p["GAMMA"]
     et = torch.minimum(PET * eta, sm)
     sm = sm - et
+    if sm_floor:
+        sm = torch.clamp(sm, min=sm_floor)
 
     # upper and lower zones
     suz = suz + recharge + excess
@@ -168,6 +174,9 @@ class HBV(torch.nn.Module):
         recharge_net: a ``RechargeNet`` for δn(NN_r) (its weights become parameters of this
             module); the fused kernel has no network inside its loop, so this model always runs
             the reference loop (``engine="fused"`` raises ValueError).
+        sm_floor: soil-moisture floor after ET (mm; ``hbv_step``): 0 (HydroLens), 1e-5 for
+            Feng et al.'s release conventions; a floor runs the reference loop (``engine="fused"``
+            raises ValueError).
 
     Contract (see DESIGN.md): ``forward(forcing [time, site, 3], params name -> [time or 1,
     basin, nmul], state=None)`` -> ``HBVResult``. Static parameters have a leading dimension of 1,
@@ -177,7 +186,7 @@ class HBV(torch.nn.Module):
     ENGINES = ("auto", "fused", "reference")
 
     def __init__(self, nmul: int = 16, use_gamma: bool = False, init_storage: float = 0.001,
-                 engine: str = "auto", recharge_net: RechargeNet | None = None):
+                 engine: str = "auto", recharge_net: RechargeNet | None = None, sm_floor: float = 0.0):
         super().__init__()
         if nmul < 1:
             raise ValueError(f"nmul must be ≥ 1, got {nmul}")
@@ -186,14 +195,18 @@ class HBV(torch.nn.Module):
         if recharge_net is not None and engine == "fused":
             raise ValueError("engine 'fused' cannot run a recharge network (δn(NN_r)); use 'auto' "
                              "or 'reference'")
+        if sm_floor and engine == "fused":
+            raise ValueError("engine 'fused' has no soil-moisture floor (the feng2022 conventions); "
+                             "use 'auto' or 'reference'")
         self.recharge_net = recharge_net
+        self.sm_floor = float(sm_floor)
         self.nmul = nmul
         self.use_gamma = use_gamma
         self.init_storage = init_storage
         self.engine = engine
 
     def _use_fused(self, device: torch.device) -> bool:
-        if self.engine == "reference" or self.recharge_net is not None:
+        if self.engine == "reference" or self.recharge_net is not None or self.sm_floor:
             return False
         if self.engine == "fused":
             if device.type != "cpu":
@@ -268,7 +281,7 @@ class HBV(torch.nn.Module):
         if self._use_fused(forcing.device):
             return self._forward_fused(forcing, params, state, return_components)
         def day(f, st, p_t):
-            st, fl = hbv_step(*f, st, p_t, self.recharge_net)
+            st, fl = hbv_step(*f, st, p_t, self.recharge_net, self.sm_floor)
             return st, (*st, *fl)
 
         outputs, comps, st = run_days(day, forcing, params, self.parameter_names,

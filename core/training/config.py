@@ -171,6 +171,12 @@ class ModelConfig(_Strict):
     nmul: Int | None = Field(None, ge=1, description="HBV components n; None: the variant's default")
     hidden: Int = Field(256, ge=1, description="LSTM hidden size")
     dropout: Real = Field(0.5, ge=0.0, lt=1.0)
+    conventions: Literal["hydrolens", "feng2022"] = Field(
+        "hydrolens", description="δ models: how the warm-up hands over to the window. hydrolens: "
+        "the window's parameters spin up, routing takes the last 14 warm-up days as history, no "
+        "soil-moisture floor (mass balance closes exactly); feng2022 (Feng et al.'s release, "
+        "hydrodl2): the learner's output on the last warm-up day spins up, routing starts from zero, "
+        "SM floored at 1e-5 mm (runs the reference HBV loop). docs/models.md, Conventions")
     forget_bias: Real | None = Field(None, description="initial forget-gate bias of the LSTM learners "
                                      "(the δ models' g_A and the LSTM baseline; neuralhydrology's "
                                      "initial_forget_bias, 3 in its CAMELS configs); None: PyTorch's init")
