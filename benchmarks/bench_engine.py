@@ -4,14 +4,21 @@ Prints medians of repeated runs in one process (ratios are taken within this pro
 
   1. HBV forward+backward, 100 basins x 730 days (365 warm-up without gradient + 365 with),
      nmul 16, dynamic BETA and GAMMA, gamma-UH routing on: fused, reference, ratio.
-  2. full dPL training step (LSTM g_A hidden 256 + HBV + routing + loss + Adadelta step).
+  2. the full dPL training step as `hydrolens train --preset paper432` runs it: ``Trainer.step``
+     itself (flush_denormals, the thread count, batch 100 x (365 warm-up + 365) days of real
+     Caravan basins, LSTM g_A hidden 256 + HBV + routing + loss + Adadelta) in fp32 and under
+     bf16 autocast (``train.precision``), and at hidden 64 (the bench432 preset); the ratio on
+     its own line, ``step speed-up bf16 vs fp32: R.Rx``.
   3. HBV forward+backward over 365, 730 and 1460 days (gradient over the whole window).
   4. forward of 671 basins x 5479 days (HBV alone, and with the LSTM), time and peak RSS,
      each in a fresh subprocess so peak RSS is its own.
   5. one CLI training epoch (demo data, 10 iterations) with engine fused and reference.
   6. the same 1-2 on CUDA when a GPU is present.
 
+The CPU model and its bf16/AMX flags are printed first.
+
 Run:  .venv/bin/python benchmarks/bench_engine.py [--reps 5] [--threads 2] [--skip-cli]
+      [--data-root PATH] [--only-step]
 """
 
 from __future__ import annotations
@@ -35,7 +42,11 @@ import torch  # noqa: E402
 
 from core.models import DeltaModel  # noqa: E402
 from core.physics import HBV, ROUTING_PARAMETERS, gamma_unit_hydrograph, route  # noqa: E402
+from core._runtime import cpu_description, flush_denormals  # noqa: E402
+from core.runs import RunStore  # noqa: E402
 from core.training import rmse_comb_loss  # noqa: E402
+from core.training.config import compose_config  # noqa: E402
+from core.training.trainer import Trainer  # noqa: E402
 
 
 def synthetic(nt: int, nb: int, device="cpu", seed=0):
@@ -117,6 +128,20 @@ def bench_step(engine: str, reps: int, device="cpu", nb=100, hidden=256) -> floa
     return timeit(step, reps, sync)
 
 
+def trainer_step(preset: str, precision: str, reps: int, threads: int, data_root: str | None,
+                 engine: str = "auto", hidden: int | None = None) -> float:
+    """Median seconds of ``Trainer.step`` of ``preset`` (delta_n_gamma_beta, 100 basins), after
+    one untimed step."""
+    cfg = compose_config(preset, overrides={
+        "model.variant": "delta_n_gamma_beta", "model.engine": engine, "model.hidden": hidden,
+        "train.precision": precision, "train.threads": threads, "data.root": data_root,
+        "data.sites": "100"})
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = Trainer(cfg, RunStore(tmp).create(f"bench-{preset}-{precision}"), progress=False)
+        tr.model.train()
+        return timeit(tr.step, reps, warmup=1)
+
+
 def big_forward_child(kind: str, engine: str) -> None:
     """Run in a subprocess: forward of 671 x 5479 (chunks of 64 basins for the LSTM)."""
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
@@ -178,6 +203,20 @@ def cli_epoch(engine: str) -> float:
         return float(log[1].split(",")[2])
 
 
+def step_section(a) -> None:
+    """Section 2: Trainer.step in fp32 and bf16 at hidden 256 and 64, and the reference HBV."""
+    fp32 = trainer_step("paper432", "fp32", a.reps, a.threads, a.data_root)
+    bf16 = trainer_step("paper432", "bf16", a.reps, a.threads, a.data_root)
+    print(f"2. full dPL training step (Trainer.step, paper432: LSTM 256 + HBV + loss + Adadelta, "
+          f"100 basins x 730 d): fp32 {fp32:.3f} s | bf16 {bf16:.3f} s")
+    print(f"step speed-up bf16 vs fp32: {fp32 / bf16:.1f}x")
+    h64 = {p: trainer_step("bench432", p, a.reps, a.threads, a.data_root) for p in ("fp32", "bf16")}
+    print(f"2b. the same step at hidden 64 (bench432: Adam): fp32 {h64['fp32']:.3f} s | "
+          f"bf16 {h64['bf16']:.3f} s | {h64['fp32'] / h64['bf16']:.1f}x")
+    ref = trainer_step("paper432", "fp32", max(3, a.reps // 2), a.threads, a.data_root, engine="reference")
+    print(f"2c. paper432 step with the reference HBV loop (fp32): {ref:.3f} s ({ref / fp32:.1f}x the fused)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
@@ -187,11 +226,18 @@ def main() -> None:
     ap.add_argument("--only-big", action="store_true", help="run only section 4")
     ap.add_argument("--child", choices=["hbv", "full"])
     ap.add_argument("--engine", default="auto")
+    ap.add_argument("--data-root", default=None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)")
+    ap.add_argument("--only-step", action="store_true", help="run only section 2 (Trainer.step)")
     a = ap.parse_args()
     if a.child:
         return big_forward_child(a.child, a.engine)
     torch.set_num_threads(a.threads)
+    flush_denormals()  # as training does (core/_runtime.py)
+    cpu = cpu_description()
+    print(f"CPU: {cpu['cpu']}; bf16 flags: {', '.join(cpu['bf16_flags']) or 'none'}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, reps {a.reps} (medians)")
+    if a.only_step:
+        return step_section(a)
     if a.only_big:
         for kind in ("hbv", "full"):
             print(f"4. forward 671x5479 {kind}: {big_forward(kind, 'auto', a.threads)}")
@@ -201,12 +247,7 @@ def main() -> None:
     r = bench_hbv("reference", 730, 365, a.reps)
     print(f"1. HBV fwd+bwd 100x730 (365 warm-up), nmul 16, dyn BETA+GAMMA, routing: "
           f"fused {f:.3f} s | reference {r:.3f} s | ratio {r / f:.1f}x")
-    sf = bench_step("fused", a.reps)
-    sr = bench_step("reference", max(3, a.reps // 2))
-    print(f"2. full dPL training step (LSTM 256 + HBV + loss + Adadelta): fused {sf:.3f} s | "
-          f"reference {sr:.3f} s")
-    s64 = bench_step("fused", a.reps, hidden=64)
-    print(f"2b. the same step at LSTM hidden 64 (fused): {s64:.3f} s")
+    step_section(a)
     times = {nt: bench_hbv("fused", nt, 0, a.reps) for nt in (365, 730, 1460)}
     print("3. HBV fwd+bwd, gradient over the whole window, fused: " +
           ", ".join(f"{nt} d {t:.3f} s" for nt, t in times.items()) +
