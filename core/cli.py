@@ -401,18 +401,23 @@ jobs_app = typer.Typer(cls=_Group, add_completion=False, pretty_exceptions_enabl
 app.add_typer(jobs_app, name="jobs")
 
 
-def _runner(out: Optional[Path], max_jobs: Optional[int] = None):
+SCHEDULER_HELP = ("Dask scheduler (tcp://HOST:PORT) to run the job on (default $HYDROLENS_SCHEDULER; "
+                  "none: this machine); the run store must be a path every worker sees")
+
+
+def _runner(out: Optional[Path], max_jobs: Optional[int] = None, scheduler: Optional[str] = None):
     from .jobs import JobRunner
 
-    return JobRunner(_store(out), max_running=max_jobs)
+    return JobRunner(_store(out), max_running=max_jobs, scheduler=scheduler)
 
 
 def _job_line(runner, job) -> str:
     p = runner.progress(job)
     eta = f" ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
     loss = f" loss {p.loss:.4f}" if p.loss is not None else ""
+    where = f"  [dask {job.info.get('scheduler')}]" if job.info.get("executor") == "dask" else ""
     return (f"{job.job_id:<28} {job.state:<10} {job.run_id or '-':<34} "
-            f"epoch {p.epoch}/{p.epochs} it {p.iteration}/{p.iters}{loss}{eta}  {job.label}")
+            f"epoch {p.epoch}/{p.epochs} it {p.iteration}/{p.iters}{loss}{eta}  {job.label}{where}")
 
 
 @jobs_app.callback(invoke_without_command=True)
@@ -449,15 +454,16 @@ def jobs_submit(
     name: Optional[str] = typer.Option(None, help="run name"),
     data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root"),
     max_jobs: Optional[int] = typer.Option(None, min=1, help="jobs running at once"),
+    scheduler: Optional[str] = typer.Option(None, help=SCHEDULER_HELP),
     out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
 ):
-    """Queue a training run (trained and evaluated in the background)."""
+    """Queue a training run (trained and evaluated in the background, here or on a Dask cluster)."""
     from .training.config import compose_config
 
     cfg = compose_config(preset, overrides={
         "model.variant": variant, "data.sites": basins, "train.epochs": epochs, "train.device": device,
         "name": name, "data.root": str(data_root) if data_root else None})
-    runner = _runner(out, max_jobs)
+    runner = _runner(out, max_jobs, scheduler)
     job = runner.submit_train(cfg.to_dict())
     typer.echo(f"job {job.job_id} ({job.state}) trains run {job.run_id}; log {job.log_path}")
 
@@ -473,9 +479,19 @@ def jobs_cancel(job_id: str = typer.Argument(..., help="job id (see `hydrolens j
 @_jobs_command("resume")
 def jobs_resume(job_id: str = typer.Argument(..., help="job id of an ended job"),
                 epochs: Optional[int] = typer.Option(None, min=1, help="train to this many epochs"),
+                scheduler: Optional[str] = typer.Option(None, help=SCHEDULER_HELP + "; default: "
+                                                        "where the ended job ran"),
                 out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Queue a job that continues an ended job's run from its last checkpoint."""
-    job = _runner(out).resume(job_id, epochs=epochs)
+    runner = _runner(out)
+    if scheduler:
+        from .jobs import JobRunner
+
+        old = runner.get(job_id)
+        job = JobRunner(runner.store, scheduler=scheduler).submit_resume(
+            old.run_id, epochs=epochs, device=old.device) if old.final and old.run_id else runner.resume(job_id, epochs)
+    else:
+        job = runner.resume(job_id, epochs=epochs)
     typer.echo(f"job {job.job_id} ({job.state}) resumes run {job.run_id}")
 
 
@@ -487,6 +503,69 @@ def jobs_wait(job_ids: list[str] = typer.Argument(..., help="job ids"),
     jobs = runner.wait(job_ids, log=typer.echo)
     if any(j.state != "done" for j in jobs):
         raise typer.Exit(1)
+
+
+cluster_app = typer.Typer(cls=_Group, add_completion=False, pretty_exceptions_enable=False,
+                          help="Start a Dask cluster for jobs (`hydrolens jobs submit --scheduler ADDRESS` "
+                               "or $HYDROLENS_SCHEDULER): on this machine, or SLURM jobs through "
+                               "dask-jobqueue. docs/scaling.md")
+app.add_typer(cluster_app, name="cluster")
+
+
+def _serve_cluster(cluster, what: str) -> None:
+    """Print where the cluster is and keep it up until Ctrl-C (or SIGTERM)."""
+    import signal
+    import time
+
+    address = cluster.scheduler_address
+    typer.echo(f"{what}\nscheduler {address}\ndashboard {cluster.dashboard_link}\n"
+               f"use it: export HYDROLENS_SCHEDULER={address}   (or --scheduler {address})\n"
+               "Ctrl-C stops the cluster")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        typer.echo("stopping the cluster")
+    finally:
+        cluster.close()
+
+
+@cluster_app.command("local", cls=_Command)
+def cluster_local(
+    workers: int = typer.Option(2, min=1, help="worker processes"),
+    threads: int = typer.Option(1, min=1, help="threads per worker (torch threads of its jobs)"),
+    dashboard: str = typer.Option(":8787", help="dashboard address"),
+):
+    """Start a Dask LocalCluster of worker processes on this machine and print its address."""
+    def run():
+        from .cluster import start_local_cluster
+
+        cluster = start_local_cluster(workers, threads, dashboard_address=dashboard)
+        _serve_cluster(cluster, f"Dask LocalCluster: {workers} worker process(es) x {threads} thread(s)")
+    _guarded(run)()
+
+
+@cluster_app.command("slurm", cls=_Command)
+def cluster_slurm(
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False,
+                                help="YAML: queue, account, cores, memory, walltime, gpus, python, setup, "
+                                     "extra_directives"),
+    jobs: int = typer.Option(1, min=1, help="SLURM jobs (one Dask worker each)"),
+    print_script: bool = typer.Option(False, "--print-script", help="print the job script and exit"),
+):
+    """Start Dask workers as SLURM jobs (dask-jobqueue SLURMCluster) and print the scheduler address."""
+    def run():
+        from .cluster import read_slurm_config, slurm_cluster
+
+        cluster = slurm_cluster(read_slurm_config(config))
+        if print_script:
+            typer.echo(cluster.job_script())
+            cluster.close()
+            return
+        cluster.scale(jobs=jobs)
+        _serve_cluster(cluster, f"SLURMCluster: {jobs} job(s) submitted (squeue shows them)")
+    _guarded(run)()
 
 
 @_command()

@@ -19,6 +19,18 @@ killed without writing its result is reported ``failed`` (interrupted) and its r
 
 Progress (epoch, iteration, loss, seconds per iteration, ETA) is read from the run's own
 status.json, so what the page shows is what the trainer wrote.
+
+Executors. ``local`` (the default) is the above. ``dask`` (a scheduler given as ``scheduler=``,
+``--scheduler`` or ``$HYDROLENS_SCHEDULER``; :mod:`core.cluster`) hands every queued job to the
+Dask cluster at once as a detached task (:func:`run_job_task`; the cluster decides when and
+where it runs, a CUDA job asks for ``resources={"GPU": 1}``). The task runs the same command on
+a worker, writes ``worker.json`` (host, worker, pid) and touches ``heartbeat`` every second,
+forwards a ``cancel`` file as SIGTERM within a second, and writes result.json. If its worker
+dies, the trainer child gets SIGTERM (the run stays resumable at its last finished epoch) and
+the scheduler runs the task again on another worker, which resumes the run from its last
+checkpoint. Job state lives in the same files, so ``hydrolens jobs``, the explorer's Jobs tab,
+wait, cancel and resume behave the same whichever executor runs a job. The run store must be a
+path every worker sees (a shared filesystem).
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .cluster import ClusterError, cluster_info, connect, scheduler_address, submit_detached
 from .runs import RunStore, write_json_atomic
 from .runs.io import now_iso
 from .runs.safety import process_alive, process_started
@@ -49,6 +62,10 @@ DEFAULT_MAX_RUNNING = int(os.environ.get("HYDROLENS_MAX_JOBS", "1") or 1)
 JOB_STATES = ("queued", "running", "cancelling", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
 _LIVE_PROCS: dict[int, subprocess.Popen] = {}  # workers started by this process, reaped in pump()
+#: A Dask job whose heartbeat is older than this (s) has lost its worker.
+HEARTBEAT_STALE_S = 30.0
+#: How long a Dask task waits for its run's lock (a killed attempt's trainer still stopping).
+RUN_LOCK_WAIT_S = 120.0
 
 
 class JobError(ValueError):
@@ -148,14 +165,24 @@ class JobRunner:
 
     Args:
         store: the run store (jobs live in ``<store>/.jobs``); a path or RunStore.
-        max_running: jobs running at once (default $HYDROLENS_MAX_JOBS or 1).
+        max_running: local jobs running at once (default $HYDROLENS_MAX_JOBS or 1); a Dask
+            cluster schedules its own.
+        scheduler: a Dask scheduler address (default ``$HYDROLENS_SCHEDULER``): new jobs run on
+            that cluster (executor ``dask``); None: on this machine.
     """
 
     def __init__(self, store: RunStore | str | os.PathLike | None = None,
-                 max_running: int | None = None):
+                 max_running: int | None = None, scheduler: str | None = None):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.root = self.store.root / JOBS_DIR
         self.max_running = max(1, int(max_running or DEFAULT_MAX_RUNNING))
+        #: the Dask scheduler new jobs go to (None: this machine), see core.cluster
+        self.scheduler = scheduler_address(scheduler)
+
+    @property
+    def executor(self) -> str:
+        """Where new jobs run: ``local`` or ``dask``."""
+        return "dask" if self.scheduler else "local"
 
     # -- submitting ---------------------------------------------------------------------------
     def submit_train(self, config: dict[str, Any], label: str | None = None,
@@ -195,6 +222,17 @@ class JobRunner:
         for job in self.jobs(pump=False):
             if job.run_id == run_id and not job.final:
                 raise JobError(f"run {run_id} already has job {job.job_id} ({job.state})")
+        dashboard = None
+        if self.scheduler:  # refuse here what the cluster could never run
+            try:
+                info = cluster_info(connect(self.scheduler))
+                dashboard = info.dashboard
+            except ClusterError as e:
+                raise JobError(str(e)) from None
+            if device == "cuda" and info.gpus < 1:
+                raise JobError(f"the job asks for CUDA, but no worker of the cluster at {self.scheduler} "
+                               "offers a GPU; start GPU workers with `dask worker ADDRESS --resources "
+                               "GPU=1`, or use device cpu")
         # sortable by submission time (ms), unique across processes
         job_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + uuid.uuid4().hex[:4]
         path = self.root / job_id
@@ -205,7 +243,8 @@ class JobRunner:
             args += ["--device", device]
         write_json_atomic(path / "job.json", {
             "job_id": job_id, "state": "queued", "label": label, "run_id": run_id, "args": args,
-            "device": device, "created": now_iso(),
+            "device": device, "created": now_iso(), "executor": self.executor,
+            **({"scheduler": self.scheduler, "dashboard": dashboard} if self.scheduler else {}),
         })
         if start:
             self.pump()
@@ -223,6 +262,8 @@ class JobRunner:
         if result is not None:
             info.update(result)
             state = result.get("state", "failed")
+        elif state == "running" and spec.get("executor") == "dask":
+            state, info["message"] = _dask_state(path, spec, cancel)
         elif state == "running":
             alive = _alive(spec)
             if not alive and cancel:  # stopped by the cancel before it could write a result
@@ -327,8 +368,13 @@ class JobRunner:
         started = []
         with self._queue_lock():
             jobs = sorted(self.jobs(pump=False), key=lambda j: j.job_id)
-            running = sum(j.state in ("running", "cancelling") for j in jobs)
-            for job in jobs:
+            for job in jobs:  # the cluster schedules its jobs itself: hand them over at once
+                if job.state == "queued" and job.info.get("executor") == "dask":
+                    self._start_dask(job)
+                    started.append(job)
+            local = [j for j in jobs if j.info.get("executor", "local") == "local"]
+            running = sum(j.state in ("running", "cancelling") for j in local)
+            for job in local:
                 if running >= self.max_running:
                     break
                 if job.state != "queued":
@@ -359,6 +405,18 @@ class JobRunner:
         spec.update(state="running", pid=proc.pid, pid_started=process_started(proc.pid), started=now_iso())
         write_json_atomic(job.path / "job.json", spec)
 
+    def _start_dask(self, job: Job) -> None:
+        spec = _read_json(job.path / "job.json") or {}
+        try:
+            key = submit_detached(spec["scheduler"], run_job_task, str(job.path),
+                                  key=f"hydrolens-job-{job.job_id}", gpu=job.device == "cuda")
+        except ClusterError as e:
+            write_json_atomic(job.path / "result.json", {"state": "failed", "returncode": None,
+                                                         "ended": now_iso(), "message": str(e)})
+            return
+        spec.update(state="running", task=key, started=now_iso())
+        write_json_atomic(job.path / "job.json", spec)
+
     # -- control ------------------------------------------------------------------------------
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job, or stop a running one (SIGTERM; its run stays resumable).
@@ -371,7 +429,9 @@ class JobRunner:
             raise JobError(f"job {job_id} has already ended ({job.state})")
         (job.path / "cancel").write_text(now_iso() + "\n")
         pid = job.info.get("pid")
-        if job.state in ("running", "cancelling") and _alive(job.info):
+        if job.info.get("executor") == "dask":
+            pass  # the task on its worker sees the cancel file within a second
+        elif job.state in ("running", "cancelling") and _alive(job.info):
             try:
                 os.kill(int(pid), signal.SIGTERM)
             except ProcessLookupError:
@@ -395,7 +455,9 @@ class JobRunner:
             raise JobError(f"job {job_id} is still {job.state}")
         if not job.run_id:
             raise JobError(f"job {job_id} has no run to resume")
-        return self.submit_resume(job.run_id, epochs=epochs, device=job.device)
+        runner = self if job.info.get("executor", "local") == self.executor else \
+            JobRunner(self.store, self.max_running, scheduler=job.info.get("scheduler"))
+        return runner.submit_resume(job.run_id, epochs=epochs, device=job.device)
 
     def wait(self, job_ids: Iterable[str], poll: float = 2.0, timeout: float | None = None,
              log=None) -> list[Job]:
@@ -418,25 +480,117 @@ class JobRunner:
             time.sleep(poll)
 
 
-def _worker(job_dir: Path) -> int:
-    """Run one job's command as a child, forward a cancel as SIGTERM, record the result."""
+def _dask_state(path: Path, spec: dict, cancel: bool) -> tuple[str, str]:
+    """(state, message) of a Dask job without a result, from its heartbeat file."""
+    beat = path / "heartbeat"
+    try:
+        age = time.time() - beat.stat().st_mtime
+    except OSError:  # no worker has started it yet
+        return ("cancelling" if cancel else "running"), "waiting for a Dask worker"
+    where = (_read_json(path / "worker.json") or {}).get("worker", "a Dask worker")
+    if age > HEARTBEAT_STALE_S:
+        if cancel:
+            return "cancelled", "cancelled; the run keeps its last finished epoch and can be resumed"
+        return "failed", (f"the Dask worker ({where}) stopped without a result {age:.0f} s ago; the "
+                          "scheduler runs the job again on another worker if it can, else resume it")
+    return ("cancelling" if cancel else "running"), f"running on {where}"
+
+
+def _pdeathsig() -> None:
+    """In the child: SIGTERM when the worker that started it dies (Linux), so a killed Dask
+    worker's trainer stops (resumable) instead of holding the run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_job_task(job_dir: str) -> str:
+    """A job as a Dask task (executor ``dask``): run on a worker; returns the job's end state.
+
+    Records the worker in ``worker.json``, waits (up to :data:`RUN_LOCK_WAIT_S`) for a previous
+    attempt's trainer to release the run, then runs the job as :func:`run_job` does, with a
+    heartbeat, the child tied to this worker's life.
+    """
+    import socket
+
+    path = Path(job_dir)
+    try:
+        from distributed import get_worker
+
+        where = get_worker().address
+    except (ImportError, ValueError):
+        where = "?"
+    (path / "heartbeat").touch()
+    write_json_atomic(path / "worker.json", {"host": socket.gethostname(), "worker": where,
+                                             "pid": os.getpid(), "started": now_iso()})
+    spec = _read_json(path / "job.json") or {}
+    store = RunStore(path.parent.parent)
+    t0 = time.monotonic()
+    while spec.get("run_id") and time.monotonic() - t0 < RUN_LOCK_WAIT_S:
+        try:
+            if store.get(spec["run_id"]).busy() is None:
+                break
+        except Exception:  # noqa: BLE001 - a vanished run fails in the command itself
+            break
+        (path / "heartbeat").touch()
+        time.sleep(1.0)
+    with open(path / "log.txt", "ab") as log:
+        return run_job(path, stdout=log, heartbeat=True)
+
+
+def run_job(job_dir: Path, stdout=None, heartbeat: bool = False) -> str:
+    """Run one job's command as a child, pass a cancel on as SIGTERM (the ``cancel`` file is
+    checked every second, and SIGTERM/SIGINT to this process forward too), record result.json.
+
+    Args:
+        job_dir: the job's folder.
+        stdout: where the child writes (default: inherited).
+        heartbeat: touch ``heartbeat`` every second and tie the child to this process's life
+            (a Dask task).
+
+    Returns:
+        the end state: done, failed or cancelled.
+    """
     spec = _read_json(job_dir / "job.json") or {}
     cmd = [sys.executable, "-m", "core.cli", *spec.get("args", [])]
-    print(f"$ hydrolens {' '.join(spec.get('args', []))}", flush=True)
-    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if stdout is not None:
+        stdout.write(f"$ hydrolens {' '.join(spec.get('args', []))}\n".encode())
+        stdout.flush()
+    else:
+        print(f"$ hydrolens {' '.join(spec.get('args', []))}", flush=True)
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout, env=env, cwd=repo,
+                             preexec_fn=_pdeathsig if heartbeat else None)
+    sent = False
 
-    def forward(signum, _frame):
+    def forward(signum=None, _frame=None):
+        nonlocal sent
         (job_dir / "cancel").touch()
-        try:
-            child.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        if not sent:
+            sent = True
+            try:
+                child.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    if (job_dir / "cancel").exists():  # cancelled between start and now
-        forward(signal.SIGTERM, None)
-    rc = child.wait()  # retried across the forwarded signals (PEP 475)
+    if _in_main_thread():
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+    while True:
+        if (job_dir / "cancel").exists():  # asked to cancel (any time, from anywhere)
+            forward()
+        if heartbeat:
+            (job_dir / "heartbeat").touch()
+        try:
+            rc = child.wait(timeout=1.0)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     cancelled = (job_dir / "cancel").exists()
     state = "done" if rc == 0 else ("cancelled" if cancelled else "failed")
     message = {"done": "trained and evaluated",
@@ -444,7 +598,24 @@ def _worker(job_dir: Path) -> int:
                "failed": f"exit code {rc}; see the log"}[state]
     write_json_atomic(job_dir / "result.json", {"state": state, "returncode": rc, "ended": now_iso(),
                                                 "message": message})
-    print(f"job {state} (exit {rc})", flush=True)
+    if stdout is not None:
+        stdout.write(f"job {state} (exit {rc})\n".encode())
+        stdout.flush()
+    else:
+        print(f"job {state} (exit {rc})", flush=True)
+    return state
+
+
+def _in_main_thread() -> bool:
+    """Whether this is the main thread (signal handlers can only be set there; a Dask task is not)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _worker(job_dir: Path) -> int:
+    """The local executor's worker process: run the job, then move the queue on."""
+    run_job(job_dir)
     runs_root = job_dir.parent.parent
     try:  # move the queue on, even with no app or CLI watching
         JobRunner(runs_root).pump()

@@ -154,6 +154,20 @@ class SelectionPanel(Viewer):
         return self._layout
 
 
+def _where(job) -> str:
+    """Where a job runs: nothing for this machine; the Dask scheduler (and the worker once one
+    has it) with a link to the cluster's dashboard for a job on a cluster (HTML)."""
+    if job.info.get("executor") != "dask":
+        return ""
+    address = str(job.info.get("scheduler", "?"))
+    link = str(job.info.get("dashboard") or "")
+    dash = (f' · <a href="{escape(link)}" target="_blank">dashboard</a>'
+            if link.startswith(("http://", "https://")) else "")
+    detail = job.message if not job.final and job.message else ""
+    return (f'<br><span class="hl-where" data-executor="dask">on Dask {escape(address)}'
+            f'{" · " + escape(detail) if detail else ""}{dash}</span>')
+
+
 def device_options() -> tuple[list[str], str]:
     """Devices a job can run on here (auto, cpu and cuda when torch sees a GPU) and a note."""
     try:
@@ -315,7 +329,7 @@ class _JobRow:
             f'<div class="hl-job-head" data-job="{escape(job.job_id)}" data-state="{escape(state)}">'
             f'<span class="hl-badge hl-badge-{escape(state)}">{escape(state)}</span> '
             f"<b>{escape(job.label)}</b><br><span class=\"hl-muted\">run <code>{escape(job.run_id)}</code>"
-            f" · job {escape(job.job_id)}</span></div>")
+            f" · job {escape(job.job_id)}{_where(job)}</span></div>")
         self.bar.value = int(round(progress.fraction * 1000))
         self.bar.bar_color = {"done": "success", "failed": "danger", "cancelled": "secondary",
                               "cancelling": "warning"}.get(state, "primary")

@@ -13,7 +13,7 @@ fi
 # torch first, pinned: the CPU wheel; an unpinned torch would pull GBs of CUDA packages
 pip_q install torch==2.13.0
 if [ "${1:-}" = "test" ]; then
-  pip_q install -e ".[test]"
+  pip_q install -e ".[test,cluster]"
   if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
     echo "installing Debian chromium for the browser tests"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
