@@ -564,6 +564,9 @@ def run_job(job_dir: Path, stdout=None, heartbeat: bool = False) -> str:
         stdout.flush()
     else:
         print(f"$ hydrolens {' '.join(spec.get('args', []))}", flush=True)
+    if heartbeat:  # on a Dask worker: the job's own calibration stays on this worker (a task
+        # waiting for tasks of the same cluster could take the threads they need)
+        env.pop("HYDROLENS_SCHEDULER", None)
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout, env=env, cwd=repo,
                              preexec_fn=_pdeathsig if heartbeat else None)
     sent = False

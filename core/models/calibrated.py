@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cluster import scheduler_address
 from .param_model import ParamOutput
 from .sceua import CellProblem, calibrate_cells
 
@@ -73,7 +74,8 @@ class CalibratedModel(nn.Module):
 
     def calibrate(self, data, cfg, log=print) -> dict:
         """SCE-UA per site on ``data`` (a ``Prepared`` of the training period with a cycled
-        spin-up), in parallel processes (``cfg.train.threads`` or all cores).
+        spin-up), in parallel processes (``cfg.train.threads`` or all cores), or one task per
+        site on the Dask cluster of ``$HYDROLENS_SCHEDULER`` when it is set (docs/scaling.md).
 
         Returns:
             {"median_rmse", "median_evaluations", "seconds"}.
@@ -98,8 +100,10 @@ class CalibratedModel(nn.Module):
                                         data.target[:, j].astype(np.float64), statics, data.spinup_days,
                                         getattr(self.backbone, "resid_moist", 0.0)))
         t0 = time.perf_counter()
+        # on the Dask cluster of $HYDROLENS_SCHEDULER when one is set, else a local process pool
         res = calibrate_cells(problems, max_evals=cfg.train.sceua_evaluations, complexes=5,
-                              seed=cfg.train.seed, processes=cfg.train.threads)
+                              seed=cfg.train.seed, processes=cfg.train.threads,
+                              scheduler=scheduler_address())
         theta = np.array([[float(s.unscale(torch.tensor(r.theta[s.name], dtype=torch.float64))) for s in self.specs]
                           for r in res])
         self.theta01 = torch.from_numpy(theta)

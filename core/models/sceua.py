@@ -15,6 +15,7 @@ import io
 import multiprocessing
 import os
 import random
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ import numpy as np
 import spotpy
 import torch
 
+from ..cluster import connect
 from ..physics.vic import VIC, VIC_PARAMETERS, cycle_spinup, soil_properties
 
 
@@ -120,11 +122,26 @@ def _worker(args):
 
 
 def calibrate_cells(problems: list[CellProblem], max_evals: int = 5000, complexes: int = 5,
-                    seed: int = 0, processes: int | None = None) -> list[CellResult]:
+                    seed: int = 0, processes: int | None = None,
+                    scheduler: str | None = None) -> list[CellResult]:
     """``calibrate_cell`` for every cell, in ``processes`` worker processes (default: the CPU
-    count), each single-threaded; results in the order of ``problems``."""
-    processes = processes or os.cpu_count() or 1
+    count), each single-threaded; or, with a Dask ``scheduler`` address, one task per cell on
+    that cluster (``client.map``; spotpy in its sequential mode inside each task). Results in
+    the order of ``problems``; the same seeds either way, so the same θ.
+
+    Raises:
+        ClusterError: ``scheduler`` given and unreachable (core.cluster).
+    """
     jobs = [(p, max_evals, complexes, seed + i) for i, p in enumerate(problems)]
+    if scheduler:
+        client = connect(scheduler)
+        futures = client.map(_worker, jobs, pure=False, key=[f"sceua-{p.site}-{uuid.uuid4().hex[:8]}"
+                                                            for p in problems])
+        try:
+            return client.gather(futures)
+        finally:
+            client.cancel(futures)
+    processes = processes or os.cpu_count() or 1
     if processes == 1:
         return [_worker(j) for j in jobs]
     # fresh interpreters (spawn): no OpenMP or torch thread pool inherited from this process;
