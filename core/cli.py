@@ -189,30 +189,38 @@ def train(
     evaluate: bool = typer.Option(True, help="evaluate on the test period after training"),
     resume: Optional[str] = typer.Option(None, help="continue the run with this id from its last checkpoint"),
     progress: bool = typer.Option(True, help="show progress bars"),
+    nproc: Optional[int] = typer.Option(None, min=1, help="data-parallel ranks on this machine (torchrun; "
+                                        "train.nproc): each trains on its share of every mini-batch"),
 ):
     """Train a δ model (default preset: demo) and, by default, evaluate it."""
     from .evaluation import evaluate_run
     from .models.registry import get_variant
     from .training import Trainer
     from .training.config import compose_config
+    from .training.distributed import in_rank_process, ranks_from_env
 
     store = _store(out)
     if resume:
         run = store.get(resume)
-        cfg = compose_config(file=run.config_path, overrides={"train.epochs": epochs, "train.threads": threads},
-                             source="--epochs/--threads")
+        cfg = compose_config(file=run.config_path, overrides={"train.epochs": epochs, "train.threads": threads,
+                                                              "train.nproc": nproc},
+                             source="--epochs/--threads/--nproc")
     else:
         default = "smap" if variant and get_variant(variant).task == "soil_moisture" else "demo"
         cfg = compose_config(preset or (None if config else default), config, {
             "data.root": str(data_root) if data_root else None, "data.sites": basins,
             "data.test_sites": test_sites, "train.epochs": epochs, "model.variant": variant,
             "model.coupling": coupling, "train.seed": seed, "train.device": device,
-            "train.threads": threads, "name": name})
+            "train.threads": threads, "name": name, "train.nproc": nproc})
         run = store.create(cfg.run_name())
     t0 = time.perf_counter()
-    typer.echo(f"run {run.run_id} -> {run.path}")
+    if cfg.train.nproc > 1 and not in_rank_process():  # launch the ranks, then evaluate here
+        return _train_ranks(run, cfg, evaluate, progress, t0)
+    main = ranks_from_env().main
+    say = typer.echo if main else (lambda *args, **kwargs: None)
+    say(f"run {run.run_id} -> {run.path}")
     # the run is ours until this command ends: a second train/evaluate of it gets "busy"
-    with run.lock("training"):
+    with (run.lock("training") if main else contextlib.nullcontext()):
         try:
             trainer = Trainer(cfg, run, progress=progress)
         except BaseException:
@@ -223,16 +231,54 @@ def train(
             raise
         if trainer.resumed_from is not None:
             notes = "".join(f"\n  skipped {n}" for n in trainer.resume_notes)
-            typer.echo(f"resuming after epoch {trainer.start_epoch} from {trainer.resumed_from.name}{notes}")
-        typer.echo(f"{len(trainer.data.sites)} sites, {cfg.model.variant}, device {trainer.device}, "
-                   f"{trainer.iters} iterations/epoch, epochs {trainer.start_epoch + 1}..{cfg.train.epochs}")
-        trainer.fit()
+            say(f"resuming after epoch {trainer.start_epoch} from {trainer.resumed_from.name}{notes}")
+        ranks = trainer.ranks
+        say(f"{len(trainer.data.sites)} sites, {cfg.model.variant}, device {trainer.device}, "
+            f"{trainer.iters} iterations/epoch, epochs {trainer.start_epoch + 1}..{cfg.train.epochs}"
+            + (f", {ranks.world} ranks" if ranks.parallel else ""))
+        try:
+            trainer.fit()
+        finally:
+            trainer.close()
+        if not main:
+            return
         typer.echo(f"trained in {time.perf_counter() - t0:.1f} s")
         if run.status().get("stopped_early"):  # evaluation replaces the status message below
             typer.echo(run.status()["message"])
         if evaluate:
             m = evaluate_run(run, device=cfg.train.device)
             typer.echo(f"{run.status().get('message', '')} ({len(m)} sites)")
+    typer.echo(f"total {time.perf_counter() - t0:.1f} s; run id {run.run_id}")
+
+
+def _train_ranks(run, cfg, evaluate: bool, progress: bool, t0: float) -> None:
+    """``train.nproc`` ranks through torchrun on this run (``train --resume``: it starts from
+    scratch when there is no checkpoint), then evaluation here."""
+    import subprocess
+
+    from .evaluation import evaluate_run
+    from .training.distributed import launch_command
+
+    n = cfg.train.nproc
+    if not run.config_path.exists():
+        run.write_config(cfg.to_dict())
+        run.update_status(state="created", epochs=cfg.train.epochs, epoch=0, message=f"starting {n} ranks")
+    per_rank = max(1, (cfg.train.threads or os.cpu_count() or 1) // n)
+    args = ["train", "--resume", run.run_id, "--out", str(run.path.parent), "--no-evaluate",
+            "--threads", str(per_rank), "--epochs", str(cfg.train.epochs),
+            "--progress" if progress else "--no-progress"]  # (torchrun's parser would take --nproc)
+    typer.echo(f"run {run.run_id} -> {run.path}\n{n} data-parallel ranks (torchrun, "
+               f"{'nccl' if cfg.train.device == 'cuda' else 'gloo'}), {per_rank} thread(s) each")
+    env = {**os.environ, "OMP_NUM_THREADS": str(per_rank),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1]) +
+           (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
+    rc = subprocess.call(launch_command(n, args), env=env)
+    if rc != 0:
+        _fail(f"training on {n} ranks failed (exit {rc}); continue with `hydrolens train --resume "
+              f"{run.run_id}`", code=rc)
+    if evaluate:
+        m = evaluate_run(run, device=cfg.train.device)
+        typer.echo(f"{run.status().get('message', '')} ({len(m)} sites)")
     typer.echo(f"total {time.perf_counter() - t0:.1f} s; run id {run.run_id}")
 
 
@@ -613,7 +659,7 @@ def up(
         typer.echo(f"no finished run in {store.root}: training the demo preset first")
         train(preset="demo", config=None, data_root=data_root, basins=None, test_sites=None, epochs=None,
               variant=None, coupling=None, seed=None, device=None, threads=None, name=None, out=store.root,
-              evaluate=True, resume=None, progress=True)
+              evaluate=True, resume=None, progress=True, nproc=None)
     serve(port=port, address=address, out=store.root, show=False)
 
 

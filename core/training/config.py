@@ -272,6 +272,9 @@ class OptimConfig(_Strict):
         "fp32", description="the learners' arithmetic: bf16 autocast (the process models, routing and "
         "loss stay fp32) where the CPU has bf16 units (AMX, avx512_bf16) or on CUDA; auto: bf16 there, "
         "else fp32")
+    nproc: Int = Field(1, ge=1, description="data-parallel ranks (torch.distributed through torchrun: "
+                       "gloo on CPU, nccl on CUDA); each draws its share of every mini-batch's sites, "
+                       "rank 0 writes the run. The batch must divide by it")
     grad_clip: Real | None = Field(None, gt=0, description="clip the gradient norm to this value before "
                                    "each step; None: no clipping")
 
@@ -294,6 +297,9 @@ class RunConfig(_Strict):
             hint = ("source: smap" if v.task == "soil_moisture" else "a streamflow source (caravan, camels_us)")
             raise ValueError(f"model.variant {v.name} ({v.label}) learns {v.task.replace('_', ' ')}; "
                              f"data.source {self.data.source} gives {task.replace('_', ' ')}: use {hint}")
+        if self.train.nproc > 1 and self.train.batch_size % self.train.nproc:
+            raise ValueError(f"train.batch_size {self.train.batch_size} must divide by train.nproc "
+                             f"{self.train.nproc} (every rank takes an equal share of each mini-batch)")
         if self.data.val_sites is not None and self.train.val_fraction > 0:
             raise ValueError(f"data.val_sites ({self.data.val_sites}) and train.val_fraction "
                              f"({self.train.val_fraction}) both name validation sites: set one, the "

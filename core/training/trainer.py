@@ -33,6 +33,8 @@ from ..runs.checkpoint import (FORMAT, RESUME_KEYS, CheckpointError, load_checkp
 from .config import RunConfig
 from .data import (Prepared, as_tensor, check_config_period, fit_normalizer, forward_chunks, load_for_config,
                    load_validation, prepare_for_run, save_normalizer)
+from .distributed import close as close_ranks
+from .distributed import gather_sites, global_order, init_ranks, mean_over_ranks, shard
 from .tasks import loss_for, task_for
 
 
@@ -129,6 +131,13 @@ class Trainer:
             torch.set_num_threads(t.threads)
         flush_denormals()  # LSTM_Z's backward: 13.4 -> 0.64 s per step (core/_runtime.py)
         self.device = select_device(t.device)
+        # data-parallel ranks (torchrun, train.nproc; rank 0 of 1 otherwise): rank 0 writes the run
+        self.ranks = init_ranks(self.device)
+        if self.ranks.parallel and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.ranks.local_rank)
+        if not self.ranks.main:
+            run = _Follower(run)
+            self.run = run
         self.task = task_for(cfg.data)
         self.loss_fn = loss_for(self.task, t)
         if cfg.model.coupling == "surrogate" and not cfg.model.surrogate:
@@ -143,7 +152,8 @@ class Trainer:
             norm = self._saved_normalizer(run)
             if norm is None:
                 norm = fit_normalizer(cfg, ds, self.task)
-                save_normalizer(norm, run.normalization_path)
+                if self.ranks.main:
+                    save_normalizer(norm, run.normalization_path)
             self.model = build_model(cfg, norm.n_columns, len(norm.static))
             data = prepare_for_run(cfg, ds.sel(time=slice(str(cfg.data.train_start), str(cfg.data.train_end))),
                                    norm, self.model, self.task)
@@ -160,6 +170,13 @@ class Trainer:
         # data-dependent set-up of a model (the LSTM's target scaling; restored on resume)
         self.model.prepare(data.target)
         self.model = self.model.to(self.device)
+        # the forward of a training step: the model itself, or its DistributedDataParallel wrap
+        self._forward = self.model
+        if self.ranks.parallel and any(p.requires_grad for p in self.model.parameters()):
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._forward = DistributedDataParallel(
+                self.model, device_ids=[self.ranks.local_rank] if self.device.type == "cuda" else None)
         # bf16 autocast for the learner only (the process model, routing and loss stay fp32)
         self.precision = resolve_precision(t.precision, self.device)
         if hasattr(self.model, "precision"):
@@ -235,13 +252,15 @@ class Trainer:
                                       f"\nremove {ckdir} to train this run from the start")
             self.run.truncate_train_log(0)  # training starts over: rows of a killed first epoch go
             return
-        if self.resumed_from.name != "last.pt":
+        if self.resumed_from.name != "last.pt" and self.ranks.main:
             # last.pt is damaged: restore it from the intact epoch file
             atomic_write(ckdir / "last.pt", lambda tmp: tmp.write_bytes(self.resumed_from.read_bytes()))
         # log rows of epochs after this checkpoint (a kill -9 mid-bookkeeping, or a fallback)
         self.run.truncate_train_log(self.start_epoch)
 
     def _checkpoint(self, epoch: int) -> None:
+        if not self.ranks.main:  # rank 0 writes the run
+            return
         ckdir = self.run.checkpoint_dir
         ckdir.mkdir(parents=True, exist_ok=True)
         state = {
@@ -297,22 +316,31 @@ class Trainer:
         return {"val_loss": loss, "val_NSE": float(np.nanmedian(nse(sim.numpy(), ob.numpy())))}
 
     def _batch(self):
-        s, d, dev = self.sampler, self.data, self.device
-        b, st = s.sample()
-        return (as_tensor(s.gather(d.x_dyn, b, st), dev), as_tensor(d.x_static[b], dev),
-                as_tensor(s.gather(d.forcing, b, st), dev), as_tensor(s.gather(d.target, b, st)[s.warmup:], dev),
-                as_tensor(d.site_static[b], dev), as_tensor(self.site_scale[b], dev))
+        """A mini-batch: this rank's share of its sites' inputs (all of them on one rank), and
+        the whole batch's observations and scales in the order ``gather_sites`` puts the
+        simulations."""
+        s, d, dev, r = self.sampler, self.data, self.device, self.ranks
+        b, st = s.sample()  # the same draw on every rank
+        bl, stl = shard(b, r), shard(st, r)
+        bg, stg = global_order(b, r), global_order(st, r)
+        return (as_tensor(s.gather(d.x_dyn, bl, stl), dev), as_tensor(d.x_static[bl], dev),
+                as_tensor(s.gather(d.forcing, bl, stl), dev), as_tensor(s.gather(d.target, bg, stg)[s.warmup:], dev),
+                as_tensor(d.site_static[bl], dev), as_tensor(self.site_scale[bg], dev))
 
     def step(self) -> float:
         """One optimisation step on a fresh mini-batch; returns the loss: the task's data loss
         plus the model's own term (``aux_loss``: the range-boundary loss of the parameter
         learners; None for the δ models)."""
         x, xs, f, obs, ss, scale = self._batch()
-        out = self.model(x, xs, f, warmup=self.sampler.warmup, site_static=ss)
-        # the model names the output that is compared with the target (Q_sim, SM)
-        loss = self.loss_fn(out.outputs[self.model.target_output], obs, self.cfg.train, scale=scale)
+        out = self._forward(x, xs, f, warmup=self.sampler.warmup, site_static=ss)
+        # the model names the output that is compared with the target (Q_sim, SM); the loss is
+        # the whole batch's, whatever the ranks (their simulations gathered)
+        sim = gather_sites(out.outputs[self.model.target_output], self.ranks)
+        loss = self.loss_fn(sim, obs, self.cfg.train, scale=scale)
         aux = getattr(out, "aux_loss", None)
-        if aux is not None:
+        aux_value = 0.0
+        if aux is not None:  # per-site mean: DDP's gradient average makes it the batch's mean
+            aux_value = float(aux.detach())
             loss = loss + aux
         if not torch.isfinite(loss):
             raise FloatingPointError("loss became non-finite; lower the learning rate")
@@ -321,6 +349,8 @@ class Trainer:
         if self.cfg.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
+        if self.ranks.parallel and aux is not None:  # the batch's range-boundary loss, for the log
+            return float(loss.detach()) - aux_value + mean_over_ranks(aux_value, self.ranks)
         return float(loss.detach())
 
     def learning_rate(self, epoch: int) -> float:
@@ -336,6 +366,16 @@ class Trainer:
         # a function of the epoch alone, so a resumed run continues the schedule where it was
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(epoch)
+
+    def close(self) -> None:
+        """Leave the data-parallel process group (the DDP wrapper first: gloo torn down under a
+        live reducer aborts the process at exit); nothing to do on one rank."""
+        if self.ranks.parallel:
+            import gc
+
+            self._forward = self.model
+            gc.collect()
+            close_ranks(self.ranks)
 
     def fit(self) -> Run:
         """Train for the configured epochs (continuing after the last checkpoint).
@@ -371,7 +411,8 @@ class Trainer:
                 # a bar only on a terminal; a piped log (jobs, CI, `make demo > log`) gets the
                 # epoch lines below and nothing in between
                 bar = tqdm(range(0 if calibrate else self.iters), desc=f"epoch {epoch}/{t.epochs}",
-                           disable=not (self.progress and _on_terminal()), leave=False, dynamic_ncols=True)
+                           disable=not (self.progress and self.ranks.main and _on_terminal()), leave=False,
+                           dynamic_ncols=True)
                 last_status = t0
                 for it in bar:
                     losses.append(self.step())
@@ -406,7 +447,7 @@ class Trainer:
                                       **({"val_loss": val["val_loss"], "best_epoch": self.best["epoch"]}
                                          if val else {}),
                                       message=f"epoch {epoch}/{t.epochs} loss {loss:.4f}{note} ({secs_all:.0f} s)")
-                if self.progress:
+                if self.progress and self.ranks.main:
                     tqdm.write(f"epoch {epoch}/{t.epochs}  loss {loss:.4f}{note}  {secs_all:.1f} s",
                                file=sys.stdout)
                     sys.stdout.flush()
@@ -427,6 +468,24 @@ class Trainer:
                               f"continue with `hydrolens train --resume {run.run_id}`")
             raise
         return run
+
+
+class _Follower:
+    """A rank > 0's view of the run (data-parallel training): reads pass through, writes are
+    rank 0's, the lock is rank 0's."""
+
+    _WRITES = frozenset({"update_status", "append_train_log", "write_config", "truncate_train_log"})
+
+    def __init__(self, run: Run):
+        self._run = run
+
+    def lock(self, purpose: str):
+        return contextlib.nullcontext()
+
+    def __getattr__(self, name: str):
+        if name in self._WRITES:
+            return lambda *args, **kwargs: None
+        return getattr(self._run, name)
 
 
 def _site_scale(target: np.ndarray, skip: int = 0) -> np.ndarray:
