@@ -19,6 +19,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from core.cluster import ClusterError, cluster_info, connect, scheduler_address
 from core.jobs import FINAL_STATES, JobError, JobRunner
 from core.models.registry import VARIANTS
 from core.training.config import PRESETS, SET_NONE, compose_config, preset_config
@@ -211,6 +212,15 @@ class LaunchPanel(Viewer):
         self.device = pn.widgets.RadioButtonGroup(name="Device", options=devices, value="auto",
                                                   button_type="light")
         self.device_note = html_pane(f'<div class="hl-muted">{html.escape(note)}</div>')
+        # where the job runs: this machine, or a Dask cluster the user operates (core.cluster)
+        self.run_on = pn.widgets.RadioButtonGroup(name="Run on", options=["this machine", "Dask cluster"],
+                                                  value="this machine", button_type="light")
+        self.scheduler = pn.widgets.TextInput(name="Dask scheduler", value=scheduler_address() or "",
+                                              placeholder="tcp://HOST:8786", sizing_mode="stretch_width",
+                                              visible=False)
+        self.cluster_note = html_pane(sizing_mode="stretch_width")
+        self.run_on.param.watch(self._check_cluster, "value")
+        self.scheduler.param.watch(self._check_cluster, "value")
         self.launch = pn.widgets.Button(name="Launch training", button_type="success",
                                         sizing_mode="stretch_width")
         self.feedback = html_pane(sizing_mode="stretch_width")
@@ -226,7 +236,30 @@ class LaunchPanel(Viewer):
             self.variant, self.preset,
             pn.Row(self.epochs, self.iters, self.hidden), pn.Row(self.nmul, self.seed),
             html_pane('<div class="hl-label">Device</div>'), self.device, self.device_note,
+            html_pane('<div class="hl-label">Run on</div>'), self.run_on, self.scheduler, self.cluster_note,
             self.launch, self.feedback, sizing_mode="stretch_width")
+
+    def _check_cluster(self, *_events) -> str | None:
+        """Show the cluster's workers, threads and GPUs (or why it cannot be used); returns the
+        scheduler address to launch on, None for this machine or an unusable cluster."""
+        dask = self.run_on.value == "Dask cluster"
+        self.scheduler.visible = dask
+        if not dask:
+            self.cluster_note.object = ""
+            return None
+        address = self.scheduler.value.strip()
+        if not address:
+            self.cluster_note.object = ('<div class="hl-muted">Give the scheduler address (`hydrolens cluster '
+                                        'local` prints it).</div>')
+            return None
+        try:
+            info = cluster_info(connect(address, timeout=3))
+        except ClusterError as e:
+            self.cluster_note.object = f'<div class="hl-error" data-cluster="unreachable">{escape(e)}</div>'
+            return None
+        self.cluster_note.object = (f'<div class="hl-muted" data-cluster="ok" data-workers="{info.workers}">'
+                                    f"{escape(info.describe())}</div>")
+        return address
 
     def _preset_changed(self, *_events) -> None:
         # the preset follows the variant's task: SMAP soil moisture or streamflow
@@ -276,9 +309,17 @@ class LaunchPanel(Viewer):
     def _launch(self, _event=None) -> None:
         if not self.state.selection:
             return
+        runner = self.runner
+        if self.run_on.value == "Dask cluster":
+            address = self._check_cluster()
+            if address is None:
+                self.feedback.object = ('<div class="hl-error">Cannot launch: no usable Dask cluster (see '
+                                        'above); choose "this machine" or fix the address</div>')
+                return
+            runner = JobRunner(self.runner.store, scheduler=address)
         try:
-            job = self.runner.submit_train(self.config(), label=f"{self.variant.value} on "
-                                           f"{len(self.state.selection)} sites")
+            job = runner.submit_train(self.config(), label=f"{self.variant.value} on "
+                                      f"{len(self.state.selection)} sites")
         except (JobError, ValueError, OSError) as e:
             self.feedback.object = f'<div class="hl-error">Cannot launch: {escape(e)}</div>'
             return

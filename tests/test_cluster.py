@@ -146,3 +146,34 @@ def test_sceua_fans_out_over_the_cluster_with_the_same_result(cluster, data_root
     assert [r.site for r in on_dask] == [p.site for p in problems]
     for a, b in zip(local, on_dask):
         assert a.theta == b.theta and a.rmse == b.rmse
+
+
+def test_the_launch_tab_runs_a_job_on_a_dask_cluster_or_says_why_not(cluster, tmp_path, data_root, monkeypatch):
+    from core.jobs import JobRunner
+    from core.runs import RunStore
+    from explorer.state import AppState
+    from explorer.workbench import LaunchPanel
+
+    monkeypatch.setenv("HYDROLENS_DATA_ROOT", str(data_root))
+    store = RunStore(tmp_path)
+    runner = JobRunner(store)
+    state = AppState(store=store)
+    launched = []
+    panel = LaunchPanel(state, runner, on_launch=launched.append)
+    panel.variant.value = "ffn_a"
+    state.selection = ["0", "2"]
+    panel.epochs.value, panel.iters.value = 1, 1
+    panel.run_on.value = "Dask cluster"
+    assert panel.scheduler.visible
+    panel.scheduler.value = "tcp://127.0.0.1:9"
+    assert 'data-cluster="unreachable"' in panel.cluster_note.object
+    assert "no Dask scheduler answers at tcp://127.0.0.1:9" in panel.cluster_note.object
+    panel._launch()
+    assert "Cannot launch: no usable Dask cluster" in panel.feedback.object and not launched
+    panel.scheduler.value = cluster.scheduler_address
+    assert 'data-workers="2"' in panel.cluster_note.object and "no GPU" in panel.cluster_note.object
+    panel._launch()
+    assert launched, panel.feedback.object
+    job = launched[0]
+    assert job.info["executor"] == "dask"
+    assert runner.wait([job.job_id], poll=0.5, timeout=240)[0].state == "done"
