@@ -102,6 +102,10 @@ app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty
 OUT_HELP = "run store folder (default: $HYDROLENS_RUNS or ./runs)"
 _DEBUG = {"on": False}
 
+SCHEDULER_HELP = ("Dask scheduler (tcp://HOST:PORT) to run the job on (default $HYDROLENS_SCHEDULER; "
+                  "none: this machine); the run store must be a path every worker sees")
+
+
 #: Exceptions that mean "the input is wrong" (a file, a value, a name, a busy run): exit 2.
 _USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, FloatingPointError, EOFError)
 
@@ -366,12 +370,18 @@ def benchmark(
     doc: Optional[Path] = typer.Option(None, dir_okay=False, help="also write the report here (e.g. docs/benchmark.md)"),
     notes: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="markdown inserted as the report's Discussion"),
     train: bool = typer.Option(True, help="train missing/short runs (--no-train: only report)"),
+    scheduler: Optional[str] = typer.Option(None, help=SCHEDULER_HELP + "; every training of the matrix "
+                                            "is a job there"),
     out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
 ):
     """Train (or reuse) a run per variant and write the Table-2-like report, NSE CDF and learning
     curves; for a SMAP preset (``smap``), the soil-moisture benchmark of Li & Lu (2023):
     methods × SPARSE/DENSE/NG × couplings × seeds, the scaling curve, infiltr maps and ET."""
     from .benchmarks.delta import run_benchmark
+    from .cluster import SCHEDULER_ENV
+
+    if scheduler:  # the job runner of the benchmark's trainings reads it (core.cluster)
+        os.environ[SCHEDULER_ENV] = scheduler
 
     command = "hydrolens benchmark " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "hydrolens benchmark"
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
@@ -445,10 +455,6 @@ jobs_app = typer.Typer(cls=_Group, add_completion=False, pretty_exceptions_enabl
                        help="The job queue (shared with the explorer and the benchmark): training "
                             "runs as background processes with state on disk.")
 app.add_typer(jobs_app, name="jobs")
-
-
-SCHEDULER_HELP = ("Dask scheduler (tcp://HOST:PORT) to run the job on (default $HYDROLENS_SCHEDULER; "
-                  "none: this machine); the run store must be a path every worker sees")
 
 
 def _runner(out: Optional[Path], max_jobs: Optional[int] = None, scheduler: Optional[str] = None):

@@ -33,8 +33,9 @@ class ClusterError(RuntimeError):
 
 
 def scheduler_address(given: str | None = None) -> str | None:
-    """The scheduler to use: ``given``, else ``$HYDROLENS_SCHEDULER``, else None (run locally)."""
-    address = (given or os.environ.get(SCHEDULER_ENV) or "").strip()
+    """The scheduler to use: ``given`` ("" = this machine, whatever the environment says), else
+    ``$HYDROLENS_SCHEDULER``, else None (this machine)."""
+    address = (given if given is not None else os.environ.get(SCHEDULER_ENV) or "").strip()
     return address or None
 
 

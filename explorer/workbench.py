@@ -309,7 +309,7 @@ class LaunchPanel(Viewer):
     def _launch(self, _event=None) -> None:
         if not self.state.selection:
             return
-        runner = self.runner
+        runner = JobRunner(self.runner.store, scheduler="")  # this machine
         if self.run_on.value == "Dask cluster":
             address = self._check_cluster()
             if address is None:

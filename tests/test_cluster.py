@@ -177,3 +177,16 @@ def test_the_launch_tab_runs_a_job_on_a_dask_cluster_or_says_why_not(cluster, tm
     job = launched[0]
     assert job.info["executor"] == "dask"
     assert runner.wait([job.job_id], poll=0.5, timeout=240)[0].state == "done"
+
+
+def test_the_scheduler_comes_from_the_argument_else_the_environment(tmp_path, monkeypatch):
+    """`--scheduler`, else $HYDROLENS_SCHEDULER (so `hydrolens benchmark --scheduler` and an
+    exported variable send every job of the matrix to the cluster); "" means this machine."""
+    from core.jobs import JobRunner
+
+    monkeypatch.delenv("HYDROLENS_SCHEDULER", raising=False)
+    assert JobRunner(tmp_path).executor == "local"
+    monkeypatch.setenv("HYDROLENS_SCHEDULER", "tcp://10.0.0.1:8786")
+    assert JobRunner(tmp_path).executor == "dask" and JobRunner(tmp_path).scheduler == "tcp://10.0.0.1:8786"
+    assert JobRunner(tmp_path, scheduler="").executor == "local"
+    assert JobRunner(tmp_path, scheduler="tcp://h:1").scheduler == "tcp://h:1"
