@@ -63,3 +63,22 @@ def test_a_batch_that_does_not_divide_by_the_ranks_is_refused(tmp_path, data_roo
                    "--data-root", str(data_root))
     assert proc.returncode != 0 and "train.batch_size 4 must divide by train.nproc 3" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ranks_also_train_inside_a_job(tmp_path, data_root):
+    """train.nproc is part of the run's config, so the job runner's `train --resume RUN` starts
+    the ranks too."""
+    from core.jobs import JobRunner
+    from core.training.config import compose_config
+
+    conf = tmp_path / "ddp.yaml"
+    conf.write_text(CONFIG)
+    cfg = compose_config(conf, overrides={"data.sites": "4", "data.root": str(data_root), "train.nproc": 2,
+                                          "name": "in-a-job"})
+    runner = JobRunner(tmp_path / "runs", scheduler="")
+    job = runner.submit_train(cfg.to_dict())
+    done = runner.wait([job.job_id], poll=0.5, timeout=300)[0]
+    assert done.state == "done", done.log_tail(30)
+    assert "2 data-parallel ranks (torchrun, gloo)" in done.log_tail(60)
+    run = runner.store.get(done.run_id)
+    assert len(run.train_log()) == 2 and run.has_evaluation()
