@@ -188,3 +188,23 @@ def test_the_soil_moisture_floor_creates_water_only_under_feng2022():
             assert float(sm.min()) >= 0
     with pytest.raises(ValueError, match="soil-moisture floor"):
         HBV(nmul=1, engine="fused", sm_floor=1e-5)
+
+
+def test_the_warmup_runs_without_gradient_unless_asked():
+    """model.warmup_grad: False (hydrodl2's choice) leaves the warm-up out of the gradient, so
+    a parameter's gradient is that of the window alone; True back-propagates through the states
+    the warm-up hands over, and the gradient changes."""
+    torch.manual_seed(0)
+    forcing = synthetic_forcing(200, 3, dtype=torch.float32)
+    x, xs = torch.randn(200, 3, 3), torch.randn(3, 4)
+    grads = {}
+    for flag in (False, True):
+        torch.manual_seed(1)
+        m = DeltaModel(3, 4, nmul=2, hidden=8, dropout=0.0, engine="reference", warmup_grad=flag)
+        out = m(x, xs, forcing, warmup=120)
+        out.outputs["Q_sim"].sum().backward()
+        grads[flag] = torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None])
+        q = out.outputs["Q_sim"].detach()
+        grads[f"q{flag}"] = q
+    torch.testing.assert_close(grads["qFalse"], grads["qTrue"])  # the same simulation
+    assert not torch.allclose(grads[False], grads[True])  # a different gradient

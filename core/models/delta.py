@@ -66,14 +66,17 @@ class DeltaModel(nn.Module):
         forget_bias: initial forget-gate bias of g_A (``LSTMNet``; None: PyTorch's init).
         conventions: ``"hydrolens"`` or ``"feng2022"`` (Feng et al.'s dPLHBVrelease and hydrodl2
             1.4.0): how the warm-up hands over to the window, see :data:`CONVENTIONS`.
+        warmup_grad: back-propagate through the warm-up too (the states it hands over depend on
+            the parameters); False (the default, as hydrodl2): the warm-up runs under no_grad.
     """
 
     def __init__(self, n_dynamic: int, n_static: int, nmul: int = 16,
                  dynamic: tuple[str, ...] = (), use_gamma: bool = False,
                  hidden: int = 256, dropout: float = 0.5, engine: str = "auto",
                  nn_recharge: bool = False, forget_bias: float | None = None,
-                 conventions: str = "hydrolens"):
+                 conventions: str = "hydrolens", warmup_grad: bool = False):
         super().__init__()
+        self.warmup_grad = bool(warmup_grad)
         if conventions not in CONVENTIONS:
             raise ValueError(f"conventions must be one of {tuple(CONVENTIONS)}, got {conventions!r}")
         self.conventions = conventions
@@ -171,12 +174,15 @@ class DeltaModel(nn.Module):
         hbv_names = self.backbone.parameter_names
         q_before = None
         if warmup > 0:
-            with torch.no_grad():
+            grad = self.warmup_grad and torch.is_grad_enabled()
+            with torch.set_grad_enabled(grad):
                 if conv["warmup_parameters"] == "last_day":
-                    static = {n: params[n][-1:].detach() for n in hbv_names}
+                    static = {n: params[n][-1:] for n in hbv_names}
                 else:  # the learner's output on the last warm-up day, every parameter static
                     wp = self._params_from_hidden(h[warmup - 1:warmup], h[warmup - 1], dynamic_from=0)
-                    static = {n: wp[n][-1:].detach() for n in hbv_names}
+                    static = {n: wp[n][-1:] for n in hbv_names}
+                if not grad:
+                    static = {n: v.detach() for n, v in static.items()}
                 warm = self.backbone(forcing[:warmup], static, state)
             state = warm.final_state
             tail = warm.outputs["Q_unrouted"][-(UH_LENGTH - 1):]

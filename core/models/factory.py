@@ -24,7 +24,8 @@ from .registry import Variant, get_variant
 def _delta(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:
     return DeltaModel(n_dynamic=n_dynamic, n_static=n_static, nmul=m.nmul or v.nmul, dynamic=v.dynamic,
                       use_gamma=v.use_gamma, hidden=m.hidden, dropout=m.dropout, engine=m.engine,
-                      nn_recharge=v.nn_recharge, forget_bias=m.forget_bias, conventions=m.conventions)
+                      nn_recharge=v.nn_recharge, forget_bias=m.forget_bias, conventions=m.conventions,
+                      warmup_grad=m.warmup_grad)
 
 
 def _lstm(v: Variant, m, n_dynamic: int, n_static: int) -> nn.Module:

@@ -177,6 +177,9 @@ class ModelConfig(_Strict):
         "soil-moisture floor (mass balance closes exactly); feng2022 (Feng et al.'s release, "
         "hydrodl2): the learner's output on the last warm-up day spins up, routing starts from zero, "
         "SM floored at 1e-5 mm (runs the reference HBV loop). docs/models.md, Conventions")
+    warmup_grad: bool = Field(False, description="δ models: back-propagate through the warm-up year too "
+                              "(False, as hydrodl2: the warm-up runs without gradient, about half the "
+                              "step's cost)")
     forget_bias: Real | None = Field(None, description="initial forget-gate bias of the LSTM learners "
                                      "(the δ models' g_A and the LSTM baseline; neuralhydrology's "
                                      "initial_forget_bias, 3 in its CAMELS configs); None: PyTorch's init")
