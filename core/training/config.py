@@ -411,13 +411,15 @@ PRESETS["nh_lstm"] = {
 # x 30-day windows, each after a 366-day spin-up without loss or gradient, the dPL rule's
 # iterations per epoch. The VAL cells (r and c odd: neither SPARSE nor NG) validate after every
 # epoch, and the epoch with their highest median NSE is the run's model (patience 10). The doc's
-# Adadelta (lr 0.5, ρ 0.95, weight decay 1e-5)
+# Adadelta (lr 0.5, ρ 0.95, weight decay 1e-5) with the gradient norm clipped at 1 and the learner
+# in bf16 where the CPU has it (both chosen on the VAL cells: docs/smap_tuning.md)
 PRESETS["smap"] = {
     "preset": "smap",
     "data": {"source": "smap", "sites": "SPARSE", "test_sites": "NG", "val_sites": "VAL"},
     "model": {"variant": "paraformer_z", "hidden": 256, "dropout": 0.5, "engine": "auto"},
     "train": {"epochs": 100, "batch_size": 100, "rho": 30, "warmup": 366,
               "optimizer": "adadelta", "lr": 0.5, "rho_adadelta": 0.95, "weight_decay": 1e-5,
+              "grad_clip": 1.0, "precision": "auto",
               "val_fraction": 0.0, "val_metric": "NSE", "patience": 10, "keep_checkpoints": 1000,
               "eval_basin_chunk": 512},
 }
