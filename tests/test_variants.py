@@ -208,3 +208,23 @@ def test_the_warmup_runs_without_gradient_unless_asked():
         grads[f"q{flag}"] = q
     torch.testing.assert_close(grads["qFalse"], grads["qTrue"])  # the same simulation
     assert not torch.allclose(grads[False], grads[True])  # a different gradient
+
+
+@pytest.mark.parametrize("family", ["delta", "lstm"])
+def test_bf16_precision_runs_the_lstm_in_bf16_and_the_rest_in_fp32(family):
+    """train.precision bf16: g_A (or the LSTM baseline) under bf16 autocast, its outputs cast
+    back; the HBV, routing and Q stay fp32; the simulation is close to the fp32 one."""
+    torch.manual_seed(0)
+    forcing = synthetic_forcing(150, 3, dtype=torch.float32)
+    x, xs = torch.randn(150, 3, 3), torch.randn(3, 4)
+    m = (DeltaModel(3, 4, nmul=2, hidden=16, dropout=0.0) if family == "delta"
+         else StreamflowLSTM(3, 4, hidden=16, dropout=0.0)).eval()
+    seen = []
+    m.learner.lstm.register_forward_hook(lambda mod, inp, out: seen.append(out[0].dtype))
+    q32 = m(x, xs, forcing, warmup=50).outputs["Q_sim"]
+    m.precision = "bf16"
+    q16 = m(x, xs, forcing, warmup=50).outputs["Q_sim"]
+    assert seen == [torch.float32, torch.bfloat16]
+    assert q16.dtype == torch.float32 and torch.isfinite(q16).all()
+    assert float((q16 - q32).abs().max()) < 0.05 * float(q32.abs().max()) + 1e-3
+    assert not torch.equal(q16, q32)

@@ -18,6 +18,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .._runtime import learner_autocast
 from ..nets import LSTMNet, with_static
 from ..physics import HBV, ROUTING_PARAMETERS, UH_LENGTH, RechargeNet, gamma_unit_hydrograph, route
 
@@ -91,6 +92,9 @@ class DeltaModel(nn.Module):
         self.nmul = nmul
         self.dynamic = tuple(dynamic)
         self.n_hbv = len(specs)
+        #: the learner's arithmetic, set by the trainer from ``train.precision``: "bf16" runs g_A
+        #: under bf16 autocast (the HBV, routing and loss stay fp32)
+        self.precision = "fp32"
         self.learner = LSTMNet(n_dynamic + n_static, self.n_hbv * nmul + len(ROUTING_PARAMETERS),
                                hidden=hidden, dropout=dropout, forget_bias=forget_bias)
 
@@ -125,21 +129,32 @@ class DeltaModel(nn.Module):
             name -> tensor; HBV parameters: static [1, basin, nmul], dynamic
             [time - dynamic_from, basin, nmul]; routing (route_a, route_b): [site].
         """
-        h = self.learner.features(self.learner_inputs(x_dyn, x_static))
+        h = self._hidden(x_dyn, x_static)
         return self._params_from_hidden(h, h[-1], dynamic_from)
+
+    def _hidden(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
+        """g_A's hidden states [time, site, H] (under bf16 autocast when ``precision`` is bf16)."""
+        with learner_autocast(self.precision, x_dyn.device.type):
+            return self.learner.features(self.learner_inputs(x_dyn, x_static))
+
+    def _head(self, h: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """g_A's output layer on ``h``, back in fp32 from bf16 (fp64 inputs stay fp64)."""
+        with learner_autocast(self.precision, h.device.type):
+            out = self.learner.head(h, rows)
+        return out.float() if out.dtype == torch.bfloat16 else out
 
     def _params_from_hidden(self, h: torch.Tensor, h_static: torch.Tensor, dynamic_from: int) -> dict[str, torch.Tensor]:
         """``parameters_from`` on the learner's hidden states ``h`` [time, site, H], the static
         parameters (and routing) from ``h_static`` [site, H]."""
         nb, nm, nh = h.shape[1], self.nmul, self.n_hbv
-        last = torch.sigmoid(self.learner.head(h_static))                  # [site, ny]
+        last = torch.sigmoid(self._head(h_static))                         # [site, ny]
         hbv_last = last[:, : nh * nm].reshape(nb, nh, nm).unsqueeze(0)     # [1, basin, n_hbv, nmul]
         specs = self.backbone.parameter_specs
         dyn_idx = [i for i, s in enumerate(specs) if s.name in self.dynamic]
         dyn = {}
         if dyn_idx:
             rows = torch.tensor([i * nm + k for i in dyn_idx for k in range(nm)], device=h.device)
-            raw = torch.sigmoid(self.learner.head(h[dynamic_from:], rows))
+            raw = torch.sigmoid(self._head(h[dynamic_from:], rows))
             dyn = dict(zip(dyn_idx, raw.reshape(raw.shape[0], nb, len(dyn_idx), nm).unbind(2)))
         out = {}
         for i, (s, r) in enumerate(zip(specs, hbv_last.unbind(2))):
@@ -169,7 +184,7 @@ class DeltaModel(nn.Module):
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
         conv = CONVENTIONS[self.conventions]
-        h = self.learner.features(self.learner_inputs(x_dyn, x_static))
+        h = self._hidden(x_dyn, x_static)
         params = self._params_from_hidden(h, h[-1], dynamic_from=warmup)
         hbv_names = self.backbone.parameter_names
         q_before = None

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._runtime import learner_autocast
 from ..nets import LSTMNet, with_static
 from .delta import DeltaOutput
 
@@ -50,6 +51,9 @@ class StreamflowLSTM(nn.Module):
                  forget_bias: float | None = None):
         super().__init__()
         self.learner = LSTMNet(n_dynamic + n_static, 1, hidden=hidden, dropout=dropout, forget_bias=forget_bias)
+        #: the LSTM's arithmetic, set by the trainer from ``train.precision`` ("bf16": autocast;
+        #: the output transform and the loss stay fp32)
+        self.precision = "fp32"
         # statistics of log10(sqrt(Q) + 0.1) on the training data (set by fit_target)
         self.register_buffer("q_mean", torch.tensor(0.0))
         self.register_buffer("q_std", torch.tensor(1.0))
@@ -80,7 +84,10 @@ class StreamflowLSTM(nn.Module):
         nt = x_dyn.shape[0]
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
-        h = self.learner.features(with_static(x_dyn, x_static))
-        z = self.learner.head(h[warmup:]).squeeze(-1)                      # [time - warmup, basin]
+        with learner_autocast(self.precision, x_dyn.device.type):
+            h = self.learner.features(with_static(x_dyn, x_static))
+            z = self.learner.head(h[warmup:]).squeeze(-1)                  # [time - warmup, basin]
+        if z.dtype == torch.bfloat16:
+            z = z.float()
         root = torch.clamp(torch.pow(10.0, z * self.q_std + self.q_mean) - 0.1, min=0.0)
         return DeltaOutput(outputs={"Q_sim": root * root}, params={}, final_state={})
