@@ -129,3 +129,22 @@ def test_cli_trains_from_a_partial_config_with_its_preset(tmp_path, data_root):
         ("smap", "smap", "ffn_a", 1, 0.4, 3)
     assert cfg.data.sites == ["0", "2", "14"] and cfg.data.test_sites == ["16"]
     assert cfg.train.optimizer == "adadelta"
+
+
+def test_a_preset_carries_settings_for_one_variant_under_the_file_and_the_overrides(tmp_path):
+    """The smap preset's ``variants`` block: LSTM_Z and ParaFormer_A train with Adam (their
+    validation's pick, docs/smap_tuning.md), the others with Adadelta; a config file or an
+    override still wins."""
+    from core.training.config import compose_config
+
+    assert compose_config("smap").train.optimizer == "adadelta"  # ParaFormer_Z
+    lz = compose_config("smap", overrides={"model.variant": "lstm_z"})
+    assert (lz.train.optimizer, lz.train.lr, lz.train.grad_clip) == ("adam", 0.001, 1.0)
+    assert compose_config("smap", overrides={"model.variant": "paraformer_a"}).train.lr == 0.0001
+    assert compose_config("smap", overrides={"model.variant": "ffn_a"}).train.optimizer == "adadelta"
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: smap\nmodel: {variant: lstm_z}\ntrain: {optimizer: adadelta, lr: 0.5}\n")
+    assert compose_config(file=f).train.optimizer == "adadelta"
+    f.write_text("preset: smap\nmodel: {variant: lstm_z}\n")
+    assert compose_config(file=f).train.optimizer == "adam"
+    assert compose_config(file=f, overrides={"train.lr": 0.01}).train.lr == 0.01

@@ -422,6 +422,10 @@ PRESETS["smap"] = {
               "grad_clip": 1.0, "precision": "auto",
               "val_fraction": 0.0, "val_metric": "NSE", "patience": 10, "keep_checkpoints": 1000,
               "eval_basin_chunk": 512},
+    # the optimiser each learner's validation picked (docs/smap_tuning.md): Adadelta + clip for
+    # FFN_A and ParaFormer_Z (above), Adam + clip for LSTM_Z and ParaFormer_A
+    "variants": {"lstm_z": {"train": {"optimizer": "adam", "lr": 0.001}},
+                 "paraformer_a": {"train": {"optimizer": "adam", "lr": 0.0001}}},
 }
 
 
@@ -514,7 +518,8 @@ def compose_config(preset: str | Path | None = None, file: str | Path | None = N
     Layers, each over the one before:
 
     1. the preset: ``preset`` if given, else the one the file names (``preset: smap``), else the
-       RunConfig defaults. ``preset`` may also be a YAML file (then it is the file);
+       RunConfig defaults, with the preset's own settings for the resulting variant (its
+       ``variants`` block) laid over it. ``preset`` may also be a YAML file (then it is the file);
     2. the config file's values (a partial file changes only what it names);
     3. ``overrides``: dotted keys (``{"train.epochs": 5, "data.root": "/data"}``); a value of
        None means "not given" and is skipped (``SET_NONE`` sets a None). ``data.sites`` / ``data.test_sites`` given as text
@@ -536,11 +541,18 @@ def compose_config(preset: str | Path | None = None, file: str | Path | None = N
     name = preset or raw.get("preset")
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"{file}: preset: expected a preset name ({', '.join(PRESETS)}), got {name!r}")
-    cfg = merge_config(_preset_dict(name), raw) if name else dict(raw)
+    given = {k: None if v is SET_NONE else v for k, v in (overrides or {}).items() if v is not None}
+    base = dict(_preset_dict(name)) if name else {}
+    # the preset's settings for one variant (``variants``), under the file and the overrides
+    by_variant = base.pop("variants", {})
+    variant = (given.get("model.variant") or (raw.get("model") or {}).get("variant")
+               or (base.get("model") or {}).get("variant"))
+    if variant in by_variant:
+        base = merge_config(base, by_variant[variant])
+    cfg = merge_config(base, raw) if name else dict(raw)
     if preset:
         cfg["preset"] = preset
     where = " + ".join(str(x) for x in (f"preset {name}" if name else None, file) if x) or "defaults"
-    given = {k: None if v is SET_NONE else v for k, v in (overrides or {}).items() if v is not None}
     for key, value in given.items():
         parts = key.split(".")
         if len(parts) > 2 or (len(parts) == 2 and parts[0] not in ("data", "model", "train")):

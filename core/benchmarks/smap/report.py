@@ -108,6 +108,7 @@ def report_values(label: str, runs: pd.DataFrame, t: pd.DataFrame, cost: pd.Data
     long_t = pd.DataFrame() if long_t is None else long_t
     values = {
         "label": label, "command": command, "d": cfg["data"], "tr": cfg["train"], "mo": cfg.get("model", {}),
+        "optimisers": cfg.get("optimisers") or {},
         "seeds": [str(s) for s in sorted(runs["seed"].unique())],
         "table2": table2_table(t) if len(t) else None,
         "targets": Table(["target", "measured", "met"],

@@ -299,6 +299,13 @@ def settings_config(store: RunStore, runs: pd.DataFrame) -> dict:
     if len(sce_rows):  # SCE-UA's budget from its own run
         cfg["train"]["sceua_evaluations"] = store.get(sce_rows["run_id"].iloc[0]).config()["train"].get(
             "sceua_evaluations")
+    # each learner's optimiser (the preset may choose one per learner: docs/smap_tuning.md)
+    optimisers = {}
+    for method, rows in learner_rows.groupby("method", sort=False):
+        t = store.get(rows["run_id"].iloc[0]).config()["train"]
+        clip = f", gradient norm clipped at {t['grad_clip']}" if t.get("grad_clip") else ""
+        optimisers[VARIANTS[method].label] = f"{t['optimizer']} (lr {t.get('lr')}{clip})"
+    cfg["optimisers"] = optimisers
     return cfg
 
 
