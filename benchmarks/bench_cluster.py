@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 import core  # noqa: E402,F401  (memory settings before torch)
 
 from core._runtime import cpu_description  # noqa: E402
+from core.cluster import disconnect  # noqa: E402
 from core.datasets.smap import load_smap, smap_splits  # noqa: E402
 from core.models.sceua import calibrate_cells, cell_problems  # noqa: E402
 
@@ -35,7 +36,9 @@ def timed(problems, evaluations: int, workers: int) -> tuple[float, list]:
         calibrate_cells(problems[:workers], max_evals=20, scheduler=c.scheduler_address)  # start-up, untimed
         t0 = time.perf_counter()
         res = calibrate_cells(problems, max_evals=evaluations, scheduler=c.scheduler_address)
-        return time.perf_counter() - t0, res
+        seconds = time.perf_counter() - t0
+        disconnect(c.scheduler_address)
+        return seconds, res
 
 
 def main(argv=None) -> None:

@@ -70,6 +70,13 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S):
     return client
 
 
+def disconnect(address: str) -> None:
+    """Close this process's client to ``address`` (before its cluster goes away)."""
+    client = _CLIENTS.pop(address, None)
+    if client is not None:
+        client.close()
+
+
 @dataclass
 class ClusterInfo:
     """What a cluster offers: its scheduler address, dashboard link, workers, threads, GPUs."""

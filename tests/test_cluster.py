@@ -21,9 +21,12 @@ pytestmark = [needs_data, pytest.mark.data, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def cluster():
+    from core.cluster import disconnect
+
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as c:
         yield c
+        disconnect(c.scheduler_address)
 
 
 def _config(data_root, epochs: int, iters: int, name: str) -> dict:
