@@ -193,3 +193,31 @@ def test_the_scheduler_comes_from_the_argument_else_the_environment(tmp_path, mo
     assert JobRunner(tmp_path).executor == "dask" and JobRunner(tmp_path).scheduler == "tcp://10.0.0.1:8786"
     assert JobRunner(tmp_path, scheduler="").executor == "local"
     assert JobRunner(tmp_path, scheduler="tcp://h:1").scheduler == "tcp://h:1"
+
+
+def test_hydrolens_cluster_local_prints_an_address_that_takes_jobs(tmp_path):
+    """`hydrolens cluster local` starts a LocalCluster, prints its scheduler address and
+    dashboard, and stops on SIGTERM."""
+    import subprocess
+    import sys
+
+    from core.cluster import cluster_info, connect, disconnect
+
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "cluster", "local", "--workers", "1", "--threads", "1",
+                             "--dashboard", ":0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        t0 = time.monotonic()
+        while not any(line.startswith("scheduler tcp://") for line in lines):
+            assert time.monotonic() - t0 < 60, f"no scheduler address printed: {lines}"
+            lines.append(proc.stdout.readline().strip())
+        address = next(line for line in lines if line.startswith("scheduler ")).split()[1]
+        while not any(line.startswith("use it: export HYDROLENS_SCHEDULER=") for line in lines):
+            lines.append(proc.stdout.readline().strip())
+        assert any(line.startswith("dashboard http") for line in lines), lines
+        info = cluster_info(connect(address))
+        assert info.workers == 1 and info.threads == 1
+        disconnect(address)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
