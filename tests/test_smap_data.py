@@ -269,7 +269,7 @@ def test_splits(ds, ds_all):
     sp = smap_splits(ds)
     sizes = {k: len(v) for k, v in sp.items()}
     assert sizes == {"ALL": 407, "SPARSE": 104, "NG": 102, "DENSE": 305, "SCALE_29": 29,
-                     "SCALE_104": 104, "SCALE_206": 205, "SCALE_305": 305}
+                     "SCALE_104": 104, "SCALE_206": 205, "SCALE_305": 305, "VAL": 100}
     s = {k: set(v) for k, v in sp.items()}
     assert s["SCALE_29"] < s["SCALE_104"] < s["SCALE_206"] < s["SCALE_305"]
     assert s["SCALE_104"] == s["SPARSE"] and s["SCALE_305"] == s["DENSE"]
@@ -284,6 +284,9 @@ def test_splits(ds, ds_all):
     assert all(r[x] % 2 == 0 and c[x] % 2 == 1 for x in s["NG"])
     assert all(r[x] % 4 == 0 and c[x] % 4 == 0 for x in s["SCALE_29"])
     assert all(c[x] % 2 == 0 for x in s["SCALE_206"])
+    # VAL validates runs trained on SPARSE or smaller: none of their cells, no test cell
+    assert all(r[x] % 2 == 1 and c[x] % 2 == 1 for x in s["VAL"])
+    assert not s["VAL"] & (s["SCALE_206"] | s["NG"]) and s["VAL"] <= s["DENSE"]
     # the bad cells are dropped from the sets even when the dataset holds them
     assert smap_splits(ds_all) == sp
     assert len(smap_splits(ds_all, exclude_bad=False)["ALL"]) == 412
