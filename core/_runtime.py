@@ -43,6 +43,15 @@ def configure_memory() -> bool:
     return ok
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a HydroLens child process (``python -m core...``): this one's, with
+    this checkout first on PYTHONPATH and unbuffered output, plus ``extra``."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": repo + (os.pathsep + path if path else ""), **extra}
+
+
 def flush_denormals() -> bool:
     """Make the CPU flush subnormal floats (|x| < 1.2e-38 in float32) to zero, for training.
 

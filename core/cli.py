@@ -260,6 +260,7 @@ def _train_ranks(run, cfg, evaluate: bool, progress: bool, t0: float) -> None:
     scratch when there is no checkpoint), then evaluation here."""
     import subprocess
 
+    from ._runtime import child_env
     from .evaluation import evaluate_run
     from .training.distributed import launch_command
 
@@ -273,10 +274,7 @@ def _train_ranks(run, cfg, evaluate: bool, progress: bool, t0: float) -> None:
             "--progress" if progress else "--no-progress"]  # (torchrun's parser would take --nproc)
     typer.echo(f"run {run.run_id} -> {run.path}\n{n} data-parallel ranks (torchrun, "
                f"{'nccl' if cfg.train.device == 'cuda' else 'gloo'}), {per_rank} thread(s) each")
-    env = {**os.environ, "OMP_NUM_THREADS": str(per_rank),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1]) +
-           (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
-    rc = subprocess.call(launch_command(n, args), env=env)
+    rc = subprocess.call(launch_command(n, args), env=child_env(OMP_NUM_THREADS=str(per_rank)))
     if rc != 0:
         _fail(f"training on {n} ranks failed (exit {rc}); continue with `hydrolens train --resume "
               f"{run.run_id}`", code=rc)
@@ -535,15 +533,7 @@ def jobs_resume(job_id: str = typer.Argument(..., help="job id of an ended job")
                                                         "where the ended job ran"),
                 out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Queue a job that continues an ended job's run from its last checkpoint."""
-    runner = _runner(out)
-    if scheduler:
-        from .jobs import JobRunner
-
-        old = runner.get(job_id)
-        job = JobRunner(runner.store, scheduler=scheduler).submit_resume(
-            old.run_id, epochs=epochs, device=old.device) if old.final and old.run_id else runner.resume(job_id, epochs)
-    else:
-        job = runner.resume(job_id, epochs=epochs)
+    job = _runner(out).resume(job_id, epochs=epochs, scheduler=scheduler)
     typer.echo(f"job {job.job_id} ({job.state}) resumes run {job.run_id}")
 
 

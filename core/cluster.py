@@ -106,6 +106,22 @@ def cluster_info(client) -> ClusterInfo:
     )
 
 
+def require_cluster(address: str, gpu: bool = False, timeout: float = CONNECT_TIMEOUT_S) -> ClusterInfo:
+    """What the cluster at ``address`` offers, after checking it can run a job (``gpu``: one
+    that asks for CUDA).
+
+    Raises:
+        ClusterError: no scheduler answers within ``timeout`` s, or ``gpu`` and no worker
+            offers the ``GPU`` resource (the message says how to start GPU workers).
+    """
+    info = cluster_info(connect(address, timeout=timeout))
+    if gpu and info.gpus < 1:
+        raise ClusterError(f"the job asks for CUDA, but no worker of the cluster at {address} offers a "
+                           "GPU; start GPU workers with `dask worker ADDRESS --resources GPU=1`, or "
+                           "train on device cpu")
+    return info
+
+
 def submit_detached(address: str, fn: Callable, *args, key: str, gpu: bool = False, retries: int = 0):
     """Run ``fn(*args)`` on the cluster at ``address`` as a task that outlives this process
     (``distributed.fire_and_forget``): the scheduler keeps it, and runs it again on another
@@ -118,15 +134,9 @@ def submit_detached(address: str, fn: Callable, *args, key: str, gpu: bool = Fal
         ClusterError: no scheduler at ``address``, or ``gpu`` and no worker offers a GPU.
     """
     distributed = _distributed()
-    client = connect(address)
-    resources = None
-    if gpu:
-        if cluster_info(client).gpus < 1:
-            raise ClusterError(f"the job asks for CUDA, but no worker of the cluster at {address} offers a "
-                               "GPU; start GPU workers with `dask worker ADDRESS --resources GPU=1`, or "
-                               "train on device cpu")
-        resources = {"GPU": 1}
-    future = client.submit(fn, *args, key=key, pure=False, resources=resources, retries=retries)
+    require_cluster(address, gpu=gpu)
+    future = connect(address).submit(fn, *args, key=key, pure=False, resources={"GPU": 1} if gpu else None,
+                                     retries=retries)
     distributed.fire_and_forget(future)
     return future.key
 

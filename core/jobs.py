@@ -40,8 +40,10 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -49,7 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .cluster import ClusterError, cluster_info, connect, scheduler_address, submit_detached
+from ._runtime import child_env
+from .cluster import SCHEDULER_ENV, ClusterError, require_cluster, scheduler_address, submit_detached
 from .runs import RunStore, write_json_atomic
 from .runs.io import now_iso
 from .runs.safety import process_alive, process_started
@@ -62,6 +65,10 @@ DEFAULT_MAX_RUNNING = int(os.environ.get("HYDROLENS_MAX_JOBS", "1") or 1)
 JOB_STATES = ("queued", "running", "cancelling", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
 _LIVE_PROCS: dict[int, subprocess.Popen] = {}  # workers started by this process, reaped in pump()
+#: What an ended job says when it was cancelled.
+CANCELLED = "cancelled; the run keeps its last finished epoch and can be resumed"
+#: This checkout (the working directory of a job's processes).
+REPO = str(Path(__file__).resolve().parents[1])
 #: A Dask job whose heartbeat is older than this (s) has lost its worker.
 HEARTBEAT_STALE_S = 30.0
 #: How long a Dask task waits for its run's lock (a killed attempt's trainer still stopping).
@@ -225,14 +232,9 @@ class JobRunner:
         dashboard = None
         if self.scheduler:  # refuse here what the cluster could never run
             try:
-                info = cluster_info(connect(self.scheduler))
-                dashboard = info.dashboard
+                dashboard = require_cluster(self.scheduler, gpu=device == "cuda").dashboard
             except ClusterError as e:
                 raise JobError(str(e)) from None
-            if device == "cuda" and info.gpus < 1:
-                raise JobError(f"the job asks for CUDA, but no worker of the cluster at {self.scheduler} "
-                               "offers a GPU; start GPU workers with `dask worker ADDRESS --resources "
-                               "GPU=1`, or use device cpu")
         # sortable by submission time (ms), unique across processes
         job_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + uuid.uuid4().hex[:4]
         path = self.root / job_id
@@ -268,7 +270,7 @@ class JobRunner:
             alive = _alive(spec)
             if not alive and cancel:  # stopped by the cancel before it could write a result
                 state = "cancelled"
-                info["message"] = "cancelled; the run keeps its last finished epoch and can be resumed"
+                info["message"] = CANCELLED
             elif not alive:
                 state = "failed"
                 info["message"] = ("the worker stopped without a result (killed?); the run can be "
@@ -393,13 +395,11 @@ class JobRunner:
             return False
 
     def _start(self, job: Job) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDROLENS_MAX_JOBS": str(self.max_running)}
-        repo = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = child_env(HYDROLENS_MAX_JOBS=str(self.max_running))
         with open(job.log_path, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "core.jobs", str(job.path)],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, cwd=repo, start_new_session=True)
+                                    env=env, cwd=REPO, start_new_session=True)
         _LIVE_PROCS[proc.pid] = proc
         spec = _read_json(job.path / "job.json") or {}
         spec.update(state="running", pid=proc.pid, pid_started=process_started(proc.pid), started=now_iso())
@@ -444,8 +444,9 @@ class JobRunner:
                 pass
         return self.get(job_id)
 
-    def resume(self, job_id: str, epochs: int | None = None) -> Job:
-        """Queue a new job that continues the run of an ended job from its last checkpoint.
+    def resume(self, job_id: str, epochs: int | None = None, scheduler: str | None = None) -> Job:
+        """Queue a new job that continues the run of an ended job from its last checkpoint,
+        where the ended job ran, or on the Dask cluster at ``scheduler`` ("" = this machine).
 
         Raises:
             JobError: the job is still queued or running, or has no run.
@@ -455,8 +456,9 @@ class JobRunner:
             raise JobError(f"job {job_id} is still {job.state}")
         if not job.run_id:
             raise JobError(f"job {job_id} has no run to resume")
-        runner = self if job.info.get("executor", "local") == self.executor else \
-            JobRunner(self.store, self.max_running, scheduler=job.info.get("scheduler"))
+        where = job.info.get("scheduler", "") if scheduler is None else scheduler
+        runner = self if scheduler_address(where) == self.scheduler else \
+            JobRunner(self.store, self.max_running, scheduler=where)
         return runner.submit_resume(job.run_id, epochs=epochs, device=job.device)
 
     def wait(self, job_ids: Iterable[str], poll: float = 2.0, timeout: float | None = None,
@@ -490,7 +492,7 @@ def _dask_state(path: Path, spec: dict, cancel: bool) -> tuple[str, str]:
     where = (_read_json(path / "worker.json") or {}).get("worker", "a Dask worker")
     if age > HEARTBEAT_STALE_S:
         if cancel:
-            return "cancelled", "cancelled; the run keeps its last finished epoch and can be resumed"
+            return "cancelled", CANCELLED
         return "failed", (f"the Dask worker ({where}) stopped without a result {age:.0f} s ago; the "
                           "scheduler runs the job again on another worker if it can, else resume it")
     return ("cancelling" if cancel else "running"), f"running on {where}"
@@ -514,8 +516,6 @@ def run_job_task(job_dir: str) -> str:
     attempt's trainer to release the run, then runs the job as :func:`run_job` does, with a
     heartbeat, the child tied to this worker's life.
     """
-    import socket
-
     path = Path(job_dir)
     try:
         from distributed import get_worker
@@ -556,18 +556,20 @@ def run_job(job_dir: Path, stdout=None, heartbeat: bool = False) -> str:
     """
     spec = _read_json(job_dir / "job.json") or {}
     cmd = [sys.executable, "-m", "core.cli", *spec.get("args", [])]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    repo = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    if stdout is not None:
-        stdout.write(f"$ hydrolens {' '.join(spec.get('args', []))}\n".encode())
-        stdout.flush()
-    else:
-        print(f"$ hydrolens {' '.join(spec.get('args', []))}", flush=True)
+
+    def say(text: str) -> None:  # the job's log: this process's stdout, or ``stdout``
+        if stdout is None:
+            print(text, flush=True)
+        else:
+            stdout.write(f"{text}\n".encode())
+            stdout.flush()
+
+    say(f"$ hydrolens {' '.join(spec.get('args', []))}")
+    env = child_env()
     if heartbeat:  # on a Dask worker: the job's own calibration stays on this worker (a task
         # waiting for tasks of the same cluster could take the threads they need)
-        env.pop("HYDROLENS_SCHEDULER", None)
-    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout, env=env, cwd=repo,
+        env.pop(SCHEDULER_ENV, None)
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout, env=env, cwd=REPO,
                              preexec_fn=_pdeathsig if heartbeat else None)
     sent = False
 
@@ -596,23 +598,16 @@ def run_job(job_dir: Path, stdout=None, heartbeat: bool = False) -> str:
             continue
     cancelled = (job_dir / "cancel").exists()
     state = "done" if rc == 0 else ("cancelled" if cancelled else "failed")
-    message = {"done": "trained and evaluated",
-               "cancelled": "cancelled; the run keeps its last finished epoch and can be resumed",
+    message = {"done": "trained and evaluated", "cancelled": CANCELLED,
                "failed": f"exit code {rc}; see the log"}[state]
     write_json_atomic(job_dir / "result.json", {"state": state, "returncode": rc, "ended": now_iso(),
                                                 "message": message})
-    if stdout is not None:
-        stdout.write(f"job {state} (exit {rc})\n".encode())
-        stdout.flush()
-    else:
-        print(f"job {state} (exit {rc})", flush=True)
+    say(f"job {state} (exit {rc})")
     return state
 
 
 def _in_main_thread() -> bool:
     """Whether this is the main thread (signal handlers can only be set there; a Dask task is not)."""
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

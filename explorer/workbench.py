@@ -19,7 +19,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from core.cluster import ClusterError, cluster_info, connect, scheduler_address
+from core.cluster import ClusterError, require_cluster, scheduler_address
 from core.jobs import FINAL_STATES, JobError, JobRunner
 from core.models.registry import VARIANTS
 from core.training.config import PRESETS, SET_NONE, compose_config, preset_config
@@ -253,7 +253,7 @@ class LaunchPanel(Viewer):
                                         'local` prints it).</div>')
             return None
         try:
-            info = cluster_info(connect(address, timeout=3))
+            info = require_cluster(address, timeout=3)
         except ClusterError as e:
             self.cluster_note.object = f'<div class="hl-error" data-cluster="unreachable">{escape(e)}</div>'
             return None
@@ -309,14 +309,14 @@ class LaunchPanel(Viewer):
     def _launch(self, _event=None) -> None:
         if not self.state.selection:
             return
-        runner = JobRunner(self.runner.store, scheduler="")  # this machine
+        address = ""  # this machine
         if self.run_on.value == "Dask cluster":
             address = self._check_cluster()
             if address is None:
                 self.feedback.object = ('<div class="hl-error">Cannot launch: no usable Dask cluster (see '
                                         'above); choose "this machine" or fix the address</div>')
                 return
-            runner = JobRunner(self.runner.store, scheduler=address)
+        runner = JobRunner(self.runner.store, scheduler=address)
         try:
             job = runner.submit_train(self.config(), label=f"{self.variant.value} on "
                                       f"{len(self.state.selection)} sites")

@@ -106,8 +106,8 @@ def load_validation(cfg: RunConfig, train_sites: list[str]) -> xr.Dataset | None
         return None
     ds = load_for_config(cfg, end=d.train_end, sites=_as_list(d.val_sites))
     ids = [str(s) for s in ds["site"].values]
-    if d.test_sites is not None:
-        test = set(map(str, load_for_config(cfg, end=d.train_end, sites=_as_list(d.test_sites))["site"].values))
+    if d.test_sites is not None:  # the test sites' ids (a set name resolves in the reader): one day's read
+        test = set(map(str, load_for_config(cfg, end=d.train_start, sites=_as_list(d.test_sites))["site"].values))
         both = [s for s in ids if s in test]
         if both:
             raise ConfigError(f"data.val_sites ({d.val_sites}) shares {len(both)} site(s) with data.test_sites "
