@@ -67,6 +67,17 @@ def curve_summary(table: pd.DataFrame, status: dict) -> str:
     return " · ".join(parts)
 
 
+def loss_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks of the log loss axis over ``lo..hi`` (> 0): 1-2-5 in every decade, or, where fewer
+    than three of those fall inside (a δ model's loss moving between 1.2 and 1.6), five evenly
+    spaced values rounded to two significant digits."""
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    ticks = [m * 10.0 ** k for k in decades for m in (1, 2, 5) if lo <= m * 10.0 ** k <= hi]
+    if len(ticks) >= 3:
+        return ticks
+    return sorted({float(f"{v:.2g}") for v in np.linspace(lo, hi, 7)[1:-1]})
+
+
 def _duration(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
@@ -158,9 +169,11 @@ class LearningCurveView(Viewer):
                                     f'<b>{escape(run_id)}</b>: {curve_summary(table, status)}</div>')
             except Exception as e:  # noqa: BLE001 - a broken log is named, the page stays up
                 self.note.object = f'<div class="hl-muted">Run {escape(run_id)}: {escape(e)}</div>'
-        has_val = bool(table["val_loss"].notna().any())
-        self.lines["val_loss"].visible = has_val
-        self.lines["val_NSE"].visible = bool(table["val_NSE"].notna().any())
+        # a run without validation shows neither its lines nor their legend entries
+        for name in ("val_loss", "val_NSE"):
+            self.lines[name].visible = bool(table[name].notna().any())
+        for item in self.figure.legend.items:
+            item.visible = all(r.visible for r in item.renderers)
         self.nse_axis.visible = self.lines["val_NSE"].visible
         self.source.data = {c: table[c].to_numpy() for c in COLUMNS}
         self._fit_ranges(table)
@@ -175,8 +188,7 @@ class LearningCurveView(Viewer):
         losses = losses[np.isfinite(losses) & (losses > 0)]
         lo, hi = (float(losses.min()), float(losses.max())) if losses.size else (0.1, 1.0)
         fig.y_range.update(start=lo / 1.15, end=hi * 1.15)
-        decades = range(int(np.floor(np.log10(lo / 1.15))), int(np.ceil(np.log10(hi * 1.15))) + 1)
-        fig.yaxis[0].ticker.ticks = [m * 10.0 ** k for k in decades for m in (1, 2, 5)]
+        fig.yaxis[0].ticker.ticks = loss_ticks(lo / 1.15, hi * 1.15)
         nse = table["val_NSE"].to_numpy(float)
         low = min(-1.0, float(np.nanmin(nse)) - 0.05) if np.isfinite(nse).any() else -1.0
         fig.extra_y_ranges["nse"].update(start=low, end=1.0)

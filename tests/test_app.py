@@ -392,6 +392,12 @@ def test_learning_curves_follow_a_training_run_epoch_by_epoch(tmp_path):
     view.shown = True
     assert list(view.source.data["updates"]) == [100]
     assert not view.lines["val_NSE"].visible and not view.lines["val_loss"].visible
+    assert [i.visible for i in view.figure.legend.items] == [True, False, False]
+    # a loss inside one decade still gets labelled ticks
+    from explorer.curves import loss_ticks
+
+    assert len([t for t in loss_ticks(1.08, 1.75) if 1.08 <= t <= 1.75]) >= 3
+    assert loss_ticks(0.05, 5.0) == [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 
 
 def test_a_write_to_a_closed_page_is_one_warning_not_a_traceback(caplog):
