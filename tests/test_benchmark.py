@@ -80,6 +80,10 @@ def test_target_checks_report_gaps():
     assert checks["δn(γᵗ,βᵗ) − δ1 ≥ 0.05 median NSE"] == (True, "+0.060")
     assert checks["δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM"][0] is False
     assert checks["BFI spatial r ≥ 0.6 for δn(γᵗ,βᵗ)"][0] is True
+    # the paper-protocol targets
+    assert checks["δn(γᵗ,βᵗ) median test NSE ≥ 0.62"] == (False, "0.560")
+    assert checks["LSTM median test NSE ≥ 0.65"] == (False, "0.600")
+    assert dict((d, ok) for d, ok, _ in target_checks([row("lstm", 0.66)]))["LSTM median test NSE ≥ 0.65"] is True
     # an under-trained LSTM far below the δ model is not "within 0.03" either
     checks = {d: ok for d, ok, _ in target_checks([row("delta_n_gamma_beta", 0.56), row("lstm", 0.50)])}
     assert checks["δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM"] is False
@@ -155,6 +159,14 @@ def test_benchmark_command_trains_reuses_and_resumes(tmp_path, data_root):
     doc = (tmp_path / "doc" / "b.md").read_text()
     assert "| δ1 |" in doc and "| LSTM |" in doc and "img/tiny_nse_cdf.png" in doc
     assert (tmp_path / "doc" / "img" / "tiny_nse_cdf.png").exists()
+    # the results beside the doc, for a script: one row per run, the columns the issue names
+    res = pd.read_csv(tmp_path / "doc" / "b.csv")
+    assert list(res.columns) == ["model", "conventions", "updates", "hidden", "precision", "wall_s",
+                                 "median_nse", "median_kge", "bfi_r"]
+    assert list(res["model"]) == ["delta1", "lstm"] and list(res["updates"]) == [4, 4]
+    assert list(res["hidden"]) == [8, 8] and set(res["conventions"]) == {"hydrolens"}
+    assert set(res["precision"]) <= {"fp32", "bf16"} and (res["wall_s"] > 0).all()
+    assert res["median_nse"].iloc[0] == pytest.approx(d1["median_NSE"]) and np.isnan(res["bfi_r"].iloc[1])
 
     # report only: reuses the runs, trains nothing
     ids = sorted(r.run_id for r in RunStore(store).list())
