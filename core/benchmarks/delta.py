@@ -258,7 +258,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = Non
     cfg = runs[variants[0]].config()
     iters = iters_per_epoch(runs[variants[0]]) or 1
     title = f"{label}: {rows[0].n_sites} basins, test {cfg['data']['test_start']}..{cfg['data']['test_end']}"
-    nse_cdf_figure({v: runs[v].metrics()["NSE"] for v in variants}, out / "nse_cdf.png", title)
+    nse_cdf_figure({v: runs[v].metrics() for v in variants}, out / "nse_cdf.png", title)
     learning_curve_figure(curves, int(iters), out / "learning_curve.png")
     note_text = Path(notes).read_text(encoding="utf-8") if notes else ""
     values = report_values(label, rows, curves, runs, cfg, modis is not None, command, note_text)

@@ -50,19 +50,24 @@ def save_fig(fig, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ δ benchmark
-def nse_cdf_figure(metrics: dict[str, pd.Series], path: Path, title: str) -> None:
-    """CDF of per-basin test NSE for each model (Feng et al. 2022, Fig. 3), NSE clipped at 0."""
+def nse_cdf_figure(metrics: dict[str, pd.DataFrame], path: Path, title: str) -> None:
+    """CDFs of per-basin test NSE and KGE for each model side by side (Feng et al. 2022, Fig.
+    3), values below 0 shown at 0 (``metrics``: variant -> its metrics table with NSE and KGE
+    columns; a model without KGE gets the NSE panel only)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
-    for v, nse in metrics.items():
-        x = np.sort(np.clip(nse.dropna().values, 0, 1))
-        ax.plot(x, np.arange(1, len(x) + 1) / len(x),
-                label=f"{VARIANTS[v].label} (median {np.median(nse.dropna()):.3f})",
-                lw=2.2 if v in ("delta_n_gamma_beta", "lstm") else 1.4,
-                ls="--" if v == "lstm" else "-")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="test NSE (values < 0 shown at 0)",
-           ylabel="fraction of basins (CDF)", title=title)
-    finish_figure(fig, [ax], ax, path, legend_loc="upper left")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), dpi=120, sharey=True)
+    for ax, score in zip(axes, ("NSE", "KGE")):
+        for v, m in metrics.items():
+            if score not in m:
+                continue
+            vals = m[score].dropna().values
+            x = np.sort(np.clip(vals, 0, 1))
+            ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=f"{VARIANTS[v].label} (median {np.median(vals):.3f})",
+                    lw=2.2 if v in ("delta_n_gamma_beta", "lstm") else 1.4, ls="--" if v == "lstm" else "-")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"test {score} (values < 0 shown at 0)", title=f"{title}: {score}")
+    axes[0].set_ylabel("fraction of basins (CDF)")
+    axes[0].legend(loc="upper left", fontsize=8)  # each panel names its own medians
+    finish_figure(fig, list(axes), axes[1], path, legend_loc="upper left")
 
 
 def learning_curve_figure(curves: dict[str, pd.DataFrame], iters: int, path: Path) -> None:
