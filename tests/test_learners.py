@@ -144,7 +144,7 @@ def test_sinusoidal_position_encoding_values():
 
 
 def test_cpu_dropout_drops_p_scales_the_rest_and_is_identity_in_eval():
-    from core.nets.learners import Dropout
+    from core.nets.dropout import Dropout
     torch.manual_seed(0)
     d = Dropout(0.1).train()
     y = d(torch.ones(200_000))
