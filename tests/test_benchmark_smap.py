@@ -179,6 +179,16 @@ def test_report_template_places_every_section():
     assert "## Learning curves\n\n## Runs\n\n" in text
 
 
+def test_optimiser_text_names_steps_clip_and_loss():
+    from core.benchmarks.smap.score import optimiser_text
+    from core.training.config import compose_config
+
+    pz = compose_config("smap", overrides={"model.variant": "paraformer_z"}).to_dict()["train"]
+    assert optimiser_text(pz) == ("adadelta (lr 0.5, then 0.25 from epoch 13, 0.1 from epoch 21, 0.05 from epoch 29, "
+                                  "gradient norm clipped at 1.0; NSE* loss)")
+    assert optimiser_text({"optimizer": "adam", "lr": 0.001}) == "adam (lr 0.001; masked RMSE loss)"
+
+
 def test_field_stats_moran_i_separates_smooth_from_noisy_fields():
     rng = np.random.default_rng(0)
     lat, lon = np.meshgrid(np.arange(30, 45, 1.5), np.arange(-120, -80, 1.5), indexing="ij")
@@ -239,6 +249,9 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     assert "| SCE-UA | – |" in text and "Moran's I" in text and "(img/smap_infiltr_maps.png)" in text
     # settings read from the learner's run and the SCE-UA run; the learning curve's checkpoint NSE
     assert "learners: 1 epochs" in text and "at most 20 VIC runs per cell" in text
+    # each learner's optimiser, rate steps, clipping and data loss, read from its run
+    assert "optimiser FFN_A adadelta (lr 0.5, gradient norm clipped at 1.0; masked RMSE loss)" in text
+    assert "loss: the data loss named with each optimiser against SMAP" in text
     assert f"| FFN_A direct NSE | {sparse.loc[sparse['split'] == 'trained', 'NSE'].median():.3f} |" in text
     assert (doc.parent / "img" / "smap_budyko.png").stat().st_size > 10_000
     # the results beside the doc: one row per run and split, the medians of its metrics.csv

@@ -430,8 +430,10 @@ PRESETS["smap"] = {
               "val_fraction": 0.0, "val_metric": "NSE", "patience": 10, "keep_checkpoints": 1000,
               "eval_basin_chunk": 512},
     # the optimiser each learner's validation picked (docs/smap_tuning.md): Adadelta + clip for
-    # FFN_A and ParaFormer_Z (above), Adam + clip for LSTM_Z and ParaFormer_A
-    "variants": {"lstm_z": {"train": {"optimizer": "adam", "lr": 0.001}},
+    # FFN_A and ParaFormer_Z (above; ParaFormer_Z's rate stepping down 0.5 -> 0.25 -> 0.1 ->
+    # 0.05 and its loss NSE*), Adam + clip for LSTM_Z and ParaFormer_A
+    "variants": {"paraformer_z": {"train": {"lr_schedule": {13: 0.25, 21: 0.1, 29: 0.05}, "loss": "nse_star"}},
+                 "lstm_z": {"train": {"optimizer": "adam", "lr": 0.001}},
                  "paraformer_a": {"train": {"optimizer": "adam", "lr": 0.0001}}},
 }
 

@@ -290,6 +290,17 @@ def surrogate_gate(sur_dir: Path) -> dict | None:
     return gate
 
 
+def optimiser_text(t: dict) -> str:
+    """How a learner was trained, for the report: optimiser, learning rate and its steps
+    (``train.lr_schedule``), gradient clipping and data loss, from a run's ``train`` config;
+    e.g. ``adadelta (lr 0.5, then 0.25 from epoch 13, gradient norm clipped at 1.0; NSE* loss)``."""
+    clip = f", gradient norm clipped at {t['grad_clip']}" if t.get("grad_clip") else ""
+    steps = sorted((t.get("lr_schedule") or {}).items(), key=lambda x: int(x[0]))
+    down = (", then " + ", ".join(f"{lr} from epoch {e}" for e, lr in steps)) if steps else ""
+    loss = "NSE* loss" if t.get("loss") == "nse_star" else "masked RMSE loss"
+    return f"{t['optimizer']} (lr {t.get('lr')}{down}{clip}; {loss})"
+
+
 def settings_config(store: RunStore, runs: pd.DataFrame) -> dict:
     """The RunConfig dict the report's settings describe: a learner's run (else the first run),
     with the SCE-UA budget of the SCE-UA run when there is one."""
@@ -302,9 +313,7 @@ def settings_config(store: RunStore, runs: pd.DataFrame) -> dict:
     # each learner's optimiser (the preset may choose one per learner: docs/smap_tuning.md)
     optimisers = {}
     for method, rows in learner_rows.groupby("method", sort=False):
-        t = store.get(rows["run_id"].iloc[0]).config()["train"]
-        clip = f", gradient norm clipped at {t['grad_clip']}" if t.get("grad_clip") else ""
-        optimisers[VARIANTS[method].label] = f"{t['optimizer']} (lr {t.get('lr')}{clip})"
+        optimisers[VARIANTS[method].label] = optimiser_text(store.get(rows["run_id"].iloc[0]).config()["train"])
     cfg["optimisers"] = optimisers
     return cfg
 

@@ -1,0 +1,57 @@
+"""The demo-preset experiments of docs/demo_tuning.md as a CSV and a Markdown table.
+
+Reads finished runs (run directories of `hydrolens train`) through core.runs, one row per run:
+what was varied (hidden size, epochs, updates, learning-rate steps, gradient clip, precision,
+gradient through the warm-up year), the periods it trained and was scored on, its wall time and
+the median NSE and KGE over the scored period.
+
+    python scripts/demo_tuning_table.py RUN_DIR ... --csv docs/demo_tuning.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.runs import RunStore  # noqa: E402
+
+
+def row(path: Path) -> dict:
+    run = RunStore(path.parent).get(path.name)
+    cfg, st, log = run.config(), run.status(), run.train_log()
+    t, d, m = cfg["train"], cfg["data"], cfg["model"]
+    steps = t.get("lr_schedule") or {}
+    return {
+        "run": run.run_id, "hidden": m["hidden"], "epochs": int(log["epoch"].max()),
+        "updates": int(log["updates"].max()) if "updates" in log else None,
+        "lr": t.get("lr"), "lr_steps": " ".join(f"{e}:{lr}" for e, lr in steps.items()) or None,
+        "grad_clip": t.get("grad_clip"), "precision": st.get("precision", t.get("precision")),
+        "warmup_grad": bool(m.get("warmup_grad")),
+        "train_period": f"{d['train_start']}..{d['train_end']}", "scored_period": f"{d['test_start']}..{d['test_end']}",
+        "wall_s": round(float(log["seconds"].sum()), 1),
+        "median_nse": round(float(st["median_nse"]), 3), "median_kge": round(float(st["median_kge"]), 3),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories")
+    ap.add_argument("--csv", type=Path, help="write the table here as CSV")
+    args = ap.parse_args(argv)
+    table = pd.DataFrame([row(p.resolve()) for p in args.runs])
+    if args.csv:
+        args.csv.write_text(table.to_csv(index=False), encoding="utf-8")
+    cols = list(table.columns)
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in table.itertuples(index=False):
+        print("| " + " | ".join("–" if pd.isna(v) else str(v) for v in r) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
