@@ -1,7 +1,8 @@
 """The SMAP training-protocol ablations of docs/smap_tuning.md as a CSV and a Markdown table.
 
 Reads finished runs (run directories of `hydrolens train`) through core.runs and writes one
-row per run: what was varied (variant, optimiser, learning rate, gradient clip, precision, the
+row per run: what was varied (variant, optimiser, learning rate and its steps, data loss, gradient
+clip, precision, the
 validation protocol), how long it trained (epochs, best epoch, updates at the best epoch, wall
 time), the validation figure the choice is made on (the best epoch's median NSE on the
 validation cells), and, reported only, the test-year medians on the training cells (SPARSE) and
@@ -32,7 +33,9 @@ def row(path: Path) -> dict:
     val = (f"{d.get('val_sites')} cells" if d.get("val_sites") else f"{t.get('val_fraction')} of training cells")
     return {
         "run": run.run_id, "variant": cfg["model"]["variant"], "coupling": cfg["model"].get("coupling", "direct"),
-        "optimizer": t["optimizer"], "lr": t.get("lr"), "grad_clip": t.get("grad_clip"),
+        "optimizer": t["optimizer"], "lr": t.get("lr"),
+        "lr_steps": " ".join(f"{e}:{lr}" for e, lr in (t.get("lr_schedule") or {}).items()) or None,
+        "loss": t.get("loss", "auto"), "grad_clip": t.get("grad_clip"),
         "precision": st.get("precision", t.get("precision")), "param_bound": cfg["model"].get("param_bound"),
         "validation": f"{val}, {t.get('val_metric', 'loss')}", "seed": t["seed"],
         "epochs_run": int(log["epoch"].max()), "best_epoch": best,
