@@ -165,7 +165,7 @@ def test_benchmark_command_trains_reuses_and_resumes(tmp_path, data_root):
                                  "median_nse", "median_kge", "bfi_r"]
     assert list(res["model"]) == ["delta1", "lstm"] and list(res["updates"]) == [4, 4]
     assert list(res["hidden"]) == [8, 8] and set(res["conventions"]) == {"hydrolens"}
-    assert set(res["precision"]) <= {"fp32", "bf16"} and (res["wall_s"] > 0).all()
+    assert set(res["precision"]) <= {"fp32", "bf16"} and (res["wall_s"] >= 0).all() and res["wall_s"].notna().all()
     assert res["median_nse"].iloc[0] == pytest.approx(d1["median_NSE"]) and np.isnan(res["bfi_r"].iloc[1])
 
     # report only: reuses the runs, trains nothing

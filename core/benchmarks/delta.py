@@ -138,7 +138,7 @@ def results_csv(rows: list[BenchmarkRow], runs: dict[str, Run]) -> pd.DataFrame:
         out.append({"model": r.variant, "conventions": cfg["model"].get("conventions", "hydrolens"),
                     "updates": r.steps, "hidden": cfg["model"]["hidden"],
                     "precision": run.status().get("precision", cfg["train"].get("precision")),
-                    "wall_s": round(r.train_hours * 3600, 1), "median_nse": r.median_nse,
+                    "wall_s": round(r.train_hours * 3600, 2), "median_nse": r.median_nse,
                     "median_kge": r.median_kge, "bfi_r": r.bfi_r})
     return pd.DataFrame(out)
 
