@@ -13,7 +13,7 @@
 # writes its report (and CSV) into STORE/docs when its runs are done; copy them into docs/.
 # Order: the SMAP benchmark's seed 0 (with its surrogate: `hydrolens surrogate --out
 # STORE/surrogates/default` first), the paper protocol's δn(γᵗ,βᵗ) and LSTM, the SMAP seeds 1-2,
-# then δn, δ1 and δn(NN_r).
+# then δn, δ1 and δn(NN_r), then δn(γᵗ,βᵗ) with Feng's release conventions.
 set -eu
 STORE=$(realpath -m "$1"); ROOT=$(realpath "${2:-../shared/data}")
 # `python -m core.cli` from this checkout's root, so its code (not an installed copy's) runs
@@ -32,4 +32,8 @@ $HL $smap --seeds 3 --doc "$STORE/docs/benchmark_smap.md" > "$STORE/smap_seeds3.
 sleep 60
 $HL $p432 --variants delta_n_gamma_beta,lstm,delta_n,delta1,delta_n_nnr --doc "$STORE/docs/benchmark.md" \
   > "$STORE/paper432_b.log" 2>&1 &
+sleep 60
+# δn(γᵗ,βᵗ) with Feng's release conventions beside paper432's own (docs/models.md, Conventions)
+$HL benchmark --preset docs/configs/paper432_feng2022.yaml --variants delta_n_gamma_beta $common \
+  --doc "$STORE/docs/benchmark_feng2022.md" > "$STORE/paper432_feng2022.log" 2>&1 &
 wait
