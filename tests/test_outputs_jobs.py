@@ -179,3 +179,16 @@ def test_a_killed_worker_is_reported_and_a_queued_job_can_be_cancelled(trained_r
     wait_for(lambda: run.info().state == "interrupted", timeout=30)
     assert runner.get(queued.job_id).state == "cancelled"  # never started
     assert runner.jobs(pump=True)[0].state in ("cancelled", "failed")
+
+
+def test_job_workers_wait_passively_only_where_jobs_share_the_cores(tmp_path, monkeypatch):
+    """Two trainings side by side on 2 cores ran 5.8 s an epoch with spinning OpenMP threads and
+    3.7 s with sleeping ones (docs/performance.md): a runner that may run more than one job gives
+    its workers OMP_WAIT_POLICY=PASSIVE; a one-job runner, and a user's own policy, are left alone."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    store = RunStore(tmp_path)
+    one, two = JobRunner(store, max_running=1).job_env(), JobRunner(store, max_running=2).job_env()
+    assert "OMP_WAIT_POLICY" not in one and one["HYDROLENS_MAX_JOBS"] == "1"
+    assert two["OMP_WAIT_POLICY"] == "PASSIVE" and two["HYDROLENS_MAX_JOBS"] == "2"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert JobRunner(store, max_running=2).job_env()["OMP_WAIT_POLICY"] == "ACTIVE"
