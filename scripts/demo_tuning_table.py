@@ -10,26 +10,22 @@ the median NSE and KGE over the scored period.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.runs import RunStore  # noqa: E402
+from core.runs import Run  # noqa: E402
+from run_table import lr_steps, run_table_command  # noqa: E402  (scripts/, the script's own folder)
 
 
-def row(path: Path) -> dict:
-    run = RunStore(path.parent).get(path.name)
+def row(run: Run) -> dict:
     cfg, st, log = run.config(), run.status(), run.train_log()
     t, d, m = cfg["train"], cfg["data"], cfg["model"]
-    steps = t.get("lr_schedule") or {}
     return {
         "run": run.run_id, "hidden": m["hidden"], "epochs": int(log["epoch"].max()),
         "updates": int(log["updates"].max()) if "updates" in log else None,
-        "lr": t.get("lr"), "lr_steps": " ".join(f"{e}:{lr}" for e, lr in steps.items()) or None,
+        "lr": t.get("lr"), "lr_steps": lr_steps(t),
         "grad_clip": t.get("grad_clip"), "precision": st.get("precision", t.get("precision")),
         "warmup_grad": bool(m.get("warmup_grad")),
         "train_period": f"{d['train_start']}..{d['train_end']}", "scored_period": f"{d['test_start']}..{d['test_end']}",
@@ -39,18 +35,7 @@ def row(path: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="run directories")
-    ap.add_argument("--csv", type=Path, help="write the table here as CSV")
-    args = ap.parse_args(argv)
-    table = pd.DataFrame([row(p.resolve()) for p in args.runs])
-    if args.csv:
-        args.csv.write_text(table.to_csv(index=False), encoding="utf-8")
-    cols = list(table.columns)
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in table.itertuples(index=False):
-        print("| " + " | ".join("–" if pd.isna(v) else str(v) for v in r) + " |")
-    return 0
+    return run_table_command(row, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -13,19 +13,16 @@ on the unseen NG cells.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.runs import RunStore  # noqa: E402
+from core.runs import Run  # noqa: E402
+from run_table import lr_steps, run_table_command  # noqa: E402  (scripts/, the script's own folder)
 
 
-def row(path: Path) -> dict:
-    run = RunStore(path.parent).get(path.name)
+def row(run: Run) -> dict:
     cfg, st, log = run.config(), run.status(), run.train_log()
     t, d = cfg["train"], cfg["data"]
     best = int(st.get("best_epoch") or log["epoch"].max())
@@ -34,7 +31,7 @@ def row(path: Path) -> dict:
     return {
         "run": run.run_id, "variant": cfg["model"]["variant"], "coupling": cfg["model"].get("coupling", "direct"),
         "optimizer": t["optimizer"], "lr": t.get("lr"),
-        "lr_steps": " ".join(f"{e}:{lr}" for e, lr in (t.get("lr_schedule") or {}).items()) or None,
+        "lr_steps": lr_steps(t),
         "loss": t.get("loss", "auto"), "grad_clip": t.get("grad_clip"),
         "precision": st.get("precision", t.get("precision")), "param_bound": cfg["model"].get("param_bound"),
         "validation": f"{val}, {t.get('val_metric', 'loss')}", "seed": t["seed"],
@@ -49,18 +46,7 @@ def row(path: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="run directories")
-    ap.add_argument("--csv", type=Path, help="write the table here as CSV")
-    args = ap.parse_args(argv)
-    table = pd.DataFrame([row(p.resolve()) for p in args.runs])
-    if args.csv:
-        args.csv.write_text(table.to_csv(index=False), encoding="utf-8")
-    cols = list(table.columns)
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in table.itertuples(index=False):
-        print("| " + " | ".join("–" if pd.isna(v) else str(v) for v in r) + " |")
-    return 0
+    return run_table_command(row, __doc__, argv)
 
 
 if __name__ == "__main__":
