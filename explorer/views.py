@@ -15,7 +15,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from explorer.state import AppState, fmt, readable, run_label
+from explorer.state import AppState, fmt, on_click, readable, run_label
 from explorer.style import html_pane
 
 GROUP_TITLES = {"metric": "Skill (test period)", "signature": "Signatures", "parameter": "Learned parameters"}
@@ -77,7 +77,7 @@ class RunPanel(Viewer):
         self._show_summary()
         self.run_select.param.watch(self._pick_run, "value")
         self.basin_select.param.watch(self._pick_basin, "value")
-        self.refresh_button.on_click(lambda _event: state.refresh())
+        on_click(self.refresh_button, lambda _event: state.refresh())
         state.param.watch(self._show_runs, ["runs", "run_id"])
         state.param.watch(self._show_basins, ["metrics", "site"])
         state.param.watch(self._show_summary, ["info", "status"])

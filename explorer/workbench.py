@@ -25,7 +25,7 @@ from core.models.registry import VARIANTS
 from core.training.config import PRESETS, SET_NONE, compose_config, preset_config
 from explorer.mapview import describe_selection
 from explorer.style import html_pane, stylesheets
-from explorer.state import AppState, escape_html as escape, parse_ids
+from explorer.state import AppState, escape_html as escape, on_click, parse_ids
 
 #: Attribute filters: column of the site table -> (label, units).
 FILTERS = {
@@ -89,9 +89,9 @@ class SelectionPanel(Viewer):
         self.feedback = html_pane(sizing_mode="stretch_width")
         for w in (*self.sliders.values(), self.huc, self.metric):
             w.param.watch(self._filter_changed, "value")
-        self.select_matching.on_click(self._pick_matching)
-        self.add_ids.on_click(self._add_ids)
-        self.clear.on_click(lambda _e: setattr(self.state, "selection", []))
+        on_click(self.select_matching, self._pick_matching)
+        on_click(self.add_ids, self._add_ids)
+        on_click(self.clear, lambda _e: setattr(self.state, "selection", []))
         state.param.watch(self._show_selection, "selection")
         state.param.watch(self._filter_changed, "metrics")
         self._layout = pn.Column(
@@ -226,7 +226,7 @@ class LaunchPanel(Viewer):
         self.feedback = html_pane(sizing_mode="stretch_width")
         self.preset.param.watch(self._preset_changed, "value")
         self.variant.param.watch(self._preset_changed, "value")
-        self.launch.on_click(self._launch)
+        on_click(self.launch, self._launch)
         state.param.watch(self._enable, "selection")
         state.param.watch(self._follow_run, "info")
         self._follow_run()
@@ -353,9 +353,9 @@ class _JobRow:
         self.cancel = pn.widgets.Button(name="Cancel", button_type="warning", width=80, height=30)
         self.resume = pn.widgets.Button(name="Resume", button_type="primary", width=80, height=30)
         self.show = pn.widgets.Button(name="Show run", button_type="light", width=90, height=30)
-        self.cancel.on_click(lambda _e: panel.cancel(job_id))
-        self.resume.on_click(lambda _e: panel.resume(job_id))
-        self.show.on_click(lambda _e: panel.show_run(job_id))
+        on_click(self.cancel, lambda _e: panel.cancel(job_id))
+        on_click(self.resume, lambda _e: panel.resume(job_id))
+        on_click(self.show, lambda _e: panel.show_run(job_id))
         self.card = pn.Column(self.head, self.bar, self.detail,
                               pn.Row(self.cancel, self.resume, self.show),
                               pn.Card(self.log, title="log", collapsed=True, sizing_mode="stretch_width",

@@ -227,7 +227,7 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
 
     out, doc = tmp_path / "runs", tmp_path / "docs" / "benchmark_smap.md"
     args = ["benchmark", "--preset", "smap", "--variants", "ffn_a,sceua", "--epochs", "1", "--seeds", "1",
-            "--couplings", "direct", "--no-scaling", "--sceua-evaluations", "20", "--threads", "1",
+            "--couplings", "direct", "--no-scaling", "--sceua-evaluations", "20", "--threads", "1", "--jobs", "2",
             "--long-epochs", "2", "--out", str(out), "--data-root", str(data_root), "--doc", str(doc)]
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -457,9 +457,11 @@ def type_ids(page, ids: list[str]) -> None:
 def add_ids(page, served, ids: list[str], attempts: int = 3) -> None:
     """Type ``ids`` and press "Add ids" until the workbench counts them (adding is idempotent:
     the picks are a set), as a user would press again; fails with what the page and the server
-    log showed after ``attempts``. CI twice saw the count stay put on a page's first
-    interaction after a job had run, and never on a rerun: the retry keeps the rest of the test
-    meaningful, the message says what happened."""
+    log showed after ``attempts``. CI saw the count stay put (and "added 5 site(s)" shown) when
+    the click arrived while the text's change was pending: Panel ran the handler without the
+    document lock and the map's Bokeh selection raised in the middle of the state's watchers;
+    ``explorer.state.on_click`` now runs every handler under the lock. A press the page drops
+    before it is connected is still retried."""
     for attempt in range(attempts):
         type_ids(page, ids)
         try:

@@ -145,19 +145,22 @@ def basin_metrics(sim: xr.Dataset, obs: xr.DataArray, meta: xr.Dataset) -> pd.Da
     df["n_obs"] = np.isfinite(q_obs).sum(0)
     nan = np.full(len(df), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        df["BFI_sim"] = (sim["Q2"].sum("time").values / sim["Q_unrouted"].sum("time").values
+        # sums in float64: a float32 column is written to metrics.csv at float32's shortest repr,
+        # so BFI_diff (float64) would not equal BFI_sim − BFI_camels read back (rtol 1e-6)
+        df["BFI_sim"] = (sim["Q2"].astype("float64").sum("time").values
+                         / sim["Q_unrouted"].astype("float64").sum("time").values
                          if "Q2" in sim else nan)
-    df["ET_mean"] = sim["ET"].mean("time").values if "ET" in sim else nan
+    df["ET_mean"] = sim["ET"].astype("float64").mean("time").values if "ET" in sim else nan
     if "baseflow_index" in meta:
         df["BFI_camels"] = meta["baseflow_index"].values
         df["BFI_diff"] = df["BFI_sim"] - df["BFI_camels"]
     if "P" in sim:
         # water balance over the days with observed streamflow: long-term ET ≈ P − Q
         ok = np.isfinite(q_obs)
-        p = sim["P"].transpose("time", "site").values
+        p = sim["P"].transpose("time", "site").values.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             df["P_mean"] = np.nanmean(np.where(ok, p, np.nan), axis=0)
-            df["Q_obs_mean"] = np.nanmean(q_obs, axis=0)
+            df["Q_obs_mean"] = np.nanmean(q_obs.astype(np.float64), axis=0)
         df["P_minus_Q"] = df["P_mean"] - df["Q_obs_mean"]
     for c in BASIN_COORDS:
         if c in meta.coords or c in meta:
