@@ -118,10 +118,10 @@ class SeriesView(Viewer):
         self._pending: list = []  # panels held back from the first paint (`_rebuild`)
         self.title = html_pane(sizing_mode="stretch_width")
         self.placeholder = html_pane(sizing_mode="stretch_width")
-        self.log_toggle = pn.widgets.Toggle(name="log scale Q", value=state.log_q, width=110,
-                                            button_type="light")
+        self.log_toggle = pn.widgets.Toggle(label="log scale Q", value=state.log_q, width=110,
+                                            color="light")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="series.csv",
-                                                label="⬇ CSV of this site", button_type="light",
+                                                label="⬇ CSV of this site", color="light",
                                                 width=170, embed=False)
         self.plots = pn.Column(sizing_mode="stretch_width")
         self._layout = pn.Column(
@@ -368,7 +368,7 @@ class TraceView(Viewer):
         self.kit = AxisKit()
         self.x_range = x_range or Range1d(start=0, end=1)
         self.source = ColumnDataSource({"time": []}, name=TRACES_NAME)
-        self.reference = pn.widgets.Select(name="Static reference run", width=360)
+        self.reference = pn.widgets.Select(label="Static reference run", width=360)
         self.note = html_pane(sizing_mode="stretch_width")
         self.plots = pn.Column(sizing_mode="stretch_width")
         self.spans: dict[str, Span] = {}

@@ -29,7 +29,7 @@ class QuantityPicker(Viewer):
 
     def __init__(self, state: AppState, **params):
         super().__init__(state=state, **params)
-        self.select = pn.widgets.Select(name="Colour the map by", sizing_mode="stretch_width")
+        self.select = pn.widgets.Select(label="Colour the map by", sizing_mode="stretch_width")
         self._options()
         self.select.param.watch(lambda e: setattr(self.state, "quantity", e.new) if e.new else None,
                                 "value")

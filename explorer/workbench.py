@@ -69,20 +69,20 @@ class SelectionPanel(Viewer):
                 continue
             step = 1.0 if b[1] - b[0] > 50 else 0.01
             self.sliders[col] = pn.widgets.RangeSlider(
-                name=f"{label} ({units})", start=b[0], end=b[1], value=b, step=step,
+                label=f"{label} ({units})", start=b[0], end=b[1], value=b, step=step,
                 sizing_mode="stretch_width")
         regions = sorted(str(h) for h in sites["huc_02"].dropna().unique()) if "huc_02" in sites else []
-        self.huc = pn.widgets.MultiChoice(name="HUC-02 regions (empty: all)", options=regions,
+        self.huc = pn.widgets.MultiChoice(label="HUC-02 regions (empty: all)", options=regions,
                                           sizing_mode="stretch_width")
-        self.metric = pn.widgets.RangeSlider(name="NSE of the selected run", start=-1.0, end=1.0,
+        self.metric = pn.widgets.RangeSlider(label="NSE of the selected run", start=-1.0, end=1.0,
                                              value=(-1.0, 1.0), step=0.05, sizing_mode="stretch_width")
-        self.select_matching = pn.widgets.Button(name="Pick all matching sites", button_type="primary",
+        self.select_matching = pn.widgets.Button(label="Pick all matching sites", color="primary",
                                                  sizing_mode="stretch_width")
-        self.ids = pn.widgets.TextAreaInput(name="Gauge or SMAP cell ids (comma or space separated)",
+        self.ids = pn.widgets.TextAreaInput(label="Gauge or SMAP cell ids (comma or space separated)",
                                             placeholder="01022500, 01031500", height=70,
                                             sizing_mode="stretch_width")
-        self.add_ids = pn.widgets.Button(name="Add ids", button_type="light", width=90)
-        self.clear = pn.widgets.Button(name="Clear picks", button_type="light", width=110)
+        self.add_ids = pn.widgets.Button(label="Add ids", color="light", width=90)
+        self.clear = pn.widgets.Button(label="Clear picks", color="light", width=110)
         self.count = html_pane(sizing_mode="stretch_width", css_classes=["hl-pick-count"])
         self.listing = html_pane(sizing_mode="stretch_width", max_height=180,
                                     styles={"overflow-y": "auto"})
@@ -127,7 +127,7 @@ class SelectionPanel(Viewer):
         ok = self.matching
         if self.map_view is not None:
             self.map_view.set_filter(ok)
-        self.select_matching.name = f"Pick all {int(ok.sum())} matching sites"
+        self.select_matching.label = f"Pick all {int(ok.sum())} matching sites"
 
     def _pick_matching(self, _event=None) -> None:
         sites = self.state.sites
@@ -195,33 +195,33 @@ class LaunchPanel(Viewer):
         self.runner = runner
         self.on_launch = on_launch
         self.variant = pn.widgets.Select(
-            name="Variant", options={f"{v.label} ({k})": k for k, v in VARIANTS.items()},
+            label="Variant", options={f"{v.label} ({k})": k for k, v in VARIANTS.items()},
             value="delta_n_gamma_beta", sizing_mode="stretch_width")
         presets = [p for p in PRESETS if p != "camels432"]
-        self.preset = pn.widgets.Select(name="Preset (settings below override it)", options=presets,
+        self.preset = pn.widgets.Select(label="Preset (settings below override it)", options=presets,
                                         value="demo", sizing_mode="stretch_width")
-        self.epochs = pn.widgets.IntInput(name="Epochs", start=1, end=1000, width=90)
+        self.epochs = pn.widgets.IntInput(label="Epochs", start=1, end=1000, width=90)
         # 0: the dPL rule (each site-day drawn with p = 0.99 per epoch; the smap preset's)
-        self.iters = pn.widgets.IntInput(name="Iterations/epoch", start=0, end=100000, width=120,
+        self.iters = pn.widgets.IntInput(label="Iterations/epoch", start=0, end=100000, width=120,
                                          description="0: the dPL rule (each training site-day drawn with "
                                          "probability 0.99 per epoch)")
-        self.hidden = pn.widgets.IntInput(name="LSTM hidden", start=4, end=1024, width=100)
-        self.nmul = pn.widgets.IntInput(name="Components n", start=1, end=64, width=110)
-        self.seed = pn.widgets.IntInput(name="Seed", start=0, end=2**31 - 1, value=0, width=90)
+        self.hidden = pn.widgets.IntInput(label="LSTM hidden", start=4, end=1024, width=100)
+        self.nmul = pn.widgets.IntInput(label="Components n", start=1, end=64, width=110)
+        self.seed = pn.widgets.IntInput(label="Seed", start=0, end=2**31 - 1, value=0, width=90)
         devices, note = device_options()
-        self.device = pn.widgets.RadioButtonGroup(name="Device", options=devices, value="auto",
-                                                  button_type="light")
+        self.device = pn.widgets.RadioButtonGroup(label="Device", options=devices, value="auto",
+                                                  color="light")
         self.device_note = html_pane(f'<div class="hl-muted">{html.escape(note)}</div>')
         # where the job runs: this machine, or a Dask cluster the user operates (core.cluster)
-        self.run_on = pn.widgets.RadioButtonGroup(name="Run on", options=["this machine", "Dask cluster"],
-                                                  value="this machine", button_type="light")
-        self.scheduler = pn.widgets.TextInput(name="Dask scheduler", value=scheduler_address() or "",
+        self.run_on = pn.widgets.RadioButtonGroup(label="Run on", options=["this machine", "Dask cluster"],
+                                                  value="this machine", color="light")
+        self.scheduler = pn.widgets.TextInput(label="Dask scheduler", value=scheduler_address() or "",
                                               placeholder="tcp://HOST:8786", sizing_mode="stretch_width",
                                               visible=False)
         self.cluster_note = html_pane(sizing_mode="stretch_width")
         self.run_on.param.watch(self._check_cluster, "value")
         self.scheduler.param.watch(self._check_cluster, "value")
-        self.launch = pn.widgets.Button(name="Launch training", button_type="success",
+        self.launch = pn.widgets.Button(label="Launch training", color="success",
                                         sizing_mode="stretch_width")
         self.feedback = html_pane(sizing_mode="stretch_width")
         self.preset.param.watch(self._preset_changed, "value")
@@ -289,7 +289,7 @@ class LaunchPanel(Viewer):
     def _enable(self, *_events) -> None:
         n = len(self.state.selection)
         self.launch.disabled = n == 0
-        self.launch.name = f"Launch training on {n} site(s)" if n else "Pick sites to launch"
+        self.launch.label = f"Launch training on {n} site(s)" if n else "Pick sites to launch"
 
     def config(self) -> dict:
         """The RunConfig dict this panel would launch."""
@@ -350,9 +350,9 @@ class _JobRow:
         self.detail = html_pane(sizing_mode="stretch_width")
         self.log = pn.pane.Str("", sizing_mode="stretch_width", styles={
             "font-size": "11px", "max-height": "140px", "overflow-y": "auto", "background": "#f8fafc"})
-        self.cancel = pn.widgets.Button(name="Cancel", button_type="warning", width=80, height=30)
-        self.resume = pn.widgets.Button(name="Resume", button_type="primary", width=80, height=30)
-        self.show = pn.widgets.Button(name="Show run", button_type="light", width=90, height=30)
+        self.cancel = pn.widgets.Button(label="Cancel", color="warning", width=80, height=30)
+        self.resume = pn.widgets.Button(label="Resume", color="primary", width=80, height=30)
+        self.show = pn.widgets.Button(label="Show run", color="light", width=90, height=30)
         on_click(self.cancel, lambda _e: panel.cancel(job_id))
         on_click(self.resume, lambda _e: panel.resume(job_id))
         on_click(self.show, lambda _e: panel.show_run(job_id))
