@@ -156,6 +156,27 @@ def test_memory_settings_apply_and_can_be_switched_off(monkeypatch):
     assert configure_memory() is False
 
 
+def test_precision_auto_follows_the_cpus_bf16_units_and_forced_bf16_without_them_warns(monkeypatch):
+    """auto: bf16 only where the CPU has amx_bf16 or avx512_bf16; bf16 asked for on a CPU without
+    them is emulated (~30x slower than fp32): it is kept, with a warning naming the CPU."""
+    import warnings
+
+    from core import _runtime
+
+    monkeypatch.setattr(_runtime, "cpu_description", lambda: {"cpu": "AVX2 box", "bf16_flags": []})
+    assert _runtime.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    with pytest.warns(RuntimeWarning, match="AVX2 box.*emulated"):
+        assert _runtime.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(_runtime, "cpu_description", lambda: {"cpu": "AMX box", "bf16_flags": ["amx_bf16"]})
+    assert _runtime.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _runtime.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+        assert _runtime.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+        _runtime.resolve_precision("fp16", torch.device("cpu"))
+
+
 @pytest.mark.parametrize("signame, raised", [("SIGTERM", SystemExit), ("SIGINT", KeyboardInterrupt)])
 def test_signal_during_epoch_bookkeeping_waits_for_it_to_finish(signame, raised):
     """SIGTERM (SystemExit 128+15) and Ctrl-C (KeyboardInterrupt) inside the deferred block (log,
