@@ -850,6 +850,31 @@ def test_box_select_launch_progress_and_the_new_run_on_the_map(
     assert_clean(page, main_app)
 
 
+def test_add_ids_pressed_while_the_typed_text_is_still_pending(main_app, app_page, trained_run):
+    """The text's change and the click sent back to back (as a fast user, or a busy server, does):
+    Panel gets the click while the change is still pending and runs the handler off the document
+    lock; the picks must still be counted, shown on the map and the scatters, with no server
+    error (the map's Bokeh selection raised there before ``explorer.state.on_click``)."""
+    page = app_page
+    open_app(page, url_with(main_app, run=trained_run.run_id))
+    open_tab(page, "Signatures: BFI and ET")  # the scatters (and their source) reach the page
+    page.wait_for_function(SCATTER_TITLED_JS, arg="hydrolens-bfi-scatter", timeout=20_000)
+    sites = sorted(trained_run.metrics().index)[:3]
+    box = page.locator("textarea").element_handle()
+    button = page.get_by_role("button", name="Add ids").element_handle()
+    page.evaluate("""([box, button, text]) => {
+        box.value = text;
+        box.dispatchEvent(new Event("change"));  // BokehJS sends the text's change ...
+        button.click();                          // ... and the click in the same task
+    }""", [box, button, ", ".join(sites)])
+    wait_pick_count(page, len(sites), timeout=20_000)
+    assert sorted(page.evaluate(POINTS_JS)["selected"]) == sites
+    page.wait_for_function(js("""const s = model("hydrolens-signatures");
+                                  return s != null && s.selected.indices.length === arg;"""),
+                           arg=len(sites), timeout=10_000)
+    assert_clean(page, main_app)
+
+
 def test_cancel_leaves_a_resumable_run(main_app, main_store, app_page, trained_run,
                                        seconds_per_iteration):
     from core.runs import RunStore
