@@ -210,9 +210,9 @@ def step_section(a) -> None:
     On a CPU without bf16 units (no amx_bf16/avx512_bf16) bf16 is emulated and ``auto`` trains in
     fp32, so the bf16 lines are skipped unless ``--bf16-anyway`` (they took 92 s a step against
     2.9 s fp32 on an AVX2-only AMD EPYC); the speed-up line then says why it has no figure."""
-    bf16_units = bool(cpu_description()["bf16_flags"]) or a.bf16_anyway
+    time_bf16 = bool(cpu_description()["bf16_flags"]) or a.bf16_anyway
     fp32 = trainer_step("paper432", "fp32", a.reps, a.threads, a.data_root)
-    bf16 = trainer_step("paper432", "bf16", a.reps, a.threads, a.data_root) if bf16_units else None
+    bf16 = trainer_step("paper432", "bf16", a.reps, a.threads, a.data_root) if time_bf16 else None
     shown = f"{bf16:.3f} s" if bf16 else "skipped (no bf16 units: auto trains in fp32 here)"
     print(f"2. full dPL training step (Trainer.step, paper432: LSTM 256 + HBV + loss + Adadelta, "
           f"100 basins x 730 d): fp32 {fp32:.3f} s | bf16 {shown}")
@@ -223,7 +223,7 @@ def step_section(a) -> None:
           f"{full:.3f} s; the product's step ({'bf16' if bf16 else 'fp32'}, warm-up without gradient) "
           f"is {full / (bf16 or fp32):.1f}x faster")
     h64 = {p: trainer_step("bench432", p, a.reps, a.threads, a.data_root)
-           for p in (("fp32", "bf16") if bf16_units else ("fp32",))}
+           for p in (("fp32", "bf16") if time_bf16 else ("fp32",))}
     print(f"2b. the same step at hidden 64 (bench432: Adam): fp32 {h64['fp32']:.3f} s" +
           (f" | bf16 {h64['bf16']:.3f} s | {h64['fp32'] / h64['bf16']:.1f}x" if "bf16" in h64 else ""))
     ref = trainer_step("paper432", "fp32", max(3, a.reps // 2), a.threads, a.data_root, engine="reference")
