@@ -33,6 +33,8 @@ def test_smap_config_takes_the_sources_periods_and_checks_the_variant():
         RunConfig.from_dict({"data": {"source": "smap"}, "model": {"variant": "delta_n"}})
     with pytest.raises(ConfigError, match="named site sets exist for source smap only"):
         RunConfig.from_dict({"data": {"sites": "SPARSE"}})
+    # `sites: all` in a file means every basin, as `--sites all` on the command line
+    assert RunConfig.from_dict({"data": {"sites": "All"}}).data.sites is None
     # the older name `basins` is read; grid-cell ids are not zero-padded, gauge ids are
     old = RunConfig.from_dict({"data": {"basins": [1022500]}})
     assert old.data.sites == ["01022500"] and "basins" not in old.to_dict()["data"]

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core.models import VARIANTS, DeltaModel, StreamflowLSTM
+from core.nets import LSTMNet
 from core.physics import HBV, HBV_STATES, RechargeNet
 from core.training import rmse_comb_loss
 from tests.test_physics import balance_error, random_params, synthetic_forcing
@@ -118,7 +119,7 @@ class _GivenOutput(torch.nn.Module):
         super().__init__()
         self.logits = logits
 
-    def features(self, x):
+    def features(self, x, no_grad_days=0):
         return self.logits
 
     def head(self, h, rows=None):
@@ -210,6 +211,40 @@ def test_the_warmup_runs_without_gradient_unless_asked():
     assert not torch.allclose(grads[False], grads[True])  # a different gradient
 
 
+def test_the_learner_back_propagates_over_the_window_only():
+    """Without warmup_grad g_A runs the warm-up days without a graph and carries its (h, c) into
+    the window (truncated BPTT at the warm-up). Against one pass with a graph over all days (the
+    HBV warm-up still without gradient in both): the hidden states and Q are the same, so the
+    output layer's gradient is too, while the recurrent weights' gradient loses the warm-up's
+    part and no gradient reaches a warm-up day's input."""
+    torch.manual_seed(0)
+    forcing = synthetic_forcing(200, 3, dtype=torch.float32)
+    xs = torch.randn(3, 4)
+    res = {}
+    for cut in (True, False):
+        torch.manual_seed(1)
+        m = DeltaModel(3, 4, nmul=2, hidden=8, dropout=0.0, engine="reference")
+        x = torch.randn(200, 3, 3, generator=torch.Generator().manual_seed(2)).requires_grad_()
+        with torch.no_grad():
+            h_one = m.learner.features(m.learner_inputs(x, xs))
+        torch.testing.assert_close(m.learner.features(m.learner_inputs(x, xs), 120), h_one)
+        if not cut:  # the learner as it was before the cut: one pass with a graph
+            m.learner.features = lambda inp, no_grad_days=0, net=m.learner: LSTMNet.features(net, inp)
+        out = m(x, xs, forcing, warmup=120)
+        out.outputs["Q_sim"].sum().backward()
+        res[cut] = (out.outputs["Q_sim"].detach(), m.learner.linear_out.weight.grad.clone(),
+                    m.learner.lstm.weight_hh_l0.grad.clone(), x.grad[:120].abs().sum())
+    torch.testing.assert_close(res[True][0], res[False][0])
+    torch.testing.assert_close(res[True][1], res[False][1], rtol=1e-4, atol=1e-6)
+    # the warm-up's share of the recurrent gradient is small (it decays back through the LSTM's
+    # forget gates; here ~1e-8 of the whole) but not zero
+    diff = float((res[True][2] - res[False][2]).norm() / res[False][2].norm())
+    assert 0.0 < diff < 1e-3
+    assert float(res[True][3]) == 0.0 and float(res[False][3]) > 0.0
+    with pytest.raises(ValueError, match="no_grad_days"):
+        LSTMNet(7, 1, hidden=4).features(torch.zeros(5, 1, 7), 5)
+
+
 @pytest.mark.parametrize("family", ["delta", "lstm"])
 def test_bf16_precision_runs_the_lstm_in_bf16_and_the_rest_in_fp32(family):
     """train.precision bf16: g_A (or the LSTM baseline) under bf16 autocast, its outputs cast
@@ -224,7 +259,8 @@ def test_bf16_precision_runs_the_lstm_in_bf16_and_the_rest_in_fp32(family):
     q32 = m(x, xs, forcing, warmup=50).outputs["Q_sim"]
     m.precision = "bf16"
     q16 = m(x, xs, forcing, warmup=50).outputs["Q_sim"]
-    assert seen == [torch.float32, torch.bfloat16]
+    half = len(seen) // 2  # a δ model's g_A runs the warm-up and the window as two LSTM calls
+    assert seen[:half] == [torch.float32] * half and seen[half:] == [torch.bfloat16] * half
     assert q16.dtype == torch.float32 and torch.isfinite(q16).all()
     assert float((q16 - q32).detach().abs().max()) < 0.05 * float(q32.detach().abs().max()) + 1e-3
     assert not torch.equal(q16, q32)

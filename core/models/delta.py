@@ -68,7 +68,9 @@ class DeltaModel(nn.Module):
         conventions: ``"hydrolens"`` or ``"feng2022"`` (Feng et al.'s dPLHBVrelease and hydrodl2
             1.4.0): how the warm-up hands over to the window, see :data:`CONVENTIONS`.
         warmup_grad: back-propagate through the warm-up too (the states it hands over depend on
-            the parameters); False (the default, as hydrodl2): the warm-up runs under no_grad.
+            the parameters); False (the default): the HBV warm-up runs under no_grad (as
+            hydrodl2) and g_A runs the warm-up days without a graph, carrying its (h, c) into
+            the window (truncated back-propagation through time; the same outputs).
     """
 
     def __init__(self, n_dynamic: int, n_static: int, nmul: int = 16,
@@ -132,10 +134,11 @@ class DeltaModel(nn.Module):
         h = self._hidden(x_dyn, x_static)
         return self._params_from_hidden(h, h[-1], dynamic_from)
 
-    def _hidden(self, x_dyn: torch.Tensor, x_static: torch.Tensor) -> torch.Tensor:
-        """g_A's hidden states [time, site, H] (under bf16 autocast when ``precision`` is bf16)."""
+    def _hidden(self, x_dyn: torch.Tensor, x_static: torch.Tensor, no_grad_days: int = 0) -> torch.Tensor:
+        """g_A's hidden states [time, site, H] (under bf16 autocast when ``precision`` is bf16);
+        the first ``no_grad_days`` days without a graph (``LSTMNet.features``)."""
         with learner_autocast(self.precision, x_dyn.device.type):
-            return self.learner.features(self.learner_inputs(x_dyn, x_static))
+            return self.learner.features(self.learner_inputs(x_dyn, x_static), no_grad_days)
 
     def _head(self, h: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """g_A's output layer on ``h``, back in fp32 from bf16 (fp64 inputs stay fp64)."""
@@ -184,7 +187,10 @@ class DeltaModel(nn.Module):
         if not 0 <= warmup < nt:
             raise ValueError(f"warmup must be in [0, {nt}), got {warmup}")
         conv = CONVENTIONS[self.conventions]
-        h = self._hidden(x_dyn, x_static)
+        # no gradient through the warm-up year, for the learner's recurrence too: without
+        # warmup_grad nothing of days 0..warmup-1 reaches the loss except through h's recurrence,
+        # so g_A runs them without a graph and back-propagates over the window only
+        h = self._hidden(x_dyn, x_static, no_grad_days=0 if self.warmup_grad else warmup)
         params = self._params_from_hidden(h, h[-1], dynamic_from=warmup)
         hbv_names = self.backbone.parameter_names
         q_before = None

@@ -43,10 +43,29 @@ class LSTMNet(nn.Module):
         self.dropout = Dropout(dropout)
         self.linear_out = nn.Linear(hidden, ny)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """LSTM hidden states before dropout: [time, site, nx] -> [time, site, H]."""
-        h, _ = self.lstm(torch.relu(self.linear_in(x)))
-        return h
+    def features(self, x: torch.Tensor, no_grad_days: int = 0) -> torch.Tensor:
+        """LSTM hidden states before dropout: [time, site, nx] -> [time, site, H].
+
+        Args:
+            x: normalised inputs [time, site, nx].
+            no_grad_days: run the first ``no_grad_days`` days without recording a graph and go on
+                from their final (h, c) with it: truncated back-propagation through time at that
+                day. The hidden states are the same as one pass (to rounding); the gradient stops
+                at the cut, and the recurrent forward and backward over those days cost no graph
+                (the δ models' warm-up year, ``DeltaModel``). 0, or no gradient enabled: one pass.
+
+        Raises:
+            ValueError: ``no_grad_days`` outside ``[0, time)``.
+        """
+        if not 0 <= no_grad_days < max(x.shape[0], 1):
+            raise ValueError(f"no_grad_days must be in [0, {x.shape[0]}), got {no_grad_days}")
+        if no_grad_days == 0 or not torch.is_grad_enabled():
+            h, _ = self.lstm(torch.relu(self.linear_in(x)))
+            return h
+        with torch.no_grad():
+            h0, state = self.lstm(torch.relu(self.linear_in(x[:no_grad_days])))
+        h1, _ = self.lstm(torch.relu(self.linear_in(x[no_grad_days:])), state)
+        return torch.cat([h0.to(h1.dtype), h1])
 
     def head(self, h: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Dropout + output layer on hidden states ``h`` [..., H] -> [..., ny or len(rows)].

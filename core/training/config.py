@@ -73,7 +73,7 @@ class DataConfig(_Strict):
         None, validation_alias=AliasChoices("sites", "basins"),
         description="site ids (gauge ids or SMAP cell ids), a count n (n basins spread over CONUS), "
         "a named cell set of the source (SMAP: SPARSE, DENSE, NG, VAL, ALL, SCALE_29..SCALE_305), or None "
-        "for all; `basins` is accepted as an older name")
+        "or 'all' for all; `basins` is accepted as an older name")
     test_sites: list[str] | str | None = Field(
         None, description="sites never trained on, also simulated and scored on the test period "
         "(e.g. NG for a SMAP run trained on SPARSE); their metrics are marked split=unseen")
@@ -135,6 +135,8 @@ class DataConfig(_Strict):
         if isinstance(v, int) and v < 1:
             raise ValueError("sites as a count must be ≥ 1")
         if isinstance(v, str):
+            if not grid and v.strip().lower() == "all":
+                return None  # every basin of the data root, as `--sites all`
             if not grid:
                 digits = v.strip().isdigit()
                 hint = (f" (one gauge id goes in a list: [{v.strip()}])" if digits and len(v.strip()) > 4 else
@@ -178,8 +180,9 @@ class ModelConfig(_Strict):
         "hydrodl2): the learner's output on the last warm-up day spins up, routing starts from zero, "
         "SM floored at 1e-5 mm (runs the reference HBV loop). docs/models.md, Conventions")
     warmup_grad: bool = Field(False, description="δ models: back-propagate through the warm-up year too "
-                              "(False, as hydrodl2: the warm-up runs without gradient, about half the "
-                              "step's cost)")
+                              "(False: the HBV warm-up runs without gradient, as hydrodl2, and g_A's "
+                              "LSTM without a graph, truncating its back-propagation at the window: "
+                              "1.6x faster fp32 paper432 steps)")
     forget_bias: Real | None = Field(None, description="initial forget-gate bias of the LSTM learners "
                                      "(the δ models' g_A and the LSTM baseline; neuralhydrology's "
                                      "initial_forget_bias, 3 in its CAMELS configs); None: PyTorch's init")
