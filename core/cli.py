@@ -168,7 +168,7 @@ def _command(*args, **kwargs):
 
 @_command()
 def train(
-    preset: Optional[str] = typer.Option(None, help="named preset: demo (50 basins, ~3 min on 2 cores), "
+    preset: Optional[str] = typer.Option(None, help="named preset: demo (every basin, ~3 min on 2 cores), "
                                           "bench432 (docs/benchmark.md settings), paper432 (Feng et al. 2022), "
                                           "nh_lstm (the LSTM at neuralhydrology's CAMELS settings), "
                                           "smap (SMAP soil moisture, docs/benchmark_smap.md); default: demo, "

@@ -23,9 +23,12 @@ def lr_steps(train: dict) -> str | None:
     return " ".join(f"{e}:{lr}" for e, lr in (train.get("lr_schedule") or {}).items()) or None
 
 
-def run_table_command(row: Callable[[Run], dict], doc: str, argv=None) -> int:
+def run_table_command(row: Callable[..., dict], doc: str, argv=None,
+                      add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Parse ``RUN_DIR ... [--csv FILE]``, build one ``row`` per run directory (read through
     core.runs), write the table to ``--csv`` and print it as Markdown ("–" for a missing value).
+    A script with options of its own adds them through ``add_arguments``; its ``row`` is then
+    called as ``row(run, args)``.
 
     Raises:
         RunNotFoundError / RunFileError: a directory is not a readable run (names it).
@@ -33,9 +36,11 @@ def run_table_command(row: Callable[[Run], dict], doc: str, argv=None) -> int:
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run directories")
     ap.add_argument("--csv", type=Path, help="write the table here as CSV")
+    if add_arguments:
+        add_arguments(ap)
     args = ap.parse_args(argv)
     runs = [RunStore(p.resolve().parent).get(p.resolve().name) for p in args.runs]
-    table = pd.DataFrame([row(run) for run in runs])
+    table = pd.DataFrame([row(run, args) if add_arguments else row(run) for run in runs])
     if args.csv:
         args.csv.write_text(table.to_csv(index=False), encoding="utf-8")
     cells = [["–" if pd.isna(v) else str(v) for v in r] for r in table.itertuples(index=False)]

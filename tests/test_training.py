@@ -73,7 +73,8 @@ def test_config_validation_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match="unknown preset"):
         preset_config("nope")
     cfg = preset_config("demo")
-    assert cfg.data.sites == 50 and cfg.model.variant == "delta_n_gamma_beta"
+    assert cfg.data.sites is None and cfg.model.variant == "delta_n_gamma_beta"
+    assert cfg.train.loss == "nse_star" and cfg.train.epochs * cfg.train.iters_per_epoch == 1500
     again = RunConfig.from_dict(cfg.to_dict())
     assert again == cfg
 
