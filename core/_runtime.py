@@ -134,3 +134,34 @@ def learner_autocast(precision: str, device_type: str):
     import torch
 
     return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def code_provenance() -> dict:
+    """What code and machine a run was trained with, for its status.json (``code``): the
+    installed HydroLens version (None when not installed), the git commit of this checkout and whether tracked files differ from it
+    (None for both outside a git checkout, or without git), the torch version and the CPU model.
+    Reads git with two short subprocesses (2 s timeout each); never raises."""
+    import importlib.metadata
+    import subprocess
+    from pathlib import Path
+
+    try:
+        version = importlib.metadata.version("hydrolens")
+    except importlib.metadata.PackageNotFoundError:  # a checkout used without installing it
+        version = None
+    root = Path(__file__).resolve().parents[1]
+    commit = dirty = None
+    if (root / ".git").exists():
+        try:
+            git = ["git", "-C", str(root)]
+            out = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, timeout=2)
+            if out.returncode == 0:
+                commit = out.stdout.strip()
+                st = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=2)
+                dirty = bool(st.stdout.strip()) if st.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            commit = dirty = None
+    torch = sys.modules.get("torch")
+    return {"hydrolens": version, "commit": commit, "dirty": dirty,
+            "torch": getattr(torch, "__version__", None), "cpu": cpu_description()["cpu"]}

@@ -32,8 +32,10 @@ def row(run: Run, args) -> dict:
         met = met[met.index.astype(str).isin(ids)]
         scored = {"n_scored": len(met), "median_nse_scored": round(float(met["NSE"].median()), 3),
                   "median_kge_scored": round(float(met["KGE"].median()), 3)}
+    code = st.get("code") or {}
+    commit = (code["commit"][:7] + ("+" if code.get("dirty") else "")) if code.get("commit") else None
     return {
-        "run": run.run_id, "train_sites": len(d["sites"]), "seed": t["seed"], "loss": t["loss"],
+        "run": run.run_id, "commit": commit, "train_sites": len(d["sites"]), "seed": t["seed"], "loss": t["loss"],
         "nmul": m["nmul"], "hidden": m["hidden"], "epochs": int(log["epoch"].max()),
         "updates": int(log["updates"].max()) if "updates" in log else None,
         "lr": t.get("lr"), "lr_steps": lr_steps(t),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from core.physics import HBV_STATES
@@ -19,6 +24,13 @@ def test_train_writes_a_complete_run(trained_run):
     assert "test median NSE" in run.cli_output
     st = run.status()
     assert st["state"] == "done" and st["epoch"] == 1
+    # provenance: the code that trained it (this checkout's commit when it is a git checkout)
+    repo = Path(__file__).resolve().parents[1]
+    head = (subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+            if shutil.which("git") and (repo / ".git").exists() else None)
+    assert st["code"]["hydrolens"] == importlib.metadata.version("hydrolens")
+    assert st["code"]["torch"] == torch.__version__ and st["code"]["cpu"]
+    assert st["code"]["commit"] == (head.stdout.strip() if head and head.returncode == 0 else None)
     assert (run.checkpoint_dir / "last.pt").exists() and (run.checkpoint_dir / "epoch_001.pt").exists()
     cfg = run.config()
     assert len(cfg["data"]["sites"]) == 5 and cfg["train"]["epochs"] == 1

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._runtime import flush_denormals, resolve_precision
+from .._runtime import code_provenance, flush_denormals, resolve_precision
 from ..metrics import nse
 from ..datasets.normalize import Normalizer
 from ..datasets.sampler import WindowSampler
@@ -392,7 +392,8 @@ class Trainer:
         run.update_status(state="training", epoch=self.start_epoch, epochs=t.epochs,
                           n_sites=len(self.data.sites), n_val_sites=int(self.val_idx.size),
                           device=str(self.device), precision=self.precision,
-                          iters_per_epoch=self.iters, message="training", **this_process())
+                          iters_per_epoch=self.iters, message="training", code=code_provenance(),
+                          **this_process())
         self.model.train()
         # a model that fits itself (SCE-UA per site) does so in one "epoch" instead of steps
         calibrate = getattr(self.model, "calibrate", None)
