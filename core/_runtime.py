@@ -138,9 +138,10 @@ def learner_autocast(precision: str, device_type: str):
 
 def code_provenance() -> dict:
     """What code and machine a run was trained with, for its status.json (``code``): the
-    installed HydroLens version (None when not installed), the git commit of this checkout and whether tracked files differ from it
-    (None for both outside a git checkout, or without git), the torch version and the CPU model.
-    Reads git with two short subprocesses (2 s timeout each); never raises."""
+    installed HydroLens version (None when not installed), the git commit of this checkout and
+    whether tracked files differ from it (None for both outside a git checkout, or without git),
+    the torch version and the CPU model. Reads git with two short subprocesses (2 s timeout
+    each); never raises."""
     import importlib.metadata
     import subprocess
     from pathlib import Path
