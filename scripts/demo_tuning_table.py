@@ -12,13 +12,14 @@ trained on all 432).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.runs import Run, RunStore  # noqa: E402
-from run_table import lr_steps, run_table_command  # noqa: E402  (scripts/, the script's own folder)
+from core.runs import Run, RunFileError, RunNotFoundError  # noqa: E402
+from run_table import lr_steps, open_run, run_table_command  # noqa: E402  (scripts/, the script's own folder)
 
 
 def row(run: Run, args) -> dict:
@@ -26,10 +27,8 @@ def row(run: Run, args) -> dict:
     t, d, m = cfg["train"], cfg["data"], cfg["model"]
     scored = {}
     if args.score_sites_of:  # the medians over another run's sites (the demo's 50 basins)
-        ids = set(RunStore(args.score_sites_of.resolve().parent).get(args.score_sites_of.resolve().name)
-                  .config()["data"]["sites"])
         met = run.metrics()
-        met = met[met.index.astype(str).isin(ids)]
+        met = met[met.index.astype(str).isin(args.score_sites_of)]
         scored = {"n_scored": len(met), "median_nse_scored": round(float(met["NSE"].median()), 3),
                   "median_kge_scored": round(float(met["KGE"].median()), 3)}
     code = st.get("code") or {}
@@ -48,8 +47,17 @@ def row(run: Run, args) -> dict:
     }
 
 
+def _sites_of(run_dir: str) -> frozenset[str]:
+    """The site ids of the run in ``run_dir`` (read once, for every row); a directory that is
+    not a run is a usage error naming it."""
+    try:
+        return frozenset(open_run(Path(run_dir)).config()["data"]["sites"])
+    except (RunNotFoundError, RunFileError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _arguments(ap) -> None:
-    ap.add_argument("--score-sites-of", type=Path, metavar="RUN_DIR",
+    ap.add_argument("--score-sites-of", type=_sites_of, metavar="RUN_DIR",
                     help="also give each run's median NSE/KGE over this run's sites (e.g. the demo's "
                          "50 basins, for runs trained on more)")
 

@@ -23,6 +23,16 @@ def lr_steps(train: dict) -> str | None:
     return " ".join(f"{e}:{lr}" for e, lr in (train.get("lr_schedule") or {}).items()) or None
 
 
+def open_run(path: Path) -> Run:
+    """The run whose directory is ``path`` (its parent is the run store).
+
+    Raises:
+        RunNotFoundError: ``path`` is not a run directory (names it).
+    """
+    path = path.resolve()
+    return RunStore(path.parent).get(path.name)
+
+
 def run_table_command(row: Callable[..., dict], doc: str, argv=None,
                       add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Parse ``RUN_DIR ... [--csv FILE]``, build one ``row`` per run directory (read through
@@ -39,7 +49,7 @@ def run_table_command(row: Callable[..., dict], doc: str, argv=None,
     if add_arguments:
         add_arguments(ap)
     args = ap.parse_args(argv)
-    runs = [RunStore(p.resolve().parent).get(p.resolve().name) for p in args.runs]
+    runs = [open_run(p) for p in args.runs]
     table = pd.DataFrame([row(run, args) if add_arguments else row(run) for run in runs])
     if args.csv:
         args.csv.write_text(table.to_csv(index=False), encoding="utf-8")

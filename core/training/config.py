@@ -135,9 +135,9 @@ class DataConfig(_Strict):
         if isinstance(v, int) and v < 1:
             raise ValueError("sites as a count must be ≥ 1")
         if isinstance(v, str):
-            if not grid and v.strip().lower() == "all":
-                return None  # every basin of the data root, as `--sites all`
             if not grid:
+                if v.strip().lower() == "all":
+                    return None  # every basin of the data root, as `--sites all`
                 digits = v.strip().isdigit()
                 hint = (f" (one gauge id goes in a list: [{v.strip()}])" if digits and len(v.strip()) > 4 else
                         f" (a count is written without quotes: {v.strip()})" if digits else "")
