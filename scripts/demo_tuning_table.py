@@ -19,14 +19,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.runs import Run, RunFileError, RunNotFoundError  # noqa: E402
-from run_table import lr_steps, open_run, run_table_command  # noqa: E402  (scripts/, the script's own folder)
+from run_table import lr_steps, open_run, rounded, run_table_command  # noqa: E402  (scripts/, the script's own folder)
 
 
 def row(run: Run, args) -> dict:
     cfg, st, log = run.config(), run.status(), run.train_log()
     t, d, m = cfg["train"], cfg["data"], cfg["model"]
     scored = {}
-    if args.score_sites_of:  # the medians over another run's sites (the demo's 50 basins)
+    if args.score_sites_of and st.get("median_nse") is not None:  # the medians over another run's sites
         met = run.metrics()
         met = met[met.index.astype(str).isin(args.score_sites_of)]
         scored = {"n_scored": len(met), "median_nse_scored": round(float(met["NSE"].median()), 3),
@@ -42,7 +42,8 @@ def row(run: Run, args) -> dict:
         "warmup_grad": bool(m.get("warmup_grad")),
         "train_period": f"{d['train_start']}..{d['train_end']}", "scored_period": f"{d['test_start']}..{d['test_end']}",
         "wall_s": round(float(log["seconds"].sum()), 1),
-        "median_nse": round(float(st["median_nse"]), 3), "median_kge": round(float(st["median_kge"]), 3),
+        # a run stopped before its evaluation has no test figures: "–" in the table
+        "median_nse": rounded(st.get("median_nse"), 3), "median_kge": rounded(st.get("median_kge"), 3),
         **scored,
     }
 

@@ -1,7 +1,7 @@
 """The command both tuning-table scripts share: one row per run directory, written as a CSV and
 printed as a Markdown table (docs/smap_tuning.md, docs/demo_tuning.md).
 
-A script gives :func:`run_table_command` its ``row(run) -> dict`` and its docstring."""
+A script gives :func:`run_table_command` its ``row(run, args) -> dict`` and its docstring."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def lr_steps(train: dict) -> str | None:
     return " ".join(f"{e}:{lr}" for e, lr in (train.get("lr_schedule") or {}).items()) or None
 
 
+def rounded(value, digits: int) -> float | None:
+    """``value`` rounded to ``digits``, or None (shown as "–") where a run has no such figure, e.g.
+    the test medians of a run stopped before its evaluation."""
+    return None if value is None else round(float(value), digits)
+
+
 def open_run(path: Path) -> Run:
     """The run whose directory is ``path`` (its parent is the run store).
 
@@ -37,8 +43,8 @@ def run_table_command(row: Callable[..., dict], doc: str, argv=None,
                       add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Parse ``RUN_DIR ... [--csv FILE]``, build one ``row`` per run directory (read through
     core.runs), write the table to ``--csv`` and print it as Markdown ("–" for a missing value).
-    A script with options of its own adds them through ``add_arguments``; its ``row`` is then
-    called as ``row(run, args)``.
+    A script with options of its own adds them through ``add_arguments``; ``row`` is called as
+    ``row(run, args)`` with the parsed command line either way.
 
     Raises:
         RunNotFoundError / RunFileError: a directory is not a readable run (names it).
@@ -50,7 +56,7 @@ def run_table_command(row: Callable[..., dict], doc: str, argv=None,
         add_arguments(ap)
     args = ap.parse_args(argv)
     runs = [open_run(p) for p in args.runs]
-    table = pd.DataFrame([row(run, args) if add_arguments else row(run) for run in runs])
+    table = pd.DataFrame([row(run, args) for run in runs])
     if args.csv:
         args.csv.write_text(table.to_csv(index=False), encoding="utf-8")
     cells = [["–" if pd.isna(v) else str(v) for v in r] for r in table.itertuples(index=False)]

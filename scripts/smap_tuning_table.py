@@ -19,10 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.runs import Run  # noqa: E402
-from run_table import lr_steps, run_table_command  # noqa: E402  (scripts/, the script's own folder)
+from run_table import lr_steps, rounded, run_table_command  # noqa: E402  (scripts/, the script's own folder)
 
 
-def row(run: Run) -> dict:
+def row(run: Run, args=None) -> dict:
+    """One table row from a run directory (``args``: the parsed command line; no options of its own)."""
     cfg, st, log = run.config(), run.status(), run.train_log()
     t, d = cfg["train"], cfg["data"]
     best = int(st.get("best_epoch") or log["epoch"].max())
@@ -39,10 +40,12 @@ def row(run: Run) -> dict:
         "updates_at_best": int(at_best.get("updates", best * st.get("iters_per_epoch", 0))),
         "wall_s": round(float(log["seconds"].sum()), 1),
         "val_median_nse_at_best": round(float(at_best["val_NSE"]), 3),
-        "test_sparse_median_nse": round(float(st["median_nse"]), 3),
-        "test_ng_median_nse": round(float(st["median_nse_unseen"]), 3),
-        "test_ng_median_rmse": round(float(st["median_rmse_unseen"]), 4),
+        # a run stopped before its evaluation has no test figures: "–" in the table
+        "test_sparse_median_nse": rounded(st.get("median_nse"), 3),
+        "test_ng_median_nse": rounded(st.get("median_nse_unseen"), 3),
+        "test_ng_median_rmse": rounded(st.get("median_rmse_unseen"), 4),
     }
+
 
 
 def main(argv=None) -> int:
