@@ -54,10 +54,15 @@ def readable(runs: list[RunInfo]) -> list[RunInfo]:
 
 
 def default_run(runs: list[RunInfo]) -> str | None:
-    """The run shown on start: the newest evaluated readable run, else the newest readable run."""
+    """The run shown on start (``runs`` newest first): the newest evaluated readable run, else the
+    newest readable run with a finished epoch (a run in training has learning curves to watch; a
+    queued one has nothing to show yet), else the newest readable run; None for no readable run."""
     runs = readable(runs)
     for info in runs:
         if info.median_nse is not None or info.state == "done":
+            return info.run_id
+    for info in runs:
+        if info.epochs_done > 0:
             return info.run_id
     return runs[0].run_id if runs else None
 

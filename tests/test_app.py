@@ -353,6 +353,24 @@ def test_run_without_evaluation_shows_its_status(tmp_path):
     assert "epoch 3/10" in state.message and "3 / 10" in panel.summary.object
 
 
+def test_a_training_run_is_shown_before_a_newer_queued_one(tmp_path):
+    """With no evaluated run, the app opens on the run in training (its curves move), not on the
+    newer run queued behind it (nothing to show yet); with only a queued run, that one."""
+    from core.runs import RunStore
+    from explorer.state import AppState
+
+    store = RunStore(tmp_path)
+    training = store.create("a-training")
+    training.update_status(state="training", epoch=2, epochs=50, message="training")
+    queued = store.create("b-queued")
+    queued.update_status(state="created", epoch=0, epochs=50, message="queued for training")
+    assert store.list()[0].run_id == queued.run_id  # newest first
+    assert AppState(store=store).run_id == training.run_id
+    fresh = RunStore(tmp_path / "fresh")
+    only_queued = fresh.create("queued")
+    assert AppState(store=fresh).run_id == only_queued.run_id
+
+
 def test_learning_curves_follow_a_training_run_epoch_by_epoch(tmp_path):
     """The curves tab reads train_log.csv through core.runs and redraws when the polled status
     says an epoch was logged; wall time, updates/s and the best epoch are summarised."""
