@@ -198,8 +198,9 @@ class MapView(Viewer):
             if len(values):
                 self.source.patch({"value": [(slice(0, len(values)), values)]})
         self.mapper.update(**palette_for(q, values))
-        self.color_bar.title = q.title if q is not None else "no run selected"
         info = state.info
+        self.color_bar.title = (q.title if q is not None else "no run selected" if info is None
+                                else "run not evaluated yet")
         n_run = 0 if state.metrics is None else len(state.metrics)
         if info is None:
             title = f"{len(self._ids)} sites of the data root · pick sites to train"

@@ -344,6 +344,7 @@ def test_run_without_evaluation_shows_its_status(tmp_path):
     map_view, series, panel = MapView(state), SeriesView(state), RunPanel(state)
     assert not any(map_view.source.data["in_run"])
     assert "not evaluated" in map_view.figure.title.text
+    assert map_view.color_bar.title == "run not evaluated yet"  # a run is selected: say why no colours
     assert len(series.source.data["time"]) == 0
     assert "training" in panel.summary.object and "2 / 10" in panel.summary.object
     assert panel.basin_select.disabled
