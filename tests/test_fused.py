@@ -34,14 +34,16 @@ def weighted_loss(res, weights):
         (res.final_state[s] ** 2).sum() for s in HBV_STATES)
 
 
-@pytest.mark.parametrize("use_gamma,dynamic,nmul", [
-    (False, (), 4), (True, ("BETA",), 4), (True, ("BETA", "GAMMA"), 4),
+@pytest.mark.parametrize("use_gamma,dynamic,nmul,sm_floor", [
+    (False, (), 4, 0.0), (True, ("BETA",), 4, 0.0), (True, ("BETA", "GAMMA"), 4, 0.0),
     # the kernel runs components in SIMD lanes (4 doubles): 6 = one full and one partial group
-    (True, ("BETA", "GAMMA"), 6), (False, ("BETA",), 1)])
-def test_fused_matches_reference_outputs_and_gradients(use_gamma, dynamic, nmul):
+    (True, ("BETA", "GAMMA"), 6, 0.0), (False, ("BETA",), 1, 0.0),
+    # Feng et al.'s release conventions: SM floored at 1e-5 mm after ET (no gradient below it)
+    (True, ("BETA", "GAMMA"), 6, 1e-5), (False, (), 4, 1e-5)])
+def test_fused_matches_reference_outputs_and_gradients(use_gamma, dynamic, nmul, sm_floor):
     forcing, params, state = branch_case(use_gamma=use_gamma, dynamic=dynamic, nmul=nmul)
-    ref_m = HBV(nmul=nmul, use_gamma=use_gamma, engine="reference")
-    fus_m = HBV(nmul=nmul, use_gamma=use_gamma, engine="fused")
+    ref_m = HBV(nmul=nmul, use_gamma=use_gamma, engine="reference", sm_floor=sm_floor)
+    fus_m = HBV(nmul=nmul, use_gamma=use_gamma, engine="fused", sm_floor=sm_floor)
     leaves = [forcing.requires_grad_()] + [v.requires_grad_() for v in params.values()] + \
              [v.requires_grad_() for v in state.values()]
     ref = ref_m(forcing, params, state)
@@ -54,7 +56,10 @@ def test_fused_matches_reference_outputs_and_gradients(use_gamma, dynamic, nmul)
     assert (comps["MELT"] > 0).any() and (comps["REFREEZE"] > 0).any() and (comps["TOSOIL"] > 0).any()
     assert (comps["EXCESS"] > 0).any(), "soil above FC"
     assert (comps["Q0"] > 0).any() and (comps["Q0"] == 0).any(), "UZ above and below UZL"
-    assert (comps["SM"] < 1e-9).any(), "soil emptied by ET"
+    if sm_floor:
+        assert (comps["SM"] == sm_floor).any() and (comps["SM"] >= sm_floor).all(), "soil held at the floor"
+    else:
+        assert (comps["SM"] < 1e-9).any(), "soil emptied by ET"
     assert (comps["SUZ"] < 1e-9).any(), "upper zone emptied by percolation"
 
     for name in OUTPUT_NAMES:

@@ -107,12 +107,12 @@ def build_library(source: Path, stem: str) -> Path:
 
 def _declare(lib: ctypes.CDLL) -> None:
     i64, i32, vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    for suffix in ("f32", "f64"):
+    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         fwd = getattr(lib, f"hbv_forward_{suffix}")
-        fwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, vp, vp, i32, vp, vp, i32]
+        fwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, real, vp, vp, i32, vp, vp, i32]
         fwd.restype = None
         bwd = getattr(lib, f"hbv_backward_{suffix}")
-        bwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, vp, vp, i32, vp, vp, vp, vp, vp, vp, i32]
+        bwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, real, vp, vp, i32, vp, vp, vp, vp, vp, vp, i32]
         bwd.restype = None
     lib.hbv_lanes_f32.restype = ctypes.c_int
     lib.hbv_lanes_f64.restype = ctypes.c_int
@@ -180,7 +180,8 @@ def _ptr_array(tensors) -> ctypes.Array:
 class FusedHBVFunction(torch.autograd.Function):
     """autograd wrapper of the kernel.
 
-    forward(forcing [time, site, 3], state0 [5, basin, nmul], mean_out: bool, *params) with
+    forward(forcing [time, site, 3], state0 [5, basin, nmul], mean_out: bool, sm_floor: float,
+    *params) with sm_floor the soil-moisture floor after ET in mm (0: none; ``hbv_step``) and
     params in ``HBV_PARAMETERS`` (+ GAMMA) order, each [1 or time, basin, nmul], returns
     (outputs [18, basin, time] if mean_out else [18, basin, nmul, time], final state
     [5, basin, nmul]). Outputs are ordered as ``HBV_STATES + HBV_FLUXES``; time is innermost so
@@ -188,7 +189,7 @@ class FusedHBVFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, forcing, state0, mean_out, *params):
+    def forward(ctx, forcing, state0, mean_out, sm_floor, *params):
         lib = load_kernel()
         nt, nb, _ = forcing.shape
         nm = state0.shape[-1]
@@ -210,12 +211,13 @@ class FusedHBVFunction(torch.autograd.Function):
         fn = lib.hbv_forward_f64 if dtype == torch.float64 else lib.hbv_forward_f32
         par_ptrs = _ptr_array(params)
         fn(nt, nb, nm, _ptr(P), _ptr(T), _ptr(PET), ctypes.cast(par_ptrs, ctypes.c_void_p),
-           ctypes.cast(strides, ctypes.c_void_p), gamma, _ptr(state0), _ptr(out), int(mean_out),
+           ctypes.cast(strides, ctypes.c_void_p), gamma, float(sm_floor), _ptr(state0), _ptr(out), int(mean_out),
            _ptr(final), _ptr(saved) if saved is not None else None, torch.get_num_threads())
         if need_grad:
             ctx.save_for_backward(P, T, PET, saved, *params)
             ctx.mean_out = bool(mean_out)
             ctx.gamma = gamma
+            ctx.sm_floor = float(sm_floor)
             ctx.dims = (nt, nb, nm)
         return out, final
 
@@ -236,9 +238,10 @@ class FusedHBVFunction(torch.autograd.Function):
         fn = lib.hbv_backward_f64 if dtype == torch.float64 else lib.hbv_backward_f32
         par_ptrs, gpar_ptrs = _ptr_array(params), _ptr_array(gpar)
         fn(nt, nb, nm, _ptr(P), _ptr(T), _ptr(PET), ctypes.cast(par_ptrs, ctypes.c_void_p),
-           ctypes.cast(strides, ctypes.c_void_p), ctx.gamma, _ptr(saved), _ptr(g_out), int(ctx.mean_out),
+           ctypes.cast(strides, ctypes.c_void_p), ctx.gamma, ctx.sm_floor, _ptr(saved), _ptr(g_out),
+           int(ctx.mean_out),
            _ptr(g_final) if g_final is not None else None, _ptr(gP), _ptr(gT), _ptr(gPET),
            ctypes.cast(gpar_ptrs, ctypes.c_void_p), _ptr(g_state0), torch.get_num_threads())
         g_forcing = torch.stack([gP.t(), gT.t(), gPET.t()], dim=-1) if ctx.needs_input_grad[0] else None
-        return (g_forcing, g_state0 if ctx.needs_input_grad[1] else None, None,
-                *[g if need else None for g, need in zip(gpar, ctx.needs_input_grad[3:])])
+        return (g_forcing, g_state0 if ctx.needs_input_grad[1] else None, None, None,
+                *[g if need else None for g, need in zip(gpar, ctx.needs_input_grad[4:])])

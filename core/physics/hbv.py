@@ -175,8 +175,7 @@ class HBV(torch.nn.Module):
             module); the fused kernel has no network inside its loop, so this model always runs
             the reference loop (``engine="fused"`` raises ValueError).
         sm_floor: soil-moisture floor after ET (mm; ``hbv_step``): 0 (HydroLens), 1e-5 for
-            Feng et al.'s release conventions; a floor runs the reference loop (``engine="fused"``
-            raises ValueError).
+            Feng et al.'s release conventions; both engines apply it.
 
     Contract (see DESIGN.md): ``forward(forcing [time, site, 3], params name -> [time or 1,
     basin, nmul], state=None)`` -> ``HBVResult``. Static parameters have a leading dimension of 1,
@@ -195,9 +194,6 @@ class HBV(torch.nn.Module):
         if recharge_net is not None and engine == "fused":
             raise ValueError("engine 'fused' cannot run a recharge network (δn(NN_r)); use 'auto' "
                              "or 'reference'")
-        if sm_floor and engine == "fused":
-            raise ValueError("engine 'fused' has no soil-moisture floor (the feng2022 conventions); "
-                             "use 'auto' or 'reference'")
         self.recharge_net = recharge_net
         self.sm_floor = float(sm_floor)
         self.nmul = nmul
@@ -206,7 +202,7 @@ class HBV(torch.nn.Module):
         self.engine = engine
 
     def _use_fused(self, device: torch.device) -> bool:
-        if self.engine == "reference" or self.recharge_net is not None or self.sm_floor:
+        if self.engine == "reference" or self.recharge_net is not None:
             return False
         if self.engine == "fused":
             if device.type != "cpu":
@@ -292,7 +288,7 @@ class HBV(torch.nn.Module):
     def _forward_fused(self, forcing, params, state, return_components) -> HBVResult:
         state0 = torch.stack([state[s].to(forcing.dtype) for s in HBV_STATES])
         plist = [params[n] for n in self.parameter_names]
-        series, final = FusedHBVFunction.apply(forcing, state0, not return_components, *plist)
+        series, final = FusedHBVFunction.apply(forcing, state0, not return_components, self.sm_floor, *plist)
         named = {n: series[i].movedim(-1, 0) for i, n in enumerate(OUTPUT_NAMES)}
         if return_components:
             comps, outputs = named, {n: v.mean(-1) for n, v in named.items()}

@@ -6,7 +6,10 @@
 //   * torch.clamp(x, lo, hi) backward: passes where lo <= x <= hi (inclusive);
 //   * pow(x, e) backward: e * x^(e-1) for x, x^e * log(x) for e;
 //   * a / b backward: g / b for a, -g * a / (b * b) for b;
-//   * the rain/snow switch [T >= TT] carries no gradient.
+//   * the rain/snow switch [T >= TT] carries no gradient;
+//   * the optional soil-moisture floor after ET (sm_floor > 0: Feng et al.'s release conventions,
+//     torch.clamp(sm, min=sm_floor)) passes the gradient where sm >= sm_floor; sm_floor = 0 skips it,
+//     so HydroLens's own conventions run exactly the code they ran before the floor existed.
 // Parameter and output orders are exported (hbv_param_names / hbv_output_names) and checked by
 // core/physics/fused.py against core/physics/spec.py, so both implementations read one spec.
 //
@@ -116,7 +119,7 @@ enum { BETA, FC, K0, K1, K2, LP, PERC, UZL, TT, CFMAX, CFR, CWH, GAMMA };
 template <typename S>
 struct Step {
   S r, rain, snow, sp1, mp, mc, melt, mw1, sp2, cc, dT, rp, rc, refr, sp3, mw2, ts_pre, tosoil, mw3;
-  S x, xc, wet, infil, rech, sm1, ex_pre, excess, sm2, denom, y, yc, eta, etp, et, sm3;
+  S x, xc, wet, infil, rech, sm1, ex_pre, excess, sm2, denom, y, yc, eta, etp, et, sm3_pre, sm3;
   S suz1, perc, suz2, q0_pre, q0m, q0, suz3, q1, suz4, slz1, q2, slz2, qu;
 };
 
@@ -137,9 +140,10 @@ inline void min_bwd(S a, S b, S g, S& ga, S& gb) {
 
 // lazy (no tape, no gradient): skip pow() when, in every lane, its value is multiplied by an exact
 // zero (no water entering the soil, zero PET) or is exactly 1 (full soil): bit-identical outputs.
+// sm_floor: the soil-moisture floor after ET, or nullptr for none.
 template <typename S>
-inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p, bool gamma, Step<S>& s,
-                     const S* pre = nullptr, bool lazy = false) {
+inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p, bool gamma,
+                     const S* sm_floor, Step<S>& s, const S* pre = nullptr, bool lazy = false) {
   const S tt = p[TT], cfmax = p[CFMAX], fc = p[FC];
   const S one = K<S>(1), zero = K<S>(0);
   // snow routine
@@ -183,7 +187,8 @@ inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p
   else s.eta = vpow(s.yc, p[GAMMA]);
   s.etp = PET * s.eta;
   s.et = min2(s.etp, s.sm2);
-  s.sm3 = s.sm2 - s.et;
+  s.sm3_pre = s.sm2 - s.et;
+  s.sm3 = sm_floor ? clamp_lo(s.sm3_pre, *sm_floor) : s.sm3_pre;
   // upper and lower zones
   s.suz1 = suz + s.rech + s.excess;
   s.perc = min2(s.suz1, p[PERC]);
@@ -212,8 +217,8 @@ inline void outputs_of(const Step<S>& s, S* o) {
 // the adjoint carried from the next step). gs: on return, adjoints of the 5 input states.
 // gp: parameter adjoints are accumulated. gP/gT/gPET: forcing adjoints accumulated.
 template <typename S>
-inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S>& s, const S* go,
-                     S* gs, S* gp, S& gP, S& gT, S& gPET) {
+inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const S* sm_floor, const Step<S>& s,
+                     const S* go, S* gs, S* gp, S& gP, S& gT, S& gPET) {
   const S fc = p[FC], cfmax = p[CFMAX];
   const S zero = K<S>(0), floor_ = K<S>(POW_FLOOR), one = K<S>(1);
   S g_sp3 = go[0], g_mw3 = go[1], g_sm3 = go[2], g_suz4 = go[3], g_slz2 = go[4];
@@ -250,7 +255,8 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
   const S g_suz = g_suz1;
   g_rech += g_suz1;
   g_excess += g_suz1;
-  // sm3 = sm2 - et ; et = min(etp, sm2) ; etp = PET * eta
+  // sm3 = clamp(sm3_pre, sm_floor) (with a floor) ; sm3_pre = sm2 - et ; et = min(etp, sm2) ; etp = PET * eta
+  if (sm_floor) g_sm3 = (s.sm3_pre >= *sm_floor) ? g_sm3 : zero;
   S g_sm2 = g_sm3;
   g_et -= g_sm3;
   S g_etp = zero;
@@ -339,7 +345,7 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const Step<S
 // registers/L1 (time stride 0); each group's tape is contiguous in time.
 template <typename E>
 void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E* PET,
-             const E* const* par, const int64_t* pstride, int gamma, const E* state0, E* out,
+             const E* const* par, const int64_t* pstride, int gamma, E sm_floor, const E* state0, E* out,
              int mean_out, E* state_final, E* saved, int nthreads) {
   using V = typename Lanes<E>::V;
   constexpr int W = Lanes<E>::W;
@@ -347,6 +353,8 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E
   const int64_t ng = (nm + W - 1) / W;
   const int last_n = (int)(nm - (ng - 1) * W);
   const E inv_nm = E(1) / E(nm);
+  const V floor_v = K<V>(sm_floor);
+  const V* floor_p = sm_floor > 0 ? &floor_v : nullptr;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
     std::vector<V> pv(ng * NP, V{}), st(ng * NS);
@@ -371,7 +379,7 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E
         V* sg = &st[g * NS];
         for (int i = 0; i < npar; ++i)
           if (pstride[i]) p[i] = load<V>(par[i] + t * pstride[i] + off, n);
-        step_fwd<V>(Pv, Tv, PETv, sg[0], sg[1], sg[2], sg[3], sg[4], p, gamma != 0, s, nullptr,
+        step_fwd<V>(Pv, Tv, PETv, sg[0], sg[1], sg[2], sg[3], sg[4], p, gamma != 0, floor_p, s, nullptr,
                     tape_b == nullptr);
         if (tape_b) {
           E* sv = tape_b + (g * nt + t) * NSAVE * W;
@@ -403,7 +411,7 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E
 
 template <typename E>
 void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E* PET,
-              const E* const* par, const int64_t* pstride, int gamma, const E* saved, const E* g_out,
+              const E* const* par, const int64_t* pstride, int gamma, E sm_floor, const E* saved, const E* g_out,
               int mean_out, const E* g_final, E* gP, E* gT, E* gPET, E* const* gpar, E* g_state0,
               int nthreads) {
   using V = typename Lanes<E>::V;
@@ -412,6 +420,8 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const 
   const int64_t ng = (nm + W - 1) / W;
   const int last_n = (int)(nm - (ng - 1) * W);
   const E inv_nm = E(1) / E(nm);
+  const V floor_v = K<V>(sm_floor);
+  const V* floor_p = sm_floor > 0 ? &floor_v : nullptr;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
     std::vector<V> pv(ng * NP, V{}), carry(ng * NS), gstatic(ng * NP, V{});
@@ -442,7 +452,7 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const 
         V sv[NSAVE];
         std::memcpy(sv, tape_b + (g * nt + t) * NSAVE * W, sizeof(sv));
         const V pre[2] = {sv[NS], sv[NS + 1]};
-        step_fwd<V>(Pv, Tv, PETv, sv[0], sv[1], sv[2], sv[3], sv[4], p, gamma != 0, s, pre);
+        step_fwd<V>(Pv, Tv, PETv, sv[0], sv[1], sv[2], sv[3], sv[4], p, gamma != 0, floor_p, s, pre);
         if (mean_out)
           for (int k = 0; k < NO; ++k) go[k] = gmean[k];
         else
@@ -453,7 +463,7 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const 
         for (int k = 0; k < NS; ++k) go[k] += carry[g * NS + k];
         for (int i = 0; i < NP; ++i) gp[i] = K<V>(0);
         V gPt = K<V>(0), gTt = K<V>(0), gPETt = K<V>(0);
-        step_bwd<V>(Pv, Tv, PETv, sv[2], p, gamma != 0, s, go, gs, gp, gPt, gTt, gPETt);
+        step_bwd<V>(Pv, Tv, PETv, sv[2], p, gamma != 0, floor_p, s, go, gs, gp, gPt, gTt, gPETt);
         if (n == W) {
           gPs += gPt; gTs += gTt; gPETs += gPETt;
         } else {
@@ -496,17 +506,18 @@ const char* hbv_output_names() {
 
 #define HBV_EXPORT(S, SUFFIX)                                                                       \
   void hbv_forward_##SUFFIX(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S* PET, \
-                            const S* const* par, const int64_t* pstride, int gamma, const S* state0, \
-                            S* out, int mean_out, S* state_final, S* saved, int nthreads) {          \
-    forward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, state0, out, mean_out, state_final, saved, \
-               nthreads);                                                                           \
+                            const S* const* par, const int64_t* pstride, int gamma, S sm_floor,     \
+                            const S* state0, S* out, int mean_out, S* state_final, S* saved,        \
+                            int nthreads) {                                                         \
+    forward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, sm_floor, state0, out, mean_out,          \
+               state_final, saved, nthreads);                                                       \
   }                                                                                                 \
   void hbv_backward_##SUFFIX(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S* PET, \
-                             const S* const* par, const int64_t* pstride, int gamma, const S* saved,  \
-                             const S* g_out, int mean_out, const S* g_final, S* gP, S* gT, S* gPET,  \
-                             S* const* gpar, S* g_state0, int nthreads) {                           \
-    backward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, saved, g_out, mean_out, g_final, gP, gT,  \
-                gPET, gpar, g_state0, nthreads);                                                    \
+                             const S* const* par, const int64_t* pstride, int gamma, S sm_floor,    \
+                             const S* saved, const S* g_out, int mean_out, const S* g_final, S* gP,  \
+                             S* gT, S* gPET, S* const* gpar, S* g_state0, int nthreads) {           \
+    backward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, sm_floor, saved, g_out, mean_out, g_final, \
+                gP, gT, gPET, gpar, g_state0, nthreads);                                            \
   }
 
 HBV_EXPORT(float, f32)
