@@ -128,6 +128,33 @@ def test_report_template_shows_settings_results_targets_and_curves():
     assert "| target | measured | met |\n|---|---|---|\n\n## Learning curves" in text
 
 
+def test_a_models_own_settings_are_named_in_the_report():
+    """paper432 trains the LSTM at neuralhydrology's settings (its variants block), so the report
+    does not claim identical settings: it names the LSTM's own; bench432's models share theirs."""
+    from core.benchmarks.delta import setting_differences, train_config
+    from core.training.config import preset_config
+
+    rows = [BenchmarkRow(v, label, 0.5, 0.5, 0.6, 0.8, 432, 10, 1000, 1.0, float("nan"), float("nan"))
+            for v, label in (("delta_n_gamma_beta", "δn(γᵗ,βᵗ)"), ("lstm", "LSTM"))]
+    paper = {r.variant: train_config("paper432", r.variant, None, None, None) for r in rows}
+    lines = setting_differences(rows, paper)
+    assert lines == ["LSTM: dropout 0.4, initial forget-gate bias 3.0, optimiser adam, lr 0.001, lr stepping "
+                     "down to 0.0005 at epoch 21, 0.0001 at epoch 41, gradient norm clipped at 1.0"]
+    assert setting_differences(rows, {r.variant: train_config("bench432", r.variant, None, None, None)
+                                      for r in rows}) == []
+    curve = pd.DataFrame({"epoch": [1], "loss": [1.0], "test_median_nse": [0.5]})
+    runs = {r.variant: SimpleNamespace(run_id=f"run-{r.variant}") for r in rows}
+    cfg = preset_config("paper432").to_dict()
+    text = render_report(report_values("paper432", rows, {r.variant: curve for r in rows}, runs, cfg, False,
+                                       differences=lines), "")
+    assert "## Settings\n\n- data:" in text and "identical for every model" not in text
+    assert "optimiser adadelta (lr 1.0, the default);" in text  # paper432 leaves Adadelta's rate unset
+    assert ("seed 0;\n- where a model's own settings differ from these (the preset's per-model settings):\n"
+            f"  - {lines[0]}.\n\n## Results") in text
+    text = render_report(report_values("paper432", rows, {r.variant: curve for r in rows}, runs, cfg, False), "")
+    assert "## Settings (identical for every model)" in text and "seed 0.\n\n## Results" in text
+
+
 @needs_data
 @pytest.mark.data
 def test_benchmark_command_trains_reuses_and_resumes(tmp_path, data_root):

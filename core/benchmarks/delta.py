@@ -194,11 +194,43 @@ def target_checks(rows: list[BenchmarkRow]) -> list[tuple[str, bool | None, str]
 
 
 # ------------------------------------------------------------------------------ report
+#: the settings a preset may set per model (its ``variants`` block, e.g. paper432's LSTM at
+#: neuralhydrology's settings): (section, key, how the report names it)
+_PER_MODEL = (("model", "hidden", "hidden {}"), ("model", "dropout", "dropout {}"),
+              ("model", "forget_bias", "initial forget-gate bias {}"), ("model", "conventions", "conventions {}"),
+              ("train", "optimizer", "optimiser {}"), ("train", "lr", "lr {}"),
+              ("train", "lr_schedule", "lr stepping down to {}"), ("train", "grad_clip", "gradient norm clipped at {}"),
+              ("train", "loss", "loss {}"), ("train", "precision", "precision {}"))
+
+
+def setting_differences(rows: list[BenchmarkRow], configs: dict[str, dict]) -> list[str]:
+    """One line per model whose run config (``configs``: variant -> RunConfig dict) differs from
+    the first row's in a per-model setting (``_PER_MODEL``), naming its own values, e.g.
+    ``LSTM: dropout 0.4, initial forget-gate bias 3.0, optimiser adam, lr 0.001, ...``; empty
+    when every model shares the first one's settings."""
+    base = configs[rows[0].variant]
+    out = []
+    for r in rows[1:]:
+        cfg = configs[r.variant]
+        diffs = []
+        for section, key, text in _PER_MODEL:
+            mine = cfg.get(section, {}).get(key)
+            if mine != base.get(section, {}).get(key):
+                if isinstance(mine, dict):  # lr_schedule {epoch: rate}
+                    mine = ", ".join(f"{v} at epoch {e}" for e, v in mine.items()) or "none"
+                diffs.append(text.format("none" if mine is None else mine))
+        if diffs:
+            out.append(f"{r.label}: " + ", ".join(diffs))
+    return out
+
+
 def report_values(label: str, rows: list[BenchmarkRow], curves: dict[str, pd.DataFrame], runs: dict[str, Run],
-                  cfg: dict, with_modis: bool, command: str = "", notes: str = "") -> dict:
+                  cfg: dict, with_modis: bool, command: str = "", notes: str = "",
+                  differences: list[str] = ()) -> dict:
     """What ``templates/benchmark.md.j2`` shows, formatted: the settings of ``cfg`` (a
-    RunConfig dict), the results and target tables, the learning curves of the first row's
-    epochs, the runs' ids, and ``notes`` (Markdown, the Discussion section when not empty)."""
+    RunConfig dict), the models that differ from them (``differences``, see
+    :func:`setting_differences`), the results and target tables, the learning curves of the
+    first row's epochs, the runs' ids, and ``notes`` (Markdown, the Discussion section when not empty)."""
     first = curves[rows[0].variant]
     curve_table = Table(["model"] + [f"epoch {int(e)}" for e in first["epoch"]])
     for r in rows:
@@ -212,6 +244,7 @@ def report_values(label: str, rows: list[BenchmarkRow], curves: dict[str, pd.Dat
         "targets": Table(["target", "measured", "met"],
                          [[desc, val, "yes" if ok else "no"] for desc, ok, val in target_checks(rows)]),
         "notes": notes, "curves": curve_table, "run_ids": [runs[r.variant].run_id for r in rows],
+        "differences": list(differences),
     }
 
 
@@ -261,7 +294,8 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = Non
     nse_cdf_figure({v: runs[v].metrics() for v in variants}, out / "nse_cdf.png", title)
     learning_curve_figure(curves, int(iters), out / "learning_curve.png")
     note_text = Path(notes).read_text(encoding="utf-8") if notes else ""
-    values = report_values(label, rows, curves, runs, cfg, modis is not None, command, note_text)
+    differences = setting_differences(rows, {v: runs[v].config() for v in variants})
+    values = report_values(label, rows, curves, runs, cfg, modis is not None, command, note_text, differences)
     write_text_atomic(out / "report.md", render_report(values))
     if doc is not None:
         doc = Path(doc)
