@@ -211,8 +211,8 @@ class FusedHBVFunction(torch.autograd.Function):
         fn = lib.hbv_forward_f64 if dtype == torch.float64 else lib.hbv_forward_f32
         par_ptrs = _ptr_array(params)
         fn(nt, nb, nm, _ptr(P), _ptr(T), _ptr(PET), ctypes.cast(par_ptrs, ctypes.c_void_p),
-           ctypes.cast(strides, ctypes.c_void_p), gamma, float(sm_floor), _ptr(state0), _ptr(out), int(mean_out),
-           _ptr(final), _ptr(saved) if saved is not None else None, torch.get_num_threads())
+           ctypes.cast(strides, ctypes.c_void_p), gamma, float(sm_floor), _ptr(state0), _ptr(out),
+           int(mean_out), _ptr(final), _ptr(saved) if saved is not None else None, torch.get_num_threads())
         if need_grad:
             ctx.save_for_backward(P, T, PET, saved, *params)
             ctx.mean_out = bool(mean_out)
