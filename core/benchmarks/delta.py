@@ -231,6 +231,7 @@ def report_values(label: str, rows: list[BenchmarkRow], curves: dict[str, pd.Dat
     RunConfig dict), the models that differ from them (``differences``, see
     :func:`setting_differences`), the results and target tables, the learning curves of the
     first row's epochs, the runs' ids, and ``notes`` (Markdown, the Discussion section when not empty)."""
+    run_cfg = RunConfig.from_dict(cfg)
     first = curves[rows[0].variant]
     curve_table = Table(["model"] + [f"epoch {int(e)}" for e in first["epoch"]])
     for r in rows:
@@ -239,7 +240,8 @@ def report_values(label: str, rows: list[BenchmarkRow], curves: dict[str, pd.Dat
         curve_table.rows.append([f"{r.label} test median NSE"] + [fmt(x) for x in c["test_median_nse"]])
     return {
         "preset": label, "n_sites": rows[0].n_sites, "command": command,
-        "d": cfg["data"], "t": cfg["train"], "m": cfg["model"], "pet": RunConfig.from_dict(cfg).data.pet_method(),
+        "d": cfg["data"], "t": cfg["train"], "m": cfg["model"], "pet": run_cfg.data.pet_method(),
+        "lr": run_cfg.train.initial_lr(),
         "results": results_table(rows, with_modis),
         "targets": Table(["target", "measured", "met"],
                          [[desc, val, "yes" if ok else "no"] for desc, ok, val in target_checks(rows)]),

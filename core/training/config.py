@@ -257,6 +257,12 @@ class OptimConfig(_Strict):
             return out
         return v
     alpha: Real = Field(0.25, ge=0.0, le=1.0, description="weight of the low-flow term of the loss")
+
+    def initial_lr(self) -> float:
+        """The rate training starts from: ``lr``, else the optimiser's default (1.0 for Adadelta,
+        1e-3 for Adam)."""
+        return self.lr or (1.0 if self.optimizer == "adadelta" else 1e-3)
+
     seed: Int = Field(0, ge=0, le=2**32 - 1, description="random seed (numpy takes 0 .. 2**32 - 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Int | None = Field(None, ge=1, description="CPU threads; None: all cores")

@@ -181,7 +181,7 @@ class Trainer:
         self.precision = resolve_precision(t.precision, self.device)
         if hasattr(self.model, "precision"):
             self.model.precision = self.precision
-        lr = self._initial_lr = t.lr or (1.0 if t.optimizer == "adadelta" else 1e-3)
+        lr = self._initial_lr = t.initial_lr()
         if t.optimizer == "adadelta":
             self.optimizer = torch.optim.Adadelta(self.model.parameters(), lr=lr, rho=t.rho_adadelta,
                                                   weight_decay=t.weight_decay)
