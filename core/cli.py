@@ -304,6 +304,24 @@ def evaluate(
     typer.echo(f"median KGE {m['KGE'].median():.3f}")
 
 
+@_command("learning-curve")
+def learning_curve(
+    run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),
+    every: int = typer.Option(2, min=1, help="evaluate every N-th epoch checkpoint (and the first and last)"),
+    data_root: Optional[Path] = typer.Option(None, file_okay=False, help="data root override"),
+    out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP),
+):
+    """The run's learning curve: training loss per epoch and the test median NSE of its epoch
+    checkpoints, cached in <run>/learning_curve.csv (the benchmarks queue this as a job)."""
+    from .benchmarks.runs import learning_curve as curve_of
+
+    run = _store(out).get(run_id)
+    curve = curve_of(run, every, str(data_root) if data_root else None, log=typer.echo)
+    scored = curve.dropna(subset=["test_median_nse"])
+    typer.echo(f"{run.run_id}: {len(curve)} epochs, {len(scored)} checkpoints scored"
+               + (f"; last test median NSE {scored['test_median_nse'].iloc[-1]:.3f}" if len(scored) else ""))
+
+
 @_command()
 def predict(
     run_id: str = typer.Argument(..., help="run id (see `hydrolens runs`)"),

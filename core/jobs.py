@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import pandas as pd
+
 from ._runtime import child_env
 from .cluster import SCHEDULER_ENV, ClusterError, require_cluster, scheduler_address, submit_detached
 from .runs import RunStore, write_json_atomic
@@ -208,26 +210,50 @@ class JobRunner:
         run.write_config(cfg.to_dict())
         run.update_status(state="created", epochs=cfg.train.epochs, epoch=0,
                           message="queued for training")
-        return self._submit(run.run_id, label or f"train {cfg.model.variant}", cfg.train.device, start)
+        return self._submit(run.run_id, label or f"train {cfg.model.variant}", cfg.train.device, start,
+                            self._train_args(run.run_id))
 
     def submit_resume(self, run_id: str, epochs: int | None = None, device: str | None = None,
                       label: str | None = None, start: bool = True, threads: int | None = None) -> Job:
         """Queue ``hydrolens train --resume RUN`` (continue after its last checkpoint, evaluate).
 
         Raises:
-            RunNotFoundError: no such run; JobError: a job for this run is already queued or
-            running.
+            RunNotFoundError: no such run; JobError: a training job for this run is already
+            queued or running.
         """
         run = self.store.get(run_id)
         extra = ["--epochs", str(int(epochs))] if epochs else []
         extra += ["--threads", str(int(threads))] if threads else []
         dev = device or "auto"
-        return self._submit(run.run_id, label or f"resume {run.run_id}", dev, start, extra)
+        return self._submit(run.run_id, label or f"resume {run.run_id}", dev, start,
+                            self._train_args(run.run_id, dev, extra))
 
-    def _submit(self, run_id: str, label: str, device: str, start: bool,
-                extra: Iterable[str] = ()) -> Job:
+    def submit_curve(self, run_id: str, every: int, data_root: str | None = None,
+                     label: str | None = None, start: bool = True) -> Job:
+        """Queue ``hydrolens learning-curve RUN --every N``: the test median NSE of the run's
+        epoch checkpoints (:func:`core.benchmarks.runs.learning_curve`, cached in the run's
+        learning_curve.csv) as a job of this queue, so the evaluations never share the cores
+        with a training (two on 2 cores slow each other about tenfold). It waits behind the
+        jobs already queued for the same run (e.g. the training whose checkpoints it reads).
+
+        Raises:
+            RunNotFoundError: no such run; JobError: a learning-curve job for this run is
+            already queued or running.
+        """
+        run = self.store.get(run_id)
+        args = ["learning-curve", run.run_id, "--out", str(self.store.root), "--every", str(int(every))]
+        args += ["--data-root", str(data_root)] if data_root else []
+        return self._submit(run.run_id, label or f"learning curve {run.run_id}", "cpu", start, args)
+
+    def _train_args(self, run_id: str, device: str = "auto", extra: Iterable[str] = ()) -> list[str]:
+        args = ["train", "--resume", run_id, "--out", str(self.store.root), "--no-progress", *extra]
+        return args + (["--device", device] if device and device != "auto" else [])
+
+    def _submit(self, run_id: str, label: str, device: str, start: bool, args: list[str]) -> Job:
+        """Queue ``hydrolens ARGS`` for ``run_id``; one queued or running job of each command
+        (``args[0]``) per run."""
         for job in self.jobs(pump=False):
-            if job.run_id == run_id and not job.final:
+            if job.run_id == run_id and not job.final and job.args[:1] == args[:1]:
                 raise JobError(f"run {run_id} already has job {job.job_id} ({job.state})")
         dashboard = None
         if self.scheduler:  # refuse here what the cluster could never run
@@ -235,16 +261,15 @@ class JobRunner:
                 dashboard = require_cluster(self.scheduler, gpu=device == "cuda").dashboard
             except ClusterError as e:
                 raise JobError(str(e)) from None
-        # sortable by submission time (ms), unique across processes
-        job_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + uuid.uuid4().hex[:4]
-        path = self.root / job_id
-        path.mkdir(parents=True, exist_ok=False)
-        args = ["train", "--resume", run_id, "--out", str(self.store.root), "--no-progress",
-                *extra]
-        if device and device != "auto":
-            args += ["--device", device]
+        with self._queue_lock():  # ids sort in submission order (the queue's order), unique
+            last = max((p.name[:19] for p in self.root.iterdir() if p.is_dir()), default="")
+            while (stamp := dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]) <= last:
+                time.sleep(0.001)  # a second job within the same millisecond
+            job_id = stamp + "-" + uuid.uuid4().hex[:4]
+            path = self.root / job_id
+            path.mkdir(parents=True, exist_ok=False)
         write_json_atomic(path / "job.json", {
-            "job_id": job_id, "state": "queued", "label": label, "run_id": run_id, "args": args,
+            "job_id": job_id, "state": "queued", "label": label, "run_id": run_id, "args": list(args),
             "device": device, "created": now_iso(), "executor": self.executor,
             **({"scheduler": self.scheduler, "dashboard": dashboard} if self.scheduler else {}),
         })
@@ -314,6 +339,11 @@ class JobRunner:
         p = Progress()
         if not job.run_id:
             return p
+        if job.args[:1] != ["train"]:  # a learning curve: no epochs of its own to count
+            p.fraction, p.run_state = float(job.state == "done"), job.state
+            p.message = {"queued": "waiting to start",
+                         "running": "scoring the epoch checkpoints on the test period"}.get(job.state, job.message)
+            return p
         try:
             run = self.store.get(job.run_id)
             st = run.status()
@@ -338,7 +368,7 @@ class JobRunner:
             p.fraction = min(1.0, done / total)
         if p.seconds_per_iteration and total and job.state in ("running", "cancelling") \
                 and p.run_state == "training":
-            p.eta_s = (total - done) * p.seconds_per_iteration
+            p.eta_s = (total - done) * _typical_rate(run, p.iters, p.seconds_per_iteration)
         return p
 
     # -- the queue ----------------------------------------------------------------------------
@@ -357,7 +387,9 @@ class JobRunner:
         """Start queued jobs (oldest first) while fewer than ``max_running`` run.
 
         Safe to call from any process at any time (a flock serialises callers). A queued job
-        whose run another process is busy with (``hydrolens train`` in a terminal) waits.
+        whose run another process is busy with (``hydrolens train`` in a terminal) waits, and so
+        does one behind an older job of the same run that has not ended (a learning curve
+        behind its training): the jobs of one run run in submission order.
 
         Returns:
             the jobs started by this call.
@@ -376,10 +408,14 @@ class JobRunner:
                     started.append(job)
             local = [j for j in jobs if j.info.get("executor", "local") == "local"]
             running = sum(j.state in ("running", "cancelling") for j in local)
+            ahead: set[str] = set()  # runs with an older job not yet ended
             for job in local:
                 if running >= self.max_running:
                     break
-                if job.state != "queued":
+                behind = job.run_id in ahead  # the jobs of one run run in submission order
+                if job.run_id and not job.final:
+                    ahead.add(job.run_id)
+                if job.state != "queued" or behind:
                     continue
                 if job.run_id and self._run_busy(job.run_id):
                     continue
@@ -471,6 +507,8 @@ class JobRunner:
         where = job.info.get("scheduler", "") if scheduler is None else scheduler
         runner = self if scheduler_address(where) == self.scheduler else \
             JobRunner(self.store, self.max_running, scheduler=where)
+        if job.args[:1] != ["train"]:  # e.g. a learning curve: the same command again
+            return runner._submit(job.run_id, job.label, job.device, True, job.args)
         return runner.submit_resume(job.run_id, epochs=epochs, device=job.device)
 
     def wait(self, job_ids: Iterable[str], poll: float = 2.0, timeout: float | None = None,
@@ -492,6 +530,17 @@ class JobRunner:
                 raise TimeoutError(f"jobs still running after {timeout} s: "
                                    f"{[j.job_id for j in jobs if not j.final]}")
             time.sleep(poll)
+
+
+def _typical_rate(run, iters: int, current: float) -> float:
+    """Seconds per iteration for an ETA: the median over the run's last 5 finished epochs
+    (train_log.csv, whole epochs with their validation), so a burst of other load during the
+    current epoch does not swing the estimate; ``current`` (this epoch's) before any epoch ended."""
+    try:
+        secs = pd.to_numeric(run.train_log()["seconds"], errors="coerce").dropna().tail(5)
+    except Exception:  # noqa: BLE001 - no or an older log: the current epoch's rate
+        return current
+    return float(secs.median()) / iters if len(secs) and iters else current
 
 
 def _dask_state(path: Path, spec: dict, cancel: bool) -> tuple[str, str]:
@@ -610,7 +659,8 @@ def run_job(job_dir: Path, stdout=None, heartbeat: bool = False) -> str:
             continue
     cancelled = (job_dir / "cancel").exists()
     state = "done" if rc == 0 else ("cancelled" if cancelled else "failed")
-    message = {"done": "trained and evaluated", "cancelled": CANCELLED,
+    done = {"train": "trained and evaluated", "learning-curve": "learning curve computed"}
+    message = {"done": done.get(spec.get("args", ["train"])[0], "done"), "cancelled": CANCELLED,
                "failed": f"exit code {rc}; see the log"}[state]
     write_json_atomic(job_dir / "result.json", {"state": state, "returncode": rc, "ended": now_iso(),
                                                 "message": message})

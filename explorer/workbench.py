@@ -376,7 +376,8 @@ class _JobRow:
                               "cancelling": "warning"}.get(state, "primary")
         loss = f" · loss {progress.loss:.4f}" if progress.loss is not None else ""
         what = (f"epoch {progress.epoch}/{progress.epochs} · iteration {progress.iteration}/"
-                f"{progress.iters}{loss}{_eta(progress.eta_s)}" if progress.epochs else "waiting to start")
+                f"{progress.iters}{loss}{_eta(progress.eta_s)}" if progress.epochs
+                else progress.message if progress.run_state == "running" else "waiting to start")
         if progress.run_state == "evaluating":
             what = "evaluating on the test period"
         msg = job.message if job.final else ""

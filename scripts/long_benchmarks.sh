@@ -7,7 +7,8 @@
 # Run it from a checkout that stays fixed while the queue runs (e.g. `git worktree add
 # ../bench-src HEAD`): every queued job runs the code of the checkout it was submitted from. Every
 # training is a job of the run store STORE (`hydrolens jobs --out STORE` lists them), one at a time
-# (two trainings on 2 cores slow each other 10-25x); a finished job starts the next queued one
+# (two trainings on 2 cores slow each other 10-25x; each command's learning-curve evaluations are
+# jobs of the same queue too, behind its trainings); a finished job starts the next queued one
 # itself, so the queue goes on after this script or the session that started it stops, and
 # rerunning the script resumes interrupted runs and reuses finished ones. Each benchmark command
 # writes its report (and CSV) into STORE/docs when its runs are done; copy them into docs/.

@@ -13,6 +13,7 @@ import yaml
 
 from core.benchmarks.delta import BenchmarkRow, render_report, report_values, target_checks, water_balance_et
 from core.benchmarks.modis import modis_composites, modis_scores, read_modis
+from core.jobs import JobRunner
 from core.metrics import pcc
 from core.runs import RunStore
 from tests.conftest import needs_data, run_cli
@@ -180,6 +181,13 @@ def test_benchmark_command_trains_reuses_and_resumes(tmp_path, data_root):
         assert (store / "benchmarks" / "tiny" / f).stat().st_size > 200, f
     curve = pd.read_csv(store / "benchmarks" / "tiny" / "learning_curve_delta1.csv")
     assert list(curve["epoch"]) == [1, 2] and curve["test_median_nse"].notna().all()
+    # the curves were jobs of the runner's queue, each after its run's training
+    jobs = sorted(JobRunner(store).jobs(pump=False), key=lambda j: j.job_id)
+    curve_jobs = [j for j in jobs if j.args[0] == "learning-curve"]
+    assert len(curve_jobs) == 2 and all(j.state == "done" for j in curve_jobs)
+    for cj in curve_jobs:
+        trained = next(j for j in jobs if j.args[0] == "train" and j.run_id == cj.run_id)
+        assert cj.info["started"] >= trained.info["ended"]
     # the last checkpoint's curve point is the run's own evaluation
     runs = {r.name: r for r in RunStore(store).list()}
     assert curve["test_median_nse"].iloc[-1] == pytest.approx(runs["tiny-delta1"].median_nse, abs=1e-6)

@@ -274,6 +274,12 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     assert table.loc["ffn_a", "SPARSE_n"] == 1
     assert "## Longer training (2 epochs, SPARSE, direct, seed 0)" in text
     assert (doc.parent / "img" / "smap_learning_curves_long.png").exists()
+    # the learning curves of the two seed-0 SPARSE learner runs were jobs of the runner's queue
+    from core.jobs import JobRunner
+
+    curve_jobs = [j for j in JobRunner(store).jobs(pump=False) if j.args[0] == "learning-curve"]
+    assert len(curve_jobs) == 2 and all(j.state == "done" for j in curve_jobs)
+    assert sorted(j.args[j.args.index("--every") + 1] for j in curve_jobs) == ["5", "5"]
     # a second call trains nothing and rewrites the report from the same runs
     again = run_cli(*args[:-2], "--no-train")
     assert again.returncode == 0 and "training" not in again.stdout

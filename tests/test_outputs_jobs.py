@@ -192,3 +192,55 @@ def test_job_workers_wait_passively_only_where_jobs_share_the_cores(tmp_path, mo
     assert two["OMP_WAIT_POLICY"] == "PASSIVE" and two["HYDROLENS_MAX_JOBS"] == "2"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert JobRunner(store, max_running=2).job_env()["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_jobs_of_one_run_start_in_submission_order(tmp_path, monkeypatch):
+    """A learning curve queued behind its run's training waits for it even with a free slot,
+    while another run's job takes the slot; one job per command and run."""
+    import core.jobs as jobs_mod
+
+    store = RunStore(tmp_path)
+    a, b = store.create("a"), store.create("b")
+    runner = JobRunner(store, max_running=2)
+    started = []
+
+    def fake_start(self, job):  # record, and mark it running as a live worker would
+        started.append(job.job_id)
+        spec = jobs_mod._read_json(job.path / "job.json")
+        spec.update(state="running", pid=4242)
+        jobs_mod.write_json_atomic(job.path / "job.json", spec)
+
+    monkeypatch.setattr(JobRunner, "_start", fake_start)
+    monkeypatch.setattr(jobs_mod, "_alive", lambda spec: spec.get("pid") == 4242)
+    train_a = runner.submit_resume(a.run_id, start=False)
+    curve_a = runner.submit_curve(a.run_id, 5, data_root="/data", start=False)
+    train_b = runner.submit_resume(b.run_id, start=False)
+    assert train_a.job_id < curve_a.job_id < train_b.job_id  # ids sort in submission order
+    assert curve_a.args == ["learning-curve", a.run_id, "--out", str(tmp_path), "--every", "5",
+                            "--data-root", "/data"]
+    runner.pump()
+    assert started == [train_a.job_id, train_b.job_id]
+    with pytest.raises(JobError, match="already has job"):
+        runner.submit_curve(a.run_id, 2)
+    jobs_mod.write_json_atomic(train_a.path / "result.json", {"state": "done", "returncode": 0})
+    runner.pump()
+    assert started[-1] == curve_a.job_id
+    p = runner.progress(runner.get(curve_a.job_id))
+    assert p.fraction == 0.0 and p.epochs == 0 and "scoring the epoch checkpoints" in p.message
+    jobs_mod.write_json_atomic(curve_a.path / "result.json", {"state": "done", "returncode": 0})
+    assert runner.progress(runner.get(curve_a.job_id)).fraction == 1.0
+    again = runner.resume(curve_a.job_id)  # an ended curve job resumes as the same command
+    assert again.args == curve_a.args and again.job_id > train_b.job_id
+
+
+def test_the_eta_takes_the_typical_epoch_not_a_burst(tmp_path):
+    """A burst of other load in the current epoch (here 10x slower) does not swing the ETA: it
+    uses the median seconds of the last finished epochs (hydrolens jobs showed 4063 s against
+    ~2200 s real before)."""
+    from core.jobs import _typical_rate
+
+    run = RunStore(tmp_path).create("eta")
+    assert _typical_rate(run, 200, 2.5) == 2.5  # no finished epoch yet: the current rate
+    run.train_log_path.write_text("epoch,updates,loss,seconds\n1,200,1.0,48.0\n2,400,0.9,52.0\n"
+                                  "3,600,0.8,50.0\n4,800,0.8,400.0\n")
+    assert _typical_rate(run, 200, 2.5) == pytest.approx(51.0 / 200)

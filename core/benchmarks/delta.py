@@ -51,11 +51,12 @@ def train_config(preset: str, variant: str, epochs: int | None, threads: int | N
 
 def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int | None = None,
                 jobs: int = 1, threads: int | None = None, data_root: str | None = None,
-                log=print, poll: float = 5.0) -> dict[str, Run]:
+                log=print, poll: float = 5.0, curve_every: int | None = None) -> dict[str, Run]:
     """Train (or resume, or reuse) the run ``<preset>-<variant>`` of every variant through
-    :func:`core.benchmarks.runs.ensure_named_runs`. δn(NN_r) trains on the reference HBV (≈ 3×
-    the wall time of the other variants in docs/benchmark.md), so it is queued first: with
-    ``jobs`` > 1 the others fill the remaining slots around it.
+    :func:`core.benchmarks.runs.ensure_named_runs`, and with ``curve_every`` queue their
+    learning curves behind the trainings. δn(NN_r) is the slowest (its recharge network runs
+    inside the HBV's time loop), so it is queued first: with ``jobs`` > 1 the others fill the
+    remaining slots around it.
 
     Raises:
         RuntimeError: a training job failed (see :func:`core.benchmarks.runs.ensure_named_runs`).
@@ -63,7 +64,8 @@ def ensure_runs(store: RunStore, preset: str, variants: list[str], epochs: int |
     label = preset_label(preset)
     order = sorted(variants, key=lambda v: not VARIANTS[v].nn_recharge)       # stable: the slowest first
     configs = {run_name(label, v): train_config(preset, v, epochs, threads, data_root) for v in order}
-    ensure_named_runs(store, configs, epochs, jobs, threads, log, poll)
+    curves = {name: curve_every for name in configs} if curve_every else None
+    ensure_named_runs(store, configs, epochs, jobs, threads, log, poll, curves, data_root)
     return evaluated_runs(store, label, variants)
 
 
@@ -277,7 +279,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = Non
         raise ValueError(f"unknown variants {bad}; known: {', '.join(VARIANTS)}")
     label = preset_label(preset)
     if train:
-        runs = ensure_runs(store, preset, variants, epochs, jobs, threads, data_root, log)
+        runs = ensure_runs(store, preset, variants, epochs, jobs, threads, data_root, log, curve_every=curve_every)
     else:
         runs = evaluated_runs(store, label, variants, "; run without --no-train to train it")
     modis = read_modis(modis_path) if modis_path else None

@@ -51,14 +51,19 @@ def _needs_training(store: RunStore, name: str, epochs: int | None) -> bool:
 
 
 def ensure_named_runs(store: RunStore, configs: dict[str, dict], epochs: int | None = None,
-                      jobs: int = 1, threads: int | None = None, log=print, poll: float = 5.0) -> dict[str, Run]:
+                      jobs: int = 1, threads: int | None = None, log=print, poll: float = 5.0,
+                      curves: dict[str, int] | None = None, data_root: str | None = None) -> dict[str, Run]:
     """Train (or resume, or reuse) the run called each key of ``configs`` (name -> RunConfig
     dict of a new run) through the job runner (:class:`core.jobs.JobRunner`, the one the
-    explorer uses), at most ``jobs`` at a time, in the order of ``configs``.
+    explorer uses), at most ``jobs`` at a time, in the order of ``configs``; then, for each
+    name in ``curves`` (name -> every), its :func:`learning_curve` as a job of the same queue
+    (queued after all the trainings, so the checkpoint evaluations never share the cores with a
+    training, this call's or a later one's; on a Dask cluster the caller computes them itself).
 
     A run that another live process is training waits in the queue until it is free (the
     runner never starts a job on a busy run); a job already queued for a run is waited for, not
     submitted twice. A finished run with fewer than ``epochs`` epochs is resumed to ``epochs``.
+    A learning curve whose checkpoints are all scored in the run's cache is not queued.
 
     Returns:
         name -> its evaluated run.
@@ -69,7 +74,7 @@ def ensure_named_runs(store: RunStore, configs: dict[str, dict], epochs: int | N
     """
     runner = JobRunner(store, max_running=jobs)
     pending = {}
-    active = {j.run_id: j for j in runner.jobs(pump=False) if not j.final}
+    active = {j.run_id: j for j in runner.jobs(pump=False) if not j.final and j.args[:1] == ["train"]}
     for name, cfg in configs.items():
         if not _needs_training(store, name, epochs):
             continue
@@ -85,6 +90,15 @@ def ensure_named_runs(store: RunStore, configs: dict[str, dict], epochs: int | N
             job = runner.submit_train(cfg, label=f"benchmark {name}", start=False)
             log(f"{name}: training {job.run_id} (job {job.job_id})")
         pending[name] = job.job_id
+    for name, every in (curves or {}).items() if runner.executor == "local" else ():
+        run = find_run(store, name)
+        if run is None or (name not in pending and not _unscored_epochs(run, every)):
+            continue
+        busy = [j for j in runner.jobs(pump=False) if j.run_id == run.run_id and not j.final
+                and j.args[:1] == ["learning-curve"]]
+        job = busy[0] if busy else runner.submit_curve(run.run_id, every, data_root, start=False,
+                                                        label=f"benchmark {name} learning curve")
+        pending[f"{name} (learning curve)"] = job.job_id
     failures = []
     if pending:
         runner.pump()
@@ -133,6 +147,27 @@ def learning_curve(run: Run, every: int = 2, data_root: str | None = None, log=p
 _CURVE_COLUMNS = ("test_median_nse", "test_median_nse_unseen")
 
 
+def _epoch_checkpoints(run: Run) -> dict[int, str]:
+    """epoch -> file name of the run's epoch checkpoints (``epoch_<n>.pt``)."""
+    return {int(p.stem.split("_")[1]): p.name for p in sorted(run.checkpoint_dir.glob("epoch_*.pt"))}
+
+
+def _wanted_epochs(ck: dict[int, str], every: int) -> list[int]:
+    """The checkpoints a learning curve scores: every ``every``-th, the first and the last."""
+    return [e for e in ck if e % every == 0 or e == 1 or e == max(ck)]
+
+
+def _unscored_epochs(run: Run, every: int) -> list[int]:
+    """The wanted checkpoints (:func:`_wanted_epochs`) not yet in the run's learning_curve.csv."""
+    path = run.path / "learning_curve.csv"
+    try:
+        cached = pd.read_csv(path) if path.exists() else None
+    except (OSError, ValueError):  # unreadable: recompute it
+        cached = None
+    done = set(cached["epoch"].astype(int)) if cached is not None and "test_median_nse_unseen" in cached else set()
+    return [e for e in _wanted_epochs(_epoch_checkpoints(run), every) if e not in done]
+
+
 def _learning_curve(run: Run, every: int, data_root: str | None, log) -> pd.DataFrame:
     path = run.path / "learning_curve.csv"
     tl = run.train_log()
@@ -141,11 +176,9 @@ def _learning_curve(run: Run, every: int, data_root: str | None, log) -> pd.Data
     # a cache written before the unseen column existed is recomputed for it
     known = {int(r["epoch"]): (r["test_median_nse"], r["test_median_nse_unseen"])
              for _, r in cached.iterrows()} if "test_median_nse_unseen" in cached else {}
-    ck = {int(p.stem.split("_")[1]): p.name for p in sorted(run.checkpoint_dir.glob("epoch_*.pt"))}
+    ck = _epoch_checkpoints(run)
     if ck:
-        last = max(ck)
-        wanted = [e for e in ck if e % every == 0 or e == 1 or e == last]
-        for e in wanted:
+        for e in _wanted_epochs(ck, every):
             if e not in known:
                 t0 = time.perf_counter()
                 met = evaluate_run(run, data_root=data_root, checkpoint=ck[e], write=False)

@@ -52,7 +52,7 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     planned = without_missing_surrogate(planned, couplings, sur_dir, log)
     if train:
         train_plan(store, preset, planned + longer, epochs, jobs, threads, data_root, str(sur_dir),
-                   sceua_evaluations, log)
+                   sceua_evaluations, log, curve_every)
 
     # ---- scores
     runs = collect(store, label, planned)

@@ -52,6 +52,14 @@ class PlannedRun:
         """Whether the method is a parameter learner (not a calibration)."""
         return VARIANTS[self.method].family == "param"
 
+    def curve_every(self, every: int) -> int | None:
+        """Which epoch checkpoints the benchmark's learning curve of this run scores: every
+        ``every``-th (a longer-training run of N epochs: every max(``every``, N // 20)-th); None
+        for a run without a curve (only the learners on SPARSE with seed 0 have one)."""
+        if not (self.sites == "SPARSE" and self.seed == 0 and self.learner):
+            return None
+        return max(every, self.epochs // 20) if self.epochs else every
+
 
 def plan_runs(methods=METHODS, seeds: int = 4, couplings=("direct", "surrogate"), scaling: bool = True) -> list[PlannedRun]:
     """The runs in the order they are trained: first seed 0 of everything (the table's

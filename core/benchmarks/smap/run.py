@@ -29,9 +29,11 @@ def without_missing_surrogate(planned: list[PlannedRun], couplings, sur_dir: Pat
 
 def train_plan(store: RunStore, preset: str, planned: list[PlannedRun], epochs: int | None = None, jobs: int = 1,
                threads: int | None = None, data_root: str | None = None, surrogate: str | None = None,
-               sceua_evaluations: int | None = None, log=print) -> dict[str, Run]:
+               sceua_evaluations: int | None = None, log=print, curve_every: int | None = None) -> dict[str, Run]:
     """Train (or resume, or reuse) every planned run, in the plan's order, at most ``jobs`` at a
-    time; each run's config (:func:`run_config`) holds its own epochs.
+    time; each run's config (:func:`run_config`) holds its own epochs. With ``curve_every``, the
+    learning curves of the runs that have one (:meth:`PlannedRun.curve_every`) are queued
+    behind the trainings.
 
     Returns:
         run name -> its evaluated run.
@@ -42,4 +44,7 @@ def train_plan(store: RunStore, preset: str, planned: list[PlannedRun], epochs: 
     label = preset_label(preset)
     configs = {r.name(label): run_config(r, preset, epochs, threads, data_root, surrogate, sceua_evaluations)
                for r in planned}
-    return ensure_named_runs(store, configs, None, jobs, threads, log)  # each config holds its epochs
+    curves = {r.name(label): step for r in planned
+              if curve_every and (step := r.curve_every(curve_every)) is not None}
+    return ensure_named_runs(store, configs, None, jobs, threads, log,  # each config holds its epochs
+                             curves=curves, data_root=data_root)

@@ -272,10 +272,9 @@ def learning_curves(store: RunStore, label: str, planned: list[PlannedRun], ever
     ``every``-th checkpoint (a longer-training run of N epochs: every max(``every``, N // 20)-th)."""
     curves = {}
     for r in planned:
-        if r.sites == "SPARSE" and r.seed == 0 and r.learner:
+        if (step := r.curve_every(every)) is not None:
             run = find_run(store, r.name(label))
             if run is not None and run.has_evaluation() and len(run.train_log()):
-                step = max(every, r.epochs // 20) if r.epochs else every
                 curves[f"{VARIANTS[r.method].label} {r.coupling}"] = learning_curve(run, step, data_root, log)
     return curves
 
