@@ -3,7 +3,8 @@
 Prints medians of repeated runs in one process (ratios are taken within this process):
 
   1. HBV forward+backward, 100 basins x 730 days (365 warm-up without gradient + 365 with),
-     nmul 16, dynamic BETA and GAMMA, gamma-UH routing on: fused, reference, ratio.
+     nmul 16, dynamic BETA and GAMMA, gamma-UH routing on: fused, reference, ratio;
+     1b. the same with δn(NN_r)'s recharge network (RechargeNet, width 16) in the HBV.
   2. the full dPL training step as `hydrolens train --preset paper432` runs it: ``Trainer.step``
      itself (flush_denormals, the thread count, batch 100 x (365 warm-up + 365) days of real
      Caravan basins, LSTM g_A hidden 256 + HBV + routing + loss + Adadelta) in fp32 and under
@@ -18,7 +19,7 @@ Prints medians of repeated runs in one process (ratios are taken within this pro
 The CPU model and its bf16/AMX flags are printed first.
 
 Run:  .venv/bin/python benchmarks/bench_engine.py [--reps 5] [--threads 2] [--skip-cli]
-      [--data-root PATH] [--only-step] [--bf16-anyway]
+      [--data-root PATH] [--only-step] [--only-hbv] [--bf16-anyway]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import core  # noqa: E402,F401  (before torch: memory settings, see core/_runtim
 import torch  # noqa: E402
 
 from core.models import DeltaModel  # noqa: E402
-from core.physics import HBV, ROUTING_PARAMETERS, gamma_unit_hydrograph, route  # noqa: E402
+from core.physics import HBV, ROUTING_PARAMETERS, RechargeNet, gamma_unit_hydrograph, route  # noqa: E402
 from core._runtime import cpu_description, flush_denormals  # noqa: E402
 from core.runs import RunStore  # noqa: E402
 from core.training import rmse_comb_loss  # noqa: E402
@@ -99,8 +100,10 @@ def timeit(fn, reps: int, sync=None, warmup: int = 3) -> float:
     return statistics.median(ts)
 
 
-def bench_hbv(engine: str, nt: int, warmup: int, reps: int, device="cpu", nb=100) -> float:
-    model = HBV(nmul=16, use_gamma=True, engine=engine)
+def bench_hbv(engine: str, nt: int, warmup: int, reps: int, device="cpu", nb=100,
+              recharge_net: bool = False) -> float:
+    model = HBV(nmul=16, use_gamma=True, engine=engine,
+                recharge_net=RechargeNet().to(device) if recharge_net else None)
     forcing = synthetic(nt, nb, device)
     raw, rr = hbv_params(model, nt - warmup, nb, device=device)  # dynamic ones: the window only
     sync = torch.cuda.synchronize if device == "cuda" else None
@@ -241,6 +244,7 @@ def main() -> None:
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--data-root", default=None, help="data root (default: $HYDROLENS_DATA_ROOT or ../shared/data)")
     ap.add_argument("--only-step", action="store_true", help="run only section 2 (Trainer.step)")
+    ap.add_argument("--only-hbv", action="store_true", help="run only section 1 (the HBV alone)")
     ap.add_argument("--bf16-anyway", action="store_true",
                     help="time bf16 also on a CPU without bf16 units (emulated: very slow)")
     a = ap.parse_args()
@@ -262,6 +266,12 @@ def main() -> None:
     r = bench_hbv("reference", 730, 365, a.reps)
     print(f"1. HBV fwd+bwd 100x730 (365 warm-up), nmul 16, dyn BETA+GAMMA, routing: "
           f"fused {f:.3f} s | reference {r:.3f} s | ratio {r / f:.1f}x")
+    f = bench_hbv("fused", 730, 365, a.reps, recharge_net=True)
+    r = bench_hbv("reference", 730, 365, a.reps, recharge_net=True)
+    print(f"1b. the same with δn(NN_r)'s recharge network: fused {f:.3f} s | reference {r:.3f} s | "
+          f"ratio {r / f:.1f}x")
+    if a.only_hbv:
+        return
     step_section(a)
     times = {nt: bench_hbv("fused", nt, 0, a.reps) for nt in (365, 730, 1460)}
     print("3. HBV fwd+bwd, gradient over the whole window, fused: " +

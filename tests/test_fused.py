@@ -146,3 +146,42 @@ def test_fused_no_grad_forward_equals_reference():
     assert (ref.outputs["RAIN"] + ref.outputs["TOSOIL"] == 0).any()  # dry days present
     for name in OUTPUT_NAMES:
         torch.testing.assert_close(fus.outputs[name], ref.outputs[name], rtol=1e-12, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("nmul,dynamic", [(6, ("BETA",)), (4, ())])
+def test_fused_recharge_network_matches_reference(nmul, dynamic):
+    """δn(NN_r): the kernel evaluates RechargeNet inside its time loop; outputs, the gradients
+    w.r.t. parameters, forcings, initial state and every network weight equal the reference's
+    (nmul 6: a full and a partial lane group, whose repeated lanes must add nothing to the weights)."""
+    from core.physics.hbv import RechargeNet
+
+    forcing, params, state = branch_case(use_gamma=True, dynamic=dynamic, nmul=nmul)
+    torch.manual_seed(3)
+    net = RechargeNet().double()
+    with torch.no_grad():  # weights large enough that the network's output varies with its inputs
+        for m in (net.net[0], net.net[2], net.net[4]):
+            m.weight.mul_(3.0)
+    ref_m = HBV(nmul=nmul, use_gamma=True, engine="reference", recharge_net=net)
+    fus_m = HBV(nmul=nmul, use_gamma=True, engine="fused", recharge_net=net)
+    leaves = [forcing.requires_grad_()] + [v.requires_grad_() for v in params.values()] + \
+             [v.requires_grad_() for v in state.values()]
+    weights_nn = list(net.parameters())
+    ref, fus = ref_m(forcing, params, state), fus_m(forcing, params, state)
+    frac = ref.outputs["RECHARGE"] / (ref.outputs["RAIN"] + ref.outputs["TOSOIL"]).clamp(min=1e-9)
+    assert frac.max() - frac.min() > 0.1, "the network's recharge fraction hardly varies: a weak case"
+    for name in OUTPUT_NAMES:
+        torch.testing.assert_close(fus.outputs[name], ref.outputs[name], rtol=1e-6, atol=1e-9, msg=name)
+    g = torch.Generator().manual_seed(1)
+    w = {k: torch.randn(ref.outputs[k].shape, generator=g, dtype=torch.float64) for k in OUTPUT_NAMES}
+    g_ref = torch.autograd.grad(weighted_loss(ref, w), leaves + weights_nn)
+    g_fus = torch.autograd.grad(weighted_loss(fus, w), leaves + weights_nn)
+    names = ["forcing", *params, *(f"state0.{s}" for s in state), "W1", "b1", "W2", "b2", "W3", "b3"]
+    for name, a, b in zip(names, g_ref, g_fus):
+        scale = a.abs().max().clamp(min=1e-12)
+        assert ((a - b).abs().max() / scale) < 1e-5, name
+        if not name.startswith("state0"):
+            assert a.abs().max() > 0, f"gradient w.r.t. {name} is identically zero: the case is too weak"
+    with torch.no_grad():  # the kernel's no-tape path (skips the network on dry days)
+        lazy = fus_m(forcing, params, state)
+    for name in OUTPUT_NAMES:
+        torch.testing.assert_close(lazy.outputs[name], ref.outputs[name].detach(), rtol=1e-6, atol=1e-9, msg=name)

@@ -7,7 +7,8 @@ C++ (``kernels/hbv_kernel.cpp``, OpenMP over basins) and the backward pass is th
 adjoint of the same step, run in reverse time from the states saved by the forward pass
 (7 floats per component and day: 5 states and the two power-law efficiencies, so the
 backward pass needs no pow). ``FusedHBVFunction`` plugs it into autograd, so gradients reach
-parameters, forcings and the initial state exactly as through the reference; tests compare the
+parameters, forcings, the initial state and, for δn(NN_r), the recharge network's weights
+exactly as through the reference; tests compare the
 two in float64 (outputs to 1e-6 relative, gradients to 1e-5) and run ``gradcheck``.
 
 The kernel is a plain shared library compiled with the system C++ compiler on first use (about
@@ -109,13 +110,15 @@ def _declare(lib: ctypes.CDLL) -> None:
     i64, i32, vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         fwd = getattr(lib, f"hbv_forward_{suffix}")
-        fwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, real, vp, vp, i32, vp, vp, i32]
+        fwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, real, vp, i32, vp, vp, i32, vp, vp, i32]
         fwd.restype = None
         bwd = getattr(lib, f"hbv_backward_{suffix}")
-        bwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, real, vp, vp, i32, vp, vp, vp, vp, vp, vp, i32]
+        bwd.argtypes = [i64, i64, i64, vp, vp, vp, vp, vp, i32, real, vp, i32, vp, vp, i32, vp, vp, vp, vp,
+                        vp, vp, vp, i32]
         bwd.restype = None
     lib.hbv_lanes_f32.restype = ctypes.c_int
     lib.hbv_lanes_f64.restype = ctypes.c_int
+    lib.hbv_nn_hmax.restype = ctypes.c_int
     lib.hbv_param_names.restype = ctypes.c_char_p
     lib.hbv_output_names.restype = ctypes.c_char_p
     # the kernel hard-codes orders: check them against the one spec
@@ -177,25 +180,46 @@ def _ptr_array(tensors) -> ctypes.Array:
     return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
 
 
+def recharge_net_size(hidden: int) -> int:
+    """Length of the flat weight buffer of a RechargeNet of width ``hidden`` (``hbv_kernel.cpp``):
+    4 input scales, W1 [H, 5], b1 [H], W2 [H, H], b2 [H], W3 [1, H], b3 [1]."""
+    return 4 + hidden * 5 + hidden + hidden * hidden + hidden + hidden + 1
+
+
 class FusedHBVFunction(torch.autograd.Function):
     """autograd wrapper of the kernel.
 
     forward(forcing [time, site, 3], state0 [5, basin, nmul], mean_out: bool, sm_floor: float,
-    *params) with sm_floor the soil-moisture floor after ET in mm (0: none; ``hbv_step``) and
-    params in ``HBV_PARAMETERS`` (+ GAMMA) order, each [1 or time, basin, nmul], returns
-    (outputs [18, basin, time] if mean_out else [18, basin, nmul, time], final state
-    [5, basin, nmul]). Outputs are ordered as ``HBV_STATES + HBV_FLUXES``; time is innermost so
-    that every basin streams through contiguous memory (callers take ``.movedim(-1, 0)`` views).
+    nn_hidden: int, nn_weights, *params) with sm_floor the soil-moisture floor after ET in mm
+    (0: none; ``hbv_step``); nn_weights None (the HBV's power law) or, for δn(NN_r), the flat
+    weight buffer of its RechargeNet of width nn_hidden (``RechargeNet.flat_weights``, length
+    :func:`recharge_net_size`; gradients flow back into it); and params in ``HBV_PARAMETERS``
+    (+ GAMMA) order, each [1 or time, basin, nmul]. Returns (outputs [18, basin, time] if
+    mean_out else [18, basin, nmul, time], final state [5, basin, nmul]). Outputs are ordered as
+    ``HBV_STATES + HBV_FLUXES``; time is innermost so that every basin streams through
+    contiguous memory (callers take ``.movedim(-1, 0)`` views).
+
+    Raises:
+        TypeError: a dtype other than float32/float64. ValueError: a network wider than the
+        kernel takes (``hbv_nn_hmax``) or a weight buffer of the wrong length.
     """
 
     @staticmethod
-    def forward(ctx, forcing, state0, mean_out, sm_floor, *params):
+    def forward(ctx, forcing, state0, mean_out, sm_floor, nn_hidden, nn_weights, *params):
         lib = load_kernel()
         nt, nb, _ = forcing.shape
         nm = state0.shape[-1]
         dtype = forcing.dtype
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"fused HBV supports float32/float64, got {dtype}")
+        if nn_weights is not None:
+            if not 1 <= nn_hidden <= lib.hbv_nn_hmax():
+                raise ValueError(f"the fused kernel takes recharge networks 1..{lib.hbv_nn_hmax()} wide, "
+                                 f"got {nn_hidden}")
+            if nn_weights.numel() != recharge_net_size(nn_hidden):
+                raise ValueError(f"recharge network weights: {nn_weights.numel()} values, expected "
+                                 f"{recharge_net_size(nn_hidden)} for width {nn_hidden}")
+            nn_weights = nn_weights.detach().to(dtype).contiguous()
         P, T, PET = (forcing[..., i].t().contiguous() for i in range(3))  # [site, time]
         state0 = state0.contiguous()
         params = [p.to(dtype).contiguous() for p in params]
@@ -210,11 +234,14 @@ class FusedHBVFunction(torch.autograd.Function):
         gamma = int(len(params) == len(HBV_PARAMETERS) + 1)
         fn = lib.hbv_forward_f64 if dtype == torch.float64 else lib.hbv_forward_f32
         par_ptrs = _ptr_array(params)
+        nn_ptr = _ptr(nn_weights) if nn_weights is not None else None
         fn(nt, nb, nm, _ptr(P), _ptr(T), _ptr(PET), ctypes.cast(par_ptrs, ctypes.c_void_p),
-           ctypes.cast(strides, ctypes.c_void_p), gamma, float(sm_floor), _ptr(state0), _ptr(out),
-           int(mean_out), _ptr(final), _ptr(saved) if saved is not None else None, torch.get_num_threads())
+           ctypes.cast(strides, ctypes.c_void_p), gamma, float(sm_floor), nn_ptr, int(nn_hidden),
+           _ptr(state0), _ptr(out), int(mean_out), _ptr(final), _ptr(saved) if saved is not None else None,
+           torch.get_num_threads())
         if need_grad:
-            ctx.save_for_backward(P, T, PET, saved, *params)
+            ctx.save_for_backward(P, T, PET, saved, nn_weights, *params)
+            ctx.nn_hidden = int(nn_hidden)
             ctx.mean_out = bool(mean_out)
             ctx.gamma = gamma
             ctx.sm_floor = float(sm_floor)
@@ -224,7 +251,7 @@ class FusedHBVFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out, g_final):
         lib = load_kernel()
-        P, T, PET, saved, *params = ctx.saved_tensors
+        P, T, PET, saved, nn_weights, *params = ctx.saved_tensors
         nt, nb, nm = ctx.dims
         dtype = P.dtype
         g_out = (g_out if g_out is not None else
@@ -237,11 +264,16 @@ class FusedHBVFunction(torch.autograd.Function):
         strides = (ctypes.c_int64 * len(params))(*[0 if p.shape[0] == 1 else nb * nm for p in params])
         fn = lib.hbv_backward_f64 if dtype == torch.float64 else lib.hbv_backward_f32
         par_ptrs, gpar_ptrs = _ptr_array(params), _ptr_array(gpar)
+        # each basin's weight adjoints (its thread writes its own row), summed below
+        g_nn = torch.zeros((nb, nn_weights.numel()), dtype=dtype) if nn_weights is not None else None
         fn(nt, nb, nm, _ptr(P), _ptr(T), _ptr(PET), ctypes.cast(par_ptrs, ctypes.c_void_p),
-           ctypes.cast(strides, ctypes.c_void_p), ctx.gamma, ctx.sm_floor, _ptr(saved), _ptr(g_out),
+           ctypes.cast(strides, ctypes.c_void_p), ctx.gamma, ctx.sm_floor,
+           _ptr(nn_weights) if nn_weights is not None else None, ctx.nn_hidden, _ptr(saved), _ptr(g_out),
            int(ctx.mean_out),
            _ptr(g_final) if g_final is not None else None, _ptr(gP), _ptr(gT), _ptr(gPET),
-           ctypes.cast(gpar_ptrs, ctypes.c_void_p), _ptr(g_state0), torch.get_num_threads())
+           ctypes.cast(gpar_ptrs, ctypes.c_void_p), _ptr(g_state0), _ptr(g_nn) if g_nn is not None else None,
+           torch.get_num_threads())
         g_forcing = torch.stack([gP.t(), gT.t(), gPET.t()], dim=-1) if ctx.needs_input_grad[0] else None
-        return (g_forcing, g_state0 if ctx.needs_input_grad[1] else None, None, None,
-                *[g if need else None for g, need in zip(gpar, ctx.needs_input_grad[4:])])
+        g_weights = g_nn.sum(0) if g_nn is not None and ctx.needs_input_grad[5] else None
+        return (g_forcing, g_state0 if ctx.needs_input_grad[1] else None, None, None, None, g_weights,
+                *[g if need else None for g, need in zip(gpar, ctx.needs_input_grad[6:])])

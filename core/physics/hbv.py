@@ -81,6 +81,20 @@ class RechargeNet(torch.nn.Module):
         frac = torch.sigmoid(self.net(feats).squeeze(-1))
         return infil * frac
 
+    @property
+    def hidden(self) -> int:
+        """Width of the two hidden layers."""
+        return self.net[0].out_features
+
+    def flat_weights(self) -> torch.Tensor:
+        """The network as the fused kernel reads it (``core.physics.fused``): [4 input scales
+        (1/FC_max, 1/BETA_max, 1/FC_max, 1/4.61512), W1 [H, 5], b1, W2 [H, H], b2, W3 [1, H], b3],
+        one 1-d tensor (differentiable in the weights; the scales are constants)."""
+        sc = self._scale.to(self.net[0].weight.dtype)
+        consts = torch.cat([sc, sc.new_tensor([1 / 4.61512])])
+        lin = [self.net[0], self.net[2], self.net[4]]
+        return torch.cat([consts, *[t.reshape(-1) for m in lin for t in (m.weight, m.bias)]])
+
 
 def hbv_step(
     P: torch.Tensor,
@@ -172,8 +186,8 @@ class HBV(torch.nn.Module):
             builds, else the reference), ``"fused"`` (require it) or ``"reference"`` (the
             autograd loop over ``hbv_step`` below). Both compute the same model.
         recharge_net: a ``RechargeNet`` for δn(NN_r) (its weights become parameters of this
-            module); the fused kernel has no network inside its loop, so this model always runs
-            the reference loop (``engine="fused"`` raises ValueError).
+            module); both engines run it (the fused kernel evaluates the network inside its time
+            loop and returns the weights' gradients).
         sm_floor: soil-moisture floor after ET (mm; ``hbv_step``): 0 (HydroLens), 1e-5 for
             Feng et al.'s release conventions; both engines apply it.
 
@@ -191,9 +205,6 @@ class HBV(torch.nn.Module):
             raise ValueError(f"nmul must be ≥ 1, got {nmul}")
         if engine not in self.ENGINES:
             raise ValueError(f"engine must be one of {self.ENGINES}, got {engine!r}")
-        if recharge_net is not None and engine == "fused":
-            raise ValueError("engine 'fused' cannot run a recharge network (δn(NN_r)); use 'auto' "
-                             "or 'reference'")
         self.recharge_net = recharge_net
         self.sm_floor = float(sm_floor)
         self.nmul = nmul
@@ -202,7 +213,7 @@ class HBV(torch.nn.Module):
         self.engine = engine
 
     def _use_fused(self, device: torch.device) -> bool:
-        if self.engine == "reference" or self.recharge_net is not None:
+        if self.engine == "reference":
             return False
         if self.engine == "fused":
             if device.type != "cpu":
@@ -288,7 +299,10 @@ class HBV(torch.nn.Module):
     def _forward_fused(self, forcing, params, state, return_components) -> HBVResult:
         state0 = torch.stack([state[s].to(forcing.dtype) for s in HBV_STATES])
         plist = [params[n] for n in self.parameter_names]
-        series, final = FusedHBVFunction.apply(forcing, state0, not return_components, self.sm_floor, *plist)
+        net = self.recharge_net
+        series, final = FusedHBVFunction.apply(forcing, state0, not return_components, self.sm_floor,
+                                               net.hidden if net is not None else 0,
+                                               net.flat_weights() if net is not None else None, *plist)
         named = {n: series[i].movedim(-1, 0) for i, n in enumerate(OUTPUT_NAMES)}
         if return_components:
             comps, outputs = named, {n: v.mean(-1) for n, v in named.items()}

@@ -10,6 +10,13 @@
 //   * the optional soil-moisture floor after ET (sm_floor > 0: Feng et al.'s release conventions,
 //     torch.clamp(sm, min=sm_floor)) passes the gradient where sm >= sm_floor; sm_floor = 0 skips it,
 //     so HydroLens's own conventions run exactly the code they ran before the floor existed.
+//   * δn(NN_r) (nnw != nullptr): the soil-wetness power law is replaced by RechargeNet
+//     (core/physics/hbv.py): wet = sigmoid(MLP(FC·s0, BETA·s1, SM·s2, SM/FC, log1p(IN)·s3)) with two
+//     tanh layers of width H, IN = RAIN + TOSOIL, RECHARGE = IN·wet. The network's weights are one
+//     flat buffer [s0, s1, s2, s3, W1 (H×5), b1, W2 (H×H), b2, W3 (H), b3] (torch.nn.Linear's
+//     row-major [out, in]); the backward pass recomputes the two hidden layers from the taped SM
+//     and returns each basin's weight adjoints (summed over its components and days) in
+//     gnn [nb, len(buffer)] (the four scales get 0).
 // Parameter and output orders are exported (hbv_param_names / hbv_output_names) and checked by
 // core/physics/fused.py against core/physics/spec.py, so both implementations read one spec.
 //
@@ -89,6 +96,14 @@ template <typename V> inline V vexp(V x) {
 #endif
 // x^e for x in [POW_FLOOR, 1]: exp(e·log x); exactly 1 at x = 1
 template <typename V> inline V vpow(V x, V e) { return vexp(e * vlog(x)); }
+// tanh through one exp of -2|x| (no overflow); sigmoid as 1 / (1 + exp(-z)) (0 at exp overflow)
+template <typename V> inline V vtanh(V x) {
+  const V ax = x < 0 ? -x : x;
+  const V e = vexp(K<V>(-2) * ax);
+  const V t = (K<V>(1) - e) / (K<V>(1) + e);
+  return x < 0 ? -t : t;
+}
+template <typename V> inline V vsigmoid(V z) { return K<V>(1) / (K<V>(1) + vexp(-z)); }
 
 // load lanes [0, n) of a group from p (stride 1); lanes >= n repeat lane 0
 template <typename V> inline V load(const typename Elem<V>::E* p, int n) {
@@ -115,6 +130,43 @@ constexpr int NSAVE = 7; // saved per day: 5 states + wet + eta
 constexpr double POW_FLOOR = 1e-6;
 
 enum { BETA, FC, K0, K1, K2, LP, PERC, UZL, TT, CFMAX, CFR, CWH, GAMMA };
+
+constexpr int NN_IN = 5;     // RechargeNet inputs
+constexpr int NN_HMAX = 64;  // widest hidden layer the kernel takes (core/physics/fused.py checks)
+constexpr int NN_SCALES = 4; // s0..s3 at the head of the weight buffer
+
+// δn(NN_r)'s network: the flat weight buffer (layout above) and its hidden width
+template <typename S> struct Net {
+  const typename Elem<S>::E* w;
+  int H;
+  const typename Elem<S>::E* W1() const { return w + NN_SCALES; }
+  const typename Elem<S>::E* b1() const { return W1() + H * NN_IN; }
+  const typename Elem<S>::E* W2() const { return b1() + H; }
+  const typename Elem<S>::E* b2() const { return W2() + H * H; }
+  const typename Elem<S>::E* W3() const { return b2() + H; }
+  typename Elem<S>::E b3() const { return W3()[H]; }
+  int size() const { return NN_SCALES + H * NN_IN + H + H * H + H + H + 1; }
+  // the five inputs of RechargeNet.forward
+  void inputs(S fc, S beta, S sm, S x, S infil, S* u) const {
+    u[0] = fc * w[0]; u[1] = beta * w[1]; u[2] = sm * w[2]; u[3] = x; u[4] = vlog(K<S>(1) + infil) * w[3];
+  }
+  // wet = sigmoid(W3·tanh(W2·tanh(W1·u + b1) + b2) + b3); h1, h2: the hidden layers
+  S wet(const S* u, S* h1, S* h2) const {
+    for (int j = 0; j < H; ++j) {
+      S a = K<S>(b1()[j]);
+      for (int i = 0; i < NN_IN; ++i) a += K<S>(W1()[j * NN_IN + i]) * u[i];
+      h1[j] = vtanh(a);
+    }
+    S z = K<S>(b3());
+    for (int k = 0; k < H; ++k) {
+      S a = K<S>(b2()[k]);
+      for (int j = 0; j < H; ++j) a += K<S>(W2()[k * H + j]) * h1[j];
+      h2[k] = vtanh(a);
+      z += K<S>(W3()[k]) * h2[k];
+    }
+    return vsigmoid(z);
+  }
+};
 
 template <typename S>
 struct Step {
@@ -143,7 +195,8 @@ inline void min_bwd(S a, S b, S g, S& ga, S& gb) {
 // sm_floor: the soil-moisture floor after ET, or nullptr for none.
 template <typename S>
 inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p, bool gamma,
-                     const S* sm_floor, Step<S>& s, const S* pre = nullptr, bool lazy = false) {
+                     const S* sm_floor, const Net<S>* nn, Step<S>& s, const S* pre = nullptr,
+                     bool lazy = false) {
   const S tt = p[TT], cfmax = p[CFMAX], fc = p[FC];
   const S one = K<S>(1), zero = K<S>(0);
   // snow routine
@@ -171,6 +224,14 @@ inline void step_fwd(S P, S T, S PET, S sp, S mw, S sm, S suz, S slz, const S* p
   s.xc = clamp_lohi(s.x, K<S>(POW_FLOOR), one);
   s.infil = s.rain + s.tosoil;
   if (pre) s.wet = pre[0];
+  else if (nn) {
+    if (lazy && all_true<S>(s.infil == zero)) s.wet = zero;  // RECHARGE = 0·wet = 0 either way
+    else {
+      S u[NN_IN], h1[NN_HMAX], h2[NN_HMAX];
+      nn->inputs(fc, p[BETA], sm, s.x, s.infil, u);
+      s.wet = nn->wet(u, h1, h2);
+    }
+  }
   else if (lazy && all_true<S>((s.infil == zero) | (s.xc == one))) s.wet = (s.xc == one) ? one : zero;
   else s.wet = vpow(s.xc, p[BETA]);
   s.rech = s.infil * s.wet;
@@ -217,8 +278,9 @@ inline void outputs_of(const Step<S>& s, S* o) {
 // the adjoint carried from the next step). gs: on return, adjoints of the 5 input states.
 // gp: parameter adjoints are accumulated. gP/gT/gPET: forcing adjoints accumulated.
 template <typename S>
-inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const S* sm_floor, const Step<S>& s,
-                     const S* go, S* gs, S* gp, S& gP, S& gT, S& gPET) {
+inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const S* sm_floor, const Net<S>* nn,
+                     S lane_mask, const Step<S>& s, const S* go, S* gs, S* gp, S& gP, S& gT, S& gPET,
+                     S* gw) {
   const S fc = p[FC], cfmax = p[CFMAX];
   const S zero = K<S>(0), floor_ = K<S>(POW_FLOOR), one = K<S>(1);
   S g_sp3 = go[0], g_mw3 = go[1], g_sm3 = go[2], g_suz4 = go[3], g_slz2 = go[4];
@@ -288,12 +350,55 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const S* sm_
   g_rech -= g_sm1;
   g_infil += g_rech * s.wet;
   const S g_wet = g_rech * s.infil;
-  const S g_xc = g_wet * p[BETA] * (s.wet / s.xc);  // xc^(β-1) = wet / xc, xc ≥ floor > 0
-  if (any_nonzero(g_wet)) gp[BETA] += g_wet * s.wet * vlog(s.xc);  // skip log when no water enters
-  // xc = clamp(x, floor, 1) ; x = sm / FC
-  const S g_x = ((s.x >= floor_) & (s.x <= one)) ? g_xc : zero;
-  g_sm += g_x / fc;
-  gp[FC] -= g_x * sm / (fc * fc);
+  if (nn) {
+    // wet = sigmoid(z): recompute the hidden layers, then back through the network. The lanes
+    // of a partial group that repeat its first component carry no adjoint into the weights.
+    const int H = nn->H;
+    S u[NN_IN], h1[NN_HMAX], h2[NN_HMAX], g_h1[NN_HMAX], g_u[NN_IN];
+    nn->inputs(fc, p[BETA], sm, s.x, s.infil, u);
+    nn->wet(u, h1, h2);
+    const S g_z = g_wet * s.wet * (one - s.wet) * lane_mask;
+    S* gW1 = gw + NN_SCALES;
+    S* gb1 = gW1 + H * NN_IN;
+    S* gW2 = gb1 + H;
+    S* gb2 = gW2 + H * H;
+    S* gW3 = gb2 + H;
+    gW3[H] += g_z;  // b3
+    for (int j = 0; j < H; ++j) g_h1[j] = zero;
+    for (int k = 0; k < H; ++k) {
+      gW3[k] += g_z * h2[k];
+      const S g_a2 = g_z * K<S>(nn->W3()[k]) * (one - h2[k] * h2[k]);
+      gb2[k] += g_a2;
+      const typename Elem<S>::E* w2 = nn->W2() + k * H;
+      S* gw2 = gW2 + k * H;
+      for (int j = 0; j < H; ++j) {
+        gw2[j] += g_a2 * h1[j];
+        g_h1[j] += g_a2 * K<S>(w2[j]);
+      }
+    }
+    for (int i = 0; i < NN_IN; ++i) g_u[i] = zero;
+    for (int j = 0; j < H; ++j) {
+      const S g_a1 = g_h1[j] * (one - h1[j] * h1[j]);
+      gb1[j] += g_a1;
+      for (int i = 0; i < NN_IN; ++i) {
+        gW1[j * NN_IN + i] += g_a1 * u[i];
+        g_u[i] += g_a1 * K<S>(nn->W1()[j * NN_IN + i]);
+      }
+    }
+    // u = (FC·s0, BETA·s1, SM·s2, SM/FC, log1p(infil)·s3)
+    gp[FC] += g_u[0] * K<S>(nn->w[0]);
+    gp[BETA] += g_u[1] * K<S>(nn->w[1]);
+    g_sm += g_u[2] * K<S>(nn->w[2]) + g_u[3] / fc;
+    gp[FC] -= g_u[3] * sm / (fc * fc);
+    g_infil += g_u[4] * K<S>(nn->w[3]) / (one + s.infil);
+  } else {
+    const S g_xc = g_wet * p[BETA] * (s.wet / s.xc);  // xc^(β-1) = wet / xc, xc ≥ floor > 0
+    if (any_nonzero(g_wet)) gp[BETA] += g_wet * s.wet * vlog(s.xc);  // skip log when no water enters
+    // xc = clamp(x, floor, 1) ; x = sm / FC
+    const S g_x = ((s.x >= floor_) & (s.x <= one)) ? g_xc : zero;
+    g_sm += g_x / fc;
+    gp[FC] -= g_x * sm / (fc * fc);
+  }
   // infil = rain + tosoil
   g_rain += g_infil;
   g_tosoil += g_infil;
@@ -345,8 +450,8 @@ inline void step_bwd(S P, S T, S PET, S sm, const S* p, bool gamma, const S* sm_
 // registers/L1 (time stride 0); each group's tape is contiguous in time.
 template <typename E>
 void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E* PET,
-             const E* const* par, const int64_t* pstride, int gamma, E sm_floor, const E* state0, E* out,
-             int mean_out, E* state_final, E* saved, int nthreads) {
+             const E* const* par, const int64_t* pstride, int gamma, E sm_floor, const E* nnw, int nnh,
+             const E* state0, E* out, int mean_out, E* state_final, E* saved, int nthreads) {
   using V = typename Lanes<E>::V;
   constexpr int W = Lanes<E>::W;
   const int npar = gamma ? NP : NP - 1;
@@ -355,6 +460,8 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E
   const E inv_nm = E(1) / E(nm);
   const V floor_v = K<V>(sm_floor);
   const V* floor_p = sm_floor > 0 ? &floor_v : nullptr;
+  const Net<V> net{nnw, nnh};
+  const Net<V>* nn = nnw ? &net : nullptr;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
     std::vector<V> pv(ng * NP, V{}), st(ng * NS);
@@ -379,7 +486,7 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E
         V* sg = &st[g * NS];
         for (int i = 0; i < npar; ++i)
           if (pstride[i]) p[i] = load<V>(par[i] + t * pstride[i] + off, n);
-        step_fwd<V>(Pv, Tv, PETv, sg[0], sg[1], sg[2], sg[3], sg[4], p, gamma != 0, floor_p, s, nullptr,
+        step_fwd<V>(Pv, Tv, PETv, sg[0], sg[1], sg[2], sg[3], sg[4], p, gamma != 0, floor_p, nn, s, nullptr,
                     tape_b == nullptr);
         if (tape_b) {
           E* sv = tape_b + (g * nt + t) * NSAVE * W;
@@ -411,9 +518,9 @@ void forward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E
 
 template <typename E>
 void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const E* PET,
-              const E* const* par, const int64_t* pstride, int gamma, E sm_floor, const E* saved, const E* g_out,
-              int mean_out, const E* g_final, E* gP, E* gT, E* gPET, E* const* gpar, E* g_state0,
-              int nthreads) {
+              const E* const* par, const int64_t* pstride, int gamma, E sm_floor, const E* nnw, int nnh,
+              const E* saved, const E* g_out, int mean_out, const E* g_final, E* gP, E* gT, E* gPET,
+              E* const* gpar, E* g_state0, E* gnn, int nthreads) {
   using V = typename Lanes<E>::V;
   constexpr int W = Lanes<E>::W;
   const int npar = gamma ? NP : NP - 1;
@@ -422,9 +529,12 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const 
   const E inv_nm = E(1) / E(nm);
   const V floor_v = K<V>(sm_floor);
   const V* floor_p = sm_floor > 0 ? &floor_v : nullptr;
+  const Net<V> net{nnw, nnh};
+  const Net<V>* nn = nnw ? &net : nullptr;
+  const int nw = nn ? net.size() : 0;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
-    std::vector<V> pv(ng * NP, V{}), carry(ng * NS), gstatic(ng * NP, V{});
+    std::vector<V> pv(ng * NP, V{}), carry(ng * NS), gstatic(ng * NP, V{}), gw(nw, V{});
     V last_mask = K<V>(0);
     for (int i = 0; i < last_n; ++i) last_mask[i] = 1;
     for (int64_t g = 0; g < ng; ++g) {
@@ -452,7 +562,7 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const 
         V sv[NSAVE];
         std::memcpy(sv, tape_b + (g * nt + t) * NSAVE * W, sizeof(sv));
         const V pre[2] = {sv[NS], sv[NS + 1]};
-        step_fwd<V>(Pv, Tv, PETv, sv[0], sv[1], sv[2], sv[3], sv[4], p, gamma != 0, floor_p, s, pre);
+        step_fwd<V>(Pv, Tv, PETv, sv[0], sv[1], sv[2], sv[3], sv[4], p, gamma != 0, floor_p, nn, s, pre);
         if (mean_out)
           for (int k = 0; k < NO; ++k) go[k] = gmean[k];
         else
@@ -463,7 +573,8 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const 
         for (int k = 0; k < NS; ++k) go[k] += carry[g * NS + k];
         for (int i = 0; i < NP; ++i) gp[i] = K<V>(0);
         V gPt = K<V>(0), gTt = K<V>(0), gPETt = K<V>(0);
-        step_bwd<V>(Pv, Tv, PETv, sv[2], p, gamma != 0, floor_p, s, go, gs, gp, gPt, gTt, gPETt);
+        step_bwd<V>(Pv, Tv, PETv, sv[2], p, gamma != 0, floor_p, nn, n == W ? K<V>(1) : last_mask, s, go,
+                    gs, gp, gPt, gTt, gPETt, gw.data());
         if (n == W) {
           gPs += gPt; gTs += gTt; gPETs += gPETt;
         } else {
@@ -490,6 +601,7 @@ void backward(int64_t nt, int64_t nb, int64_t nm, const E* P, const E* T, const 
         if (!pstride[i]) store<V>(gpar[i] + off, load<V>(gpar[i] + off, n) + gstatic[g * NP + i], n);
       for (int k = 0; k < NS; ++k) store<V>(g_state0 + k * nb * nm + off, carry[g * NS + k], n);
     }
+    for (int k = 0; k < nw; ++k) gnn[b * nw + k] = hsum(gw[k], W);  // partial lanes carry zero
   }
 }
 
@@ -500,6 +612,7 @@ extern "C" {
 int hbv_lanes_f32() { return Lanes<float>::W; }
 int hbv_lanes_f64() { return Lanes<double>::W; }
 const char* hbv_param_names() { return "BETA,FC,K0,K1,K2,LP,PERC,UZL,TT,CFMAX,CFR,CWH,GAMMA"; }
+int hbv_nn_hmax() { return NN_HMAX; }
 const char* hbv_output_names() {
   return "SNOWPACK,MELTWATER,SM,SUZ,SLZ,RAIN,SNOW,MELT,REFREEZE,TOSOIL,RECHARGE,EXCESS,ET,PERC,Q0,Q1,Q2,Q_unrouted";
 }
@@ -507,17 +620,18 @@ const char* hbv_output_names() {
 #define HBV_EXPORT(S, SUFFIX)                                                                       \
   void hbv_forward_##SUFFIX(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S* PET, \
                             const S* const* par, const int64_t* pstride, int gamma, S sm_floor,     \
-                            const S* state0, S* out, int mean_out, S* state_final, S* saved,        \
-                            int nthreads) {                                                         \
-    forward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, sm_floor, state0, out, mean_out,          \
+                            const S* nnw, int nnh, const S* state0, S* out, int mean_out,           \
+                            S* state_final, S* saved, int nthreads) {                               \
+    forward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, sm_floor, nnw, nnh, state0, out, mean_out, \
                state_final, saved, nthreads);                                                       \
   }                                                                                                 \
   void hbv_backward_##SUFFIX(int64_t nt, int64_t nb, int64_t nm, const S* P, const S* T, const S* PET, \
                              const S* const* par, const int64_t* pstride, int gamma, S sm_floor,    \
-                             const S* saved, const S* g_out, int mean_out, const S* g_final, S* gP,  \
-                             S* gT, S* gPET, S* const* gpar, S* g_state0, int nthreads) {           \
-    backward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, sm_floor, saved, g_out, mean_out, g_final, \
-                gP, gT, gPET, gpar, g_state0, nthreads);                                            \
+                             const S* nnw, int nnh, const S* saved, const S* g_out, int mean_out,   \
+                             const S* g_final, S* gP, S* gT, S* gPET, S* const* gpar, S* g_state0,  \
+                             S* gnn, int nthreads) {                                                \
+    backward<S>(nt, nb, nm, P, T, PET, par, pstride, gamma, sm_floor, nnw, nnh, saved, g_out, mean_out, \
+                g_final, gP, gT, gPET, gpar, g_state0, gnn, nthreads);                              \
   }
 
 HBV_EXPORT(float, f32)
