@@ -69,8 +69,8 @@ def ensure_named_runs(store: RunStore, configs: dict[str, dict], epochs: int | N
         name -> its evaluated run.
 
     Raises:
-        RuntimeError: a training job failed (names the run, its exit code and log; it can be
-            resumed by running the benchmark again).
+        RuntimeError: a training or learning-curve job failed or was cancelled (names the run,
+            its exit code and log; it can be resumed by running the benchmark again).
     """
     runner = JobRunner(store, max_running=jobs)
     pending = {}
@@ -107,7 +107,7 @@ def ensure_named_runs(store: RunStore, configs: dict[str, dict], epochs: int | N
             if job.state != "done":
                 failures.append(f"{name} ({job.state}, exit {job.returncode}; log {job.log_path})")
     if failures:
-        raise RuntimeError("training failed for " + ", ".join(failures) +
+        raise RuntimeError("jobs that did not finish: " + ", ".join(failures) +
                            "; run the benchmark again to resume")
     return {name: find_run(store, name) for name in configs}
 
