@@ -192,8 +192,8 @@ def test_benchmark_command_trains_reuses_and_resumes(tmp_path, data_root):
     runs = {r.name: r for r in RunStore(store).list()}
     assert curve["test_median_nse"].iloc[-1] == pytest.approx(runs["tiny-delta1"].median_nse, abs=1e-6)
     doc = (tmp_path / "doc" / "b.md").read_text()
-    assert "| δ1 |" in doc and "| LSTM |" in doc and "img/tiny_nse_cdf.png" in doc
-    assert (tmp_path / "doc" / "img" / "tiny_nse_cdf.png").exists()
+    assert "| δ1 |" in doc and "| LSTM |" in doc and "img/b_nse_cdf.png" in doc
+    assert (tmp_path / "doc" / "img" / "b_nse_cdf.png").exists()
     # the results beside the doc, for a script: one row per run, the columns the issue names
     res = pd.read_csv(tmp_path / "doc" / "b.csv")
     assert list(res.columns) == ["model", "conventions", "updates", "hidden", "precision", "wall_s",

@@ -246,14 +246,14 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     et = pd.read_csv(out / "benchmarks" / "smap" / "et.csv").set_index("method")
     assert np.isfinite(et.loc["sceua", "r_vs_default"]) and (et["share_ET_gt_PET"] == 0).all()
     text = doc.read_text()
-    assert "| SCE-UA | – |" in text and "Moran's I" in text and "(img/smap_infiltr_maps.png)" in text
+    assert "| SCE-UA | – |" in text and "Moran's I" in text and "(img/benchmark_smap_infiltr_maps.png)" in text
     # settings read from the learner's run and the SCE-UA run; the learning curve's checkpoint NSE
     assert "learners: 1 epochs" in text and "at most 20 VIC runs per cell" in text
     # each learner's optimiser, rate steps, clipping and data loss, read from its run
     assert "optimiser FFN_A adadelta (lr 0.5, gradient norm clipped at 1.0; masked RMSE loss)" in text
     assert "loss: the data loss named with each optimiser against SMAP" in text
     assert f"| FFN_A direct NSE | {sparse.loc[sparse['split'] == 'trained', 'NSE'].median():.3f} |" in text
-    assert (doc.parent / "img" / "smap_budyko.png").stat().st_size > 10_000
+    assert (doc.parent / "img" / "benchmark_smap_budyko.png").stat().st_size > 10_000
     # the results beside the doc: one row per run and split, the medians of its metrics.csv
     res = pd.read_csv(doc.with_suffix(".csv"))
     assert list(res.columns) == ["method", "coupling", "train_set", "seed", "updates", "wall_s", "split",
@@ -273,7 +273,7 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     assert lt.loc["ffn_a", "NSE_unseen_long"] == pytest.approx(lm.loc[lm["split"] == "unseen", "NSE"].median())
     assert table.loc["ffn_a", "SPARSE_n"] == 1
     assert "## Longer training (2 epochs, SPARSE, direct, seed 0)" in text
-    assert (doc.parent / "img" / "smap_learning_curves_long.png").exists()
+    assert (doc.parent / "img" / "benchmark_smap_learning_curves_long.png").exists()
     # the learning curves of the two seed-0 SPARSE learner runs were jobs of the runner's queue
     from core.jobs import JobRunner
 

@@ -27,12 +27,12 @@ import xarray as xr
 
 from ..metrics import pcc
 from ..models import VARIANTS
-from ..runs import Run, RunStore, atomic_write, write_text_atomic
+from ..runs import Run, RunStore, write_text_atomic
 from ..training.config import RunConfig, compose_config
 from .figures import learning_curve_figure, nse_cdf_figure
 from .modis import modis_scores, read_modis
 from .runs import ensure_named_runs, evaluated_runs, iters_per_epoch, learning_curve, preset_label, run_name
-from .text import Table, fmt, render
+from .text import Table, fmt, publish, render
 
 # Feng et al. (2022) Table 2, median NSE on 671 CAMELS basins (Daymet forcing), for reference
 PAPER_MEDIAN_NSE = {"delta1": 0.640, "delta_n": 0.714, "delta_n_beta": 0.729, "delta_n_gamma": 0.716,
@@ -267,7 +267,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = Non
     (its stem names the runs); ``variants`` None means every registered one. Writes,
     atomically, under ``<store>/benchmarks/<preset>/``: table.csv, table.md, nse_cdf.png,
     learning_curve.png, learning_curve_<variant>.csv and report.md; with ``doc``, also the report
-    at that path, its figures beside it in img/ and the results as ``<doc>.csv`` (:func:`results_csv`).
+    at that path, its figures beside it as img/<doc stem>_<figure> and the results as ``<doc>.csv`` (:func:`results_csv`).
 
     Raises:
         ValueError: unknown variant (lists the known ones).
@@ -302,13 +302,7 @@ def run_benchmark(store: RunStore, preset: str, variants: list[str] | None = Non
     values = report_values(label, rows, curves, runs, cfg, modis is not None, command, note_text, differences)
     write_text_atomic(out / "report.md", render_report(values))
     if doc is not None:
-        doc = Path(doc)
-        img = doc.parent / "img"
-        img.mkdir(parents=True, exist_ok=True)
-        for f in ("nse_cdf.png", "learning_curve.png"):
-            data = (out / f).read_bytes()
-            atomic_write(img / f"{label}_{f}", lambda p, d=data: Path(p).write_bytes(d))
-        write_text_atomic(doc, render_report(values, f"img/{label}_"))
-        write_text_atomic(doc.with_suffix(".csv"), results_csv(rows, runs).to_csv(index=False))
+        publish(doc, out, ("nse_cdf.png", "learning_curve.png"), lambda prefix: render_report(values, prefix),
+                results_csv(rows, runs))
     log(f"benchmark written to {out}" + (f" and {doc}" if doc else ""))
     return table

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...runs import RunStore, atomic_write, write_text_atomic
+from ...runs import RunStore, write_text_atomic
 from ..figures import budyko_figure, epoch_learning_curve_figure, infiltr_map_figure, scaling_figure
 from ..modis import read_modis
 from ..runs import preset_label
+from ..text import publish
 from .plan import METHODS, long_plan, plan_runs
 from .report import render_report, report_values
 from .run import surrogate_dir, train_plan, without_missing_surrogate
@@ -103,15 +104,7 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     values = report_values(label, runs, t, coupling_cost(runs), curve, fstats, et, gate, checks, cfg, command,
                            note_text, figs, curves, long_t, long_curves)
     write_text_atomic(out / "report.md", render_report(values))
-    if doc is not None:
-        doc = Path(doc)
-        img = doc.parent / "img"
-        img.mkdir(parents=True, exist_ok=True)
-        for f in figs.values():
-            data = (out / f).read_bytes()
-            atomic_write(img / f"{label}_{f}", lambda p, d=data: Path(p).write_bytes(d))
-        write_text_atomic(doc, render_report(values, f"img/{label}_"))
-        # the results beside the doc, one row per run and split, for scripts to check
-        write_text_atomic(doc.with_suffix(".csv"), results.to_csv(index=False))
+    if doc is not None:  # the results beside the doc, one row per run and split, for scripts to check
+        publish(doc, out, figs.values(), lambda prefix: render_report(values, prefix), results)
     log(f"benchmark written to {out}" + (f" and {doc}" if doc else ""))
     return t
