@@ -97,7 +97,7 @@ def test_report_template_shows_settings_results_targets_and_curves():
     from core.training.config import preset_config
 
     def row(v, label, nse):
-        return BenchmarkRow(v, label, nse, nse - 0.05, 0.7, 0.8, 432, 10, 1000, 1.5, 0.71, float("nan"))
+        return BenchmarkRow(v, label, nse, nse - 0.05, 0.7, 0.8, 432, 10, 1000, 1.5, 0.71, float("nan"), "bf16")
 
     rows = [row("delta1", "δ1", 0.60), row("delta_n_gamma_beta", "δn(γᵗ,βᵗ)", 0.68), row("lstm", "LSTM", 0.72)]
     curve = pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.25], "test_median_nse": [0.3, np.nan, 0.6]})
@@ -113,7 +113,7 @@ def test_report_template_shows_settings_results_targets_and_curves():
             f"{cfg['train']['rho']}) days;") in text
     assert f"{cfg['train']['iters_per_epoch']} iterations per epoch" in text
     assert "| model | median NSE | median KGE | BFI r | ET r (P − Q) | MODIS ET r (temporal, median) |" in text
-    assert "| δ1 | 0.600 | 0.550 | 0.700 | 0.800 | 0.710 | – | 0.640 | 432 | 1000 | 1.50 |" in text
+    assert "| δ1 | 0.600 | 0.550 | 0.700 | 0.800 | 0.710 | – | 0.640 | 432 | 1000 | bf16 | 1.50 |" in text
     assert "| δn(γᵗ,βᵗ) within 0.03 median NSE of the LSTM | LSTM − δn(γᵗ,βᵗ) = +0.040 | no |" in text
     assert "| BFI spatial r ≥ 0.6 for δn(γᵗ,βᵗ) | r = 0.700 | yes |" in text
     assert "\n## Targets\n\n| target | measured | met |\n|---|---|---|\n" in text
@@ -126,7 +126,9 @@ def test_report_template_shows_settings_results_targets_and_curves():
     text = render_report(report_values("bench432", rows[:1], {"delta1": curve}, runs, cfg, False), "")
     assert "## Discussion" not in text and "MODIS" not in text and "dPL-rule iterations per epoch" in text
     assert "hydrolens benchmark --preset bench432\n```" in text and "![NSE CDF](nse_cdf.png)" in text
-    assert "| target | measured | met |\n|---|---|---|\n\n## Learning curves" in text
+    # δ1 alone: no target names only it, and the page says so instead of an empty table
+    assert ("## Targets\n\nNone of the benchmark's targets (core/benchmarks/delta.py, `target_checks`) names "
+            "only these models.\n\n## Learning curves") in text
 
 
 def test_a_models_own_settings_are_named_in_the_report():

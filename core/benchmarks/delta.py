@@ -93,6 +93,8 @@ class BenchmarkRow:
     train_hours: float
     modis_temporal_r: float = float("nan")
     modis_spatial_r: float = float("nan")
+    #: the learner's precision as trained (status.json: fp32 or bf16; ``auto`` resolved)
+    precision: str = ""
     extra: dict = field(default_factory=dict)
 
 
@@ -115,7 +117,8 @@ def score_run(variant: str, run: Run, modis: pd.DataFrame | None = None) -> Benc
         median_kge=float(m["KGE"].median()), bfi_r=bfi_r, et_r=et_r, n_sites=len(m),
         epochs=int(log["epoch"].max()) if len(log) else 0,
         steps=int(len(log) * iters), train_hours=float(log["seconds"].sum() / 3600) if len(log) else 0.0,
-        modis_temporal_r=mt, modis_spatial_r=ms)
+        modis_temporal_r=mt, modis_spatial_r=ms,
+        precision=str(run.status().get("precision") or run.config()["train"].get("precision", "")))
 
 
 def table_frame(rows: list[BenchmarkRow]) -> pd.DataFrame:
@@ -139,7 +142,7 @@ def results_csv(rows: list[BenchmarkRow], runs: dict[str, Run]) -> pd.DataFrame:
         cfg = run.config()
         out.append({"model": r.variant, "conventions": cfg["model"].get("conventions", "hydrolens"),
                     "updates": r.steps, "hidden": cfg["model"]["hidden"],
-                    "precision": run.status().get("precision", cfg["train"].get("precision")),
+                    "precision": r.precision,
                     "wall_s": round(r.train_hours * 3600, 2), "median_nse": r.median_nse,
                     "median_kge": r.median_kge, "bfi_r": r.bfi_r})
     return pd.DataFrame(out)
@@ -150,13 +153,14 @@ def results_table(rows: list[BenchmarkRow], with_modis: bool) -> Table:
     head = ["model", "median NSE", "median KGE", "BFI r", "ET r (P − Q)"]
     if with_modis:
         head += ["MODIS ET r (temporal, median)", "MODIS ET r (spatial)"]
-    head += ["paper median NSE", "basins", "steps", "train h (wall)"]
+    head += ["paper median NSE", "basins", "steps", "precision", "train h (wall)"]
     out = Table(head)
     for r in rows:
         cells = [r.label, fmt(r.median_nse), fmt(r.median_kge), fmt(r.bfi_r), fmt(r.et_r)]
         if with_modis:
             cells += [fmt(r.modis_temporal_r), fmt(r.modis_spatial_r)]
-        cells += [fmt(PAPER_MEDIAN_NSE.get(r.variant)), str(r.n_sites), str(r.steps), fmt(r.train_hours, 2)]
+        cells += [fmt(PAPER_MEDIAN_NSE.get(r.variant)), str(r.n_sites), str(r.steps), r.precision or "–",
+                  fmt(r.train_hours, 2)]
         out.rows.append(cells)
     return out
 
