@@ -110,6 +110,7 @@ def report_values(label: str, runs: pd.DataFrame, t: pd.DataFrame, cost: pd.Data
         "label": label, "command": command, "d": cfg["data"], "tr": cfg["train"], "mo": cfg.get("model", {}),
         "optimisers": cfg.get("optimisers") or {},
         "seeds": [str(s) for s in sorted(runs["seed"].unique())],
+        "couplings": sorted(set(runs["coupling"]) - {"–"}),
         "table2": table2_table(t) if len(t) else None,
         "targets": Table(["target", "measured", "met"],
                          [[desc, val, "yes" if ok else "no"] for desc, val, ok in checks]),
