@@ -244,3 +244,30 @@ def test_predict_unseen_basin_and_period(trained_run, data_root):
     p = run_cli("predict", trained_run.run_id, "--out", str(store), "--data-root", str(data_root),
                 "--basins", "99999999")
     assert p.returncode == 2 and "99999999" in p.stderr
+
+
+def test_learning_curve_figure_script_draws_and_tables_a_runs_checkpoints(trained_run, tmp_path):
+    """scripts/learning_curve_figure.py (docs/demo_tuning.md's curve): the one-epoch run's only
+    checkpoint is its final model, so the curve's test median NSE equals the run's own; a
+    directory that is not a run is named, without a traceback."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    run_dir = tmp_path / "store" / trained_run.run_id      # a copy: the curve caches into the run
+    shutil.copytree(trained_run.path, run_dir)
+    png, csv = tmp_path / "curve.png", tmp_path / "curve.csv"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "learning_curve_figure.py"), str(run_dir),
+                           "--every", "1", "--png", str(png), "--csv", str(csv)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert png.stat().st_size > 10_000
+    curve = pd.read_csv(csv)
+    assert list(curve.columns) == ["run", "epoch", "updates", "loss", "test_median_nse"]
+    assert curve["epoch"].tolist() == [1]
+    assert curve["test_median_nse"].iloc[0] == pytest.approx(trained_run.metrics()["NSE"].median(), abs=1e-4)
+    bad = subprocess.run([sys.executable, str(REPO / "scripts" / "learning_curve_figure.py"), str(tmp_path),
+                          "--png", str(png)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
