@@ -479,6 +479,12 @@ def _runner(out: Optional[Path], max_jobs: Optional[int] = None, scheduler: Opti
     return JobRunner(_store(out), max_running=max_jobs, scheduler=scheduler)
 
 
+def _jobs_out(ctx: typer.Context, out: Optional[Path]) -> Optional[Path]:
+    """The run store of a ``hydrolens jobs`` subcommand: its own ``--out``, else the one given to
+    the group (``hydrolens jobs --out DIR cancel JOB``), else None (the default store)."""
+    return out if out is not None or ctx.parent is None else ctx.parent.params.get("out")
+
+
 def _job_line(runner, job) -> str:
     p = runner.progress(job)
     eta = f" ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
@@ -514,6 +520,7 @@ def _jobs_command(*args, **kwargs):
 
 @_jobs_command("submit")
 def jobs_submit(
+    ctx: typer.Context,
     preset: str = typer.Option("demo", help="preset the run starts from"),
     variant: Optional[str] = typer.Option(None, help="δ variant (see `hydrolens train --help`)"),
     basins: Optional[str] = typer.Option(None, help="a count n, 'all', or comma-separated gauge ids"),
@@ -531,35 +538,35 @@ def jobs_submit(
     cfg = compose_config(preset, overrides={
         "model.variant": variant, "data.sites": basins, "train.epochs": epochs, "train.device": device,
         "name": name, "data.root": str(data_root) if data_root else None})
-    runner = _runner(out, max_jobs, scheduler)
+    runner = _runner(_jobs_out(ctx, out), max_jobs, scheduler)
     job = runner.submit_train(cfg.to_dict())
     typer.echo(f"job {job.job_id} ({job.state}) trains run {job.run_id}; log {job.log_path}")
 
 
 @_jobs_command("cancel")
-def jobs_cancel(job_id: str = typer.Argument(..., help="job id (see `hydrolens jobs`)"),
+def jobs_cancel(ctx: typer.Context, job_id: str = typer.Argument(..., help="job id (see `hydrolens jobs`)"),
                 out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Cancel a queued job or stop a running one (its run keeps its last epoch, resumable)."""
-    job = _runner(out).cancel(job_id)
+    job = _runner(_jobs_out(ctx, out)).cancel(job_id)
     typer.echo(f"job {job.job_id}: {job.state}")
 
 
 @_jobs_command("resume")
-def jobs_resume(job_id: str = typer.Argument(..., help="job id of an ended job"),
+def jobs_resume(ctx: typer.Context, job_id: str = typer.Argument(..., help="job id of an ended job"),
                 epochs: Optional[int] = typer.Option(None, min=1, help="train to this many epochs"),
                 scheduler: Optional[str] = typer.Option(None, help=SCHEDULER_HELP + "; default: "
                                                         "where the ended job ran"),
                 out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Queue a job that continues an ended job's run from its last checkpoint."""
-    job = _runner(out).resume(job_id, epochs=epochs, scheduler=scheduler)
+    job = _runner(_jobs_out(ctx, out)).resume(job_id, epochs=epochs, scheduler=scheduler)
     typer.echo(f"job {job.job_id} ({job.state}) resumes run {job.run_id}")
 
 
 @_jobs_command("wait")
-def jobs_wait(job_ids: list[str] = typer.Argument(..., help="job ids"),
+def jobs_wait(ctx: typer.Context, job_ids: list[str] = typer.Argument(..., help="job ids"),
               out: Optional[Path] = typer.Option(None, file_okay=False, help=OUT_HELP)):
     """Wait until the jobs have ended; exit 1 unless every one is done."""
-    runner = _runner(out)
+    runner = _runner(_jobs_out(ctx, out))
     jobs = runner.wait(job_ids, log=typer.echo)
     if any(j.state != "done" for j in jobs):
         raise typer.Exit(1)

@@ -185,3 +185,17 @@ def _tiny_smap(tmp_path):
                    "train: {epochs: 3, batch_size: 2, rho: 30, warmup: 366, iters_per_epoch: 2, "
                    "threads: 1}\n")
     return cfg
+
+
+def test_jobs_group_out_reaches_its_subcommands(tmp_path):
+    """`hydrolens jobs --out DIR cancel JOB` acts on DIR's queue (it used to fall back to ./runs
+    silently, so a cancel landed in the wrong store); the subcommand's own --out wins."""
+    from core.jobs import JobRunner
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    job = JobRunner(a, max_running=0).submit_train({"name": "queued-only"}, start=False)
+    proc = run_cli("jobs", "--out", str(a), "cancel", job.job_id)
+    assert proc.returncode == 0 and f"job {job.job_id}: cancelled" in proc.stdout, proc.stdout + proc.stderr
+    assert JobRunner(a).get(job.job_id).state == "cancelled"
+    proc = run_cli("jobs", "--out", str(a), "cancel", "nojob", "--out", str(b))
+    assert proc.returncode != 0 and f"no job 'nojob' in {b}" in proc.stderr and "Traceback" not in proc.stderr
