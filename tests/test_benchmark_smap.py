@@ -125,7 +125,9 @@ def test_target_checks_read_the_runs():
     runs = pd.concat([runs, pd.DataFrame(extra)], ignore_index=True)
     t = table2(runs)
     fstats = pd.DataFrame([{"method": "paraformer_z", "morans_I": 0.6}, {"method": "sceua", "morans_I": 0.1}])
-    checks = {d: (v, ok) for d, v, ok in target_checks(t, pd.DataFrame(), fstats, {
+    curve = pd.DataFrame({"method": ["ffn_a", "ffn_a", "lstm_z"], "n_train": [104, 305, 104],
+                          "NSE_unseen": [0.1, 0.2, 0.3]})
+    checks = {d: (v, ok) for d, v, ok in target_checks(t, curve, fstats, {
         "median_nse": 0.96, "median_rmse": 0.012, "median_cosine": 0.95, "iteration": 4000}, runs)}
 
     def check(prefix):
@@ -145,6 +147,8 @@ def test_target_checks_read_the_runs():
     wall = check("a converged run of any learner")
     assert wall[1] is False and "ParaFormer_Z 33.3 min" in wall[0] and "FFN_A 10.0 min" in wall[0]
     assert check("ParaFormer_Z infiltr smoother") == ("0.600 vs 0.100", True)
+    # a learner with one training set has no curve yet: said so, and the target is not met
+    assert check("scaling curve rises") == ("FFN_A rises, LSTM_Z one training set only", False)
     # missing runs: reported on what exists, never met
     part = runs[~((runs["method"] == "paraformer_z") & (runs["sites"] == "DENSE")) & (runs["method"] != "sceua")]
     checks = {d: (v, ok) for d, v, ok in target_checks(table2(part), pd.DataFrame(), fstats, None, part)}
