@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pandas as pd  # noqa: E402
 from run_table import open_run  # noqa: E402  (scripts/, the script's own folder; puts the repo on sys.path)
 
 from core.benchmarks.figures import learning_curve_figure  # noqa: E402
@@ -40,15 +41,17 @@ def main(argv=None) -> int:
         except RunNotFoundError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        c = learning_curve(run, a.every, a.data_root)
         variant = run.config()["model"]["variant"]
+        if variant in curves:  # the figure draws one line per variant: a second run would replace the first
+            print(f"error: {path}: a second run of {variant}; give one run per variant", file=sys.stderr)
+            return 2
+        c = learning_curve(run, a.every, a.data_root)
         curves[variant] = c
         iters = iters_per_epoch(run)
         rows.append(c.assign(run=run.run_id))
     learning_curve_figure(curves, iters, a.png)
     print(f"figure written to {a.png}")
     if a.csv:
-        import pandas as pd
         table = pd.concat(rows, ignore_index=True)
         cols = [c for c in ("run", "epoch", "updates", "loss", "test_median_nse") if c in table]
         write_text_atomic(a.csv, table[cols].to_csv(index=False, float_format="%.4f"))
