@@ -113,7 +113,12 @@ class Progress:
         iteration: iterations done in the current epoch; iters: iterations per epoch.
         loss: mean loss of the current (or last) epoch.
         seconds_per_iteration: measured in the current epoch (None before the first update).
-        fraction: 0..1 of all iterations of the run; eta_s: seconds left (None if unknown).
+        fraction: 0..1 of all iterations of the run; eta_s: seconds left to the last epoch
+            (None if unknown).
+        eta_stop_s: seconds left to the early stop of a run with validation and
+            ``train.patience``, if no later epoch validates better (the stop moves with each new
+            best epoch; None without validation, before its first one, or when the stop is the
+            last epoch anyway).
         run_state: the run's state (training, evaluating, done, failed, ...).
     """
 
@@ -125,6 +130,7 @@ class Progress:
     seconds_per_iteration: float | None = None
     fraction: float = 0.0
     eta_s: float | None = None
+    eta_stop_s: float | None = None
     run_state: str = "created"
     message: str = ""
 
@@ -368,7 +374,11 @@ class JobRunner:
             p.fraction = min(1.0, done / total)
         if p.seconds_per_iteration and total and job.state in ("running", "cancelling") \
                 and p.run_state == "training":
-            p.eta_s = (total - done) * _typical_rate(run, p.iters, p.seconds_per_iteration)
+            rate = _typical_rate(run, p.iters, p.seconds_per_iteration)
+            p.eta_s = (total - done) * rate
+            stop = _early_stop_epoch(run, st, p.epochs)
+            if stop is not None and stop < p.epochs:
+                p.eta_stop_s = max(0, stop * p.iters - done) * rate
         return p
 
     # -- the queue ----------------------------------------------------------------------------
@@ -530,6 +540,24 @@ class JobRunner:
                 raise TimeoutError(f"jobs still running after {timeout} s: "
                                    f"{[j.job_id for j in jobs if not j.final]}")
             time.sleep(poll)
+
+
+def _early_stop_epoch(run, status: dict, epochs: int) -> int | None:
+    """The epoch a training run with validation stops at if no later epoch validates better:
+    its best epoch + ``train.patience`` validations × ``train.val_every`` epochs (the trainer's
+    rule, ``Trainer.stopped_early``), at most ``epochs``; None for a run without validation
+    sites, without patience or before its first validation."""
+    best = status.get("best_epoch")
+    if not isinstance(best, int) or isinstance(best, bool) or not status.get("n_val_sites"):
+        return None
+    try:
+        train = run.config().get("train") or {}
+    except Exception:  # noqa: BLE001 - no readable config: no early-stop estimate
+        return None
+    patience, every = train.get("patience"), train.get("val_every") or 1
+    if not isinstance(patience, int) or patience <= 0 or not isinstance(every, int):
+        return None
+    return min(epochs, best + patience * every)
 
 
 def _typical_rate(run, iters: int, current: float) -> float:

@@ -332,11 +332,19 @@ class LaunchPanel(Viewer):
         return self._layout
 
 
-def _eta(seconds: float | None) -> str:
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _eta(seconds: float | None, stop: float | None = None) -> str:
+    """' · ETA …' of a job; with early stopping (``stop``, seconds to the stop if validation does
+    not improve) that first and the epoch cap's as the bound."""
     if seconds is None:
         return ""
-    seconds = int(round(seconds))
-    return f" · ETA {seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f" · ETA {seconds} s"
+    if stop is not None:
+        return f" · ETA {_duration(stop)} if validation stops improving (≤ {_duration(seconds)})"
+    return f" · ETA {_duration(seconds)}"
 
 
 class _JobRow:
@@ -376,7 +384,7 @@ class _JobRow:
                               "cancelling": "warning"}.get(state, "primary")
         loss = f" · loss {progress.loss:.4f}" if progress.loss is not None else ""
         what = (f"epoch {progress.epoch}/{progress.epochs} · iteration {progress.iteration}/"
-                f"{progress.iters}{loss}{_eta(progress.eta_s)}" if progress.epochs
+                f"{progress.iters}{loss}{_eta(progress.eta_s, progress.eta_stop_s)}" if progress.epochs
                 else progress.message if progress.run_state == "running" else "waiting to start")
         if progress.run_state == "evaluating":
             what = "evaluating on the test period"

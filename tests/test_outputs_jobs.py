@@ -244,3 +244,38 @@ def test_the_eta_takes_the_typical_epoch_not_a_burst(tmp_path):
     run.train_log_path.write_text("epoch,updates,loss,seconds\n1,200,1.0,48.0\n2,400,0.9,52.0\n"
                                   "3,600,0.8,50.0\n4,800,0.8,400.0\n")
     assert _typical_rate(run, 200, 2.5) == pytest.approx(51.0 / 200)
+
+
+def test_an_early_stopping_runs_eta_names_the_stop_and_the_cap(tmp_path, monkeypatch):
+    """Epoch 57 of at most 100, best epoch 53, patience 10: without a better validation the run
+    stops after epoch 63, 6 epochs away, not 43 (hydrolens jobs showed only the cap's 'ETA 5018 s')."""
+    import core.jobs as jobs_mod
+    from core.cli import _job_line
+
+    store = RunStore(tmp_path)
+    run = store.create("es")
+    run.config_path.write_text("train: {patience: 10, val_every: 1}\n")
+    run.train_log_path.write_text("epoch,updates,loss,seconds\n" +
+                                  "".join(f"{e},{57 * e},0.1,114.0\n" for e in range(1, 58)))
+    run.update_status(state="training", epoch=57, epochs=100, iters_per_epoch=57, iteration=57,
+                      seconds_per_iteration=2.0, best_epoch=53, n_val_sites=100, loss=0.1)
+    runner = JobRunner(store, max_running=1)
+    monkeypatch.setattr(JobRunner, "_start", lambda self, job: jobs_mod.write_json_atomic(
+        job.path / "job.json", {**jobs_mod._read_json(job.path / "job.json"), "state": "running", "pid": 4242}))
+    monkeypatch.setattr(jobs_mod, "_alive", lambda spec: spec.get("pid") == 4242)
+    job = runner.submit_resume(run.run_id)
+    p = runner.progress(runner.get(job.job_id))
+    assert p.eta_s == pytest.approx(43 * 114.0) and p.eta_stop_s == pytest.approx(6 * 114.0)
+    assert "ETA 684 s if validation stops improving (≤ 4902 s)" in _job_line(runner, runner.get(job.job_id))
+    run.update_status(best_epoch=95)  # the stop beyond the cap: only the cap
+    assert runner.progress(runner.get(job.job_id)).eta_stop_s is None
+    run.config_path.write_text("train: {patience: 0}\n")  # no early stopping
+    run.update_status(best_epoch=53)
+    assert runner.progress(runner.get(job.job_id)).eta_stop_s is None
+
+
+def test_the_job_cards_eta_reads_the_same():
+    from explorer.workbench import _eta
+
+    assert _eta(None) == "" and _eta(42.4) == " · ETA 42 s"
+    assert _eta(4902.0, 684.0) == " · ETA 11 min 24 s if validation stops improving (≤ 81 min 42 s)"
