@@ -271,3 +271,16 @@ def test_learning_curve_figure_script_draws_and_tables_a_runs_checkpoints(traine
     bad = subprocess.run([sys.executable, str(REPO / "scripts" / "learning_curve_figure.py"), str(tmp_path),
                           "--png", str(png)], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_learning_curve_steps_are_each_runs_own_updates():
+    """Two runs with different iterations per epoch on one figure: each curve's x is its own
+    updates column; a curve without it falls back to epoch x iters."""
+
+    from core.benchmarks.figures import curve_steps
+
+    a = pd.DataFrame({"epoch": [1, 2], "updates": [57, 114]})
+    b = pd.DataFrame({"epoch": [1, 2], "updates": [135, 270]})
+    assert list(curve_steps(a, 135)) == [57, 114] and list(curve_steps(b, 57)) == [135, 270]
+    assert list(curve_steps(pd.DataFrame({"epoch": [1, 3]}), 100)) == [100, 300]
+    assert list(curve_steps(pd.DataFrame({"epoch": [1, 2], "updates": [50, None]}), 60)) == [60, 120]

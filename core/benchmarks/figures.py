@@ -70,13 +70,22 @@ def nse_cdf_figure(metrics: dict[str, pd.DataFrame], path: Path, title: str) -> 
     finish_figure(fig, list(axes), axes[1], path, legend_loc="upper left")
 
 
+def curve_steps(curve: pd.DataFrame, iters: int) -> pd.Series:
+    """The optimisation steps of a learning curve's rows: its own ``updates`` column where every
+    row has one (runs of one page may differ in iterations per epoch), else epoch × ``iters``."""
+    if "updates" in curve and curve["updates"].notna().all():
+        return curve["updates"]
+    return curve["epoch"] * iters
+
+
 def learning_curve_figure(curves: dict[str, pd.DataFrame], iters: int, path: Path) -> None:
-    """Training loss and test median NSE against optimisation steps, one line per model
-    (``curves``: variant -> :func:`core.benchmarks.runs.learning_curve`)."""
+    """Training loss and test median NSE against optimisation steps (:func:`curve_steps`; ``iters``
+    for a curve without updates), one line per model (``curves``: variant ->
+    :func:`core.benchmarks.runs.learning_curve`)."""
     plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     for v, c in curves.items():
-        steps = c["epoch"] * iters
+        steps = curve_steps(c, iters)
         a1.plot(steps, c["loss"], label=VARIANTS[v].label)
         ok = c["test_median_nse"].notna()
         a2.plot(steps[ok], c.loc[ok, "test_median_nse"], marker="o", ms=3, label=VARIANTS[v].label)
