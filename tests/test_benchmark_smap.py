@@ -26,9 +26,11 @@ def test_plan_trains_one_seed_of_everything_first_and_names_runs_uniquely():
     # seed 0 of the table's direct runs first, SPARSE then DENSE, every method
     assert p[:10] == [PlannedRun(m, ts, "direct", 0) for ts in ("SPARSE", "DENSE") for m in METHODS]
     assert p[10] == PlannedRun("vic_default", "DENSE")
-    # the scaling runs reuse the SPARSE/DENSE runs: only SCALE_29 and SCALE_206 are new
+    # the scaling runs reuse the SPARSE/DENSE runs: only SCALE_29 and SCALE_206 are new, 4
+    # learners x 3 seeds each; the other seeds' come after everything else
     scale = [r for r in p if r.sites.startswith("SCALE")]
-    assert {r.sites for r in scale} == {"SCALE_29", "SCALE_206"} and len(scale) == 8
+    assert {r.sites for r in scale} == {"SCALE_29", "SCALE_206"} and len(scale) == 24
+    assert all(r.sites.startswith("SCALE") for r in p[p.index(next(r for r in scale if r.seed == 1)):])
     assert all(r.learner for r in scale) and not PlannedRun("sceua", "SPARSE").learner
     # surrogate coupling: learners on SPARSE and DENSE; later seeds: SPARSE (both couplings) before DENSE
     sur = [r for r in p if r.coupling == "surrogate"]
@@ -265,6 +267,11 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     assert table.loc["ffn_a", "SPARSE_RMSE"] == pytest.approx(sparse.loc[sparse["split"] == "trained", "RMSE"].median())
     assert table.loc["ffn_a", "NG_NSE"] == pytest.approx(sparse.loc[sparse["split"] == "unseen", "NSE"].median())
     assert (sparse["split"] == "unseen").sum() == 102
+    # the scaling curve from the table's runs: medians over seeds, and what picked each model
+    sc = pd.read_csv(out / "benchmarks" / "smap" / "scaling.csv").set_index("cells")
+    assert list(sc["n_train"]) == [104, 305] and (sc["seeds"] == 1).all()
+    assert sc.loc["SPARSE", "validation"] == "VAL cells" and sc.loc["DENSE", "validation"] == "own cells"
+    assert sc.loc["SPARSE", "NSE_unseen"] == pytest.approx(table.loc["ffn_a", "NG_NSE"])
     fields = pd.read_csv(out / "benchmarks" / "smap" / "infiltr.csv").set_index("method")
     assert set(fields.index) == {"vic_default", "ffn_a", "sceua"} and (fields["cells"] == 407).all()
     assert fields.loc["vic_default", "min"] == pytest.approx(0.2)

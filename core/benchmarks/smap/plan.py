@@ -64,8 +64,9 @@ class PlannedRun:
 def plan_runs(methods=METHODS, seeds: int = 4, couplings=("direct", "surrogate"), scaling: bool = True) -> list[PlannedRun]:
     """The runs in the order they are trained: first seed 0 of everything (the table's
     SPARSE/NG/DENSE direct columns, the default-θ run, the scaling curve, the surrogate
-    coupling on SPARSE), then the other seeds on SPARSE (both couplings), then on DENSE, so a
-    benchmark stopped early has every number at least once and the NG column first.
+    coupling on SPARSE), then the other seeds on SPARSE (both couplings), then on DENSE, then
+    the scaling sets', so a benchmark stopped early has every number at least once and the NG
+    column first.
     The surrogate coupling is run on SPARSE and DENSE, like the direct one.
 
     Raises:
@@ -97,6 +98,9 @@ def plan_runs(methods=METHODS, seeds: int = 4, couplings=("direct", "surrogate")
     for s in range(1, seeds):
         add(*(PlannedRun(m, "DENSE", "direct", s) for m in direct))
         add(*(PlannedRun(m, "DENSE", "surrogate", s) for m in sur))
+    if scaling and "direct" in couplings:  # the scaling curve's other seeds come last
+        for s in range(1, seeds):
+            add(*(PlannedRun(m, ts, "direct", s) for ts in SCALING_SETS for m in learners))
     return out
 
 

@@ -118,6 +118,7 @@ def report_values(label: str, runs: pd.DataFrame, t: pd.DataFrame, cost: pd.Data
         "cost": frame_table(cost, {"method": "method", "coupling": "coupling", "sites": "cells",
                                    "s_per_epoch": "s / epoch"}, 2),
         "scaling": frame_table(curve, {"method": "method", "cells": "training set", "n_train": "cells",
+                                       "seeds": "seeds", "validation": "model picked on",
                                        "RMSE_unseen": "NG RMSE", "PCC_unseen": "NG PCC",
                                        "NSE_unseen": "NG NSE"}) if len(curve) else None,
         "infiltr": None, "et": None,
