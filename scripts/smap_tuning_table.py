@@ -3,7 +3,7 @@
 Reads finished runs (run directories of `hydrolens train`) through core.runs and writes one
 row per run: what was varied (variant, optimiser, learning rate and its steps, data loss, gradient
 clip, precision, the
-validation protocol), how long it trained (epochs, best epoch, updates at the best epoch, wall
+validation protocol, the number of training and validation cells), how long it trained (epochs, best epoch, updates at the best epoch, wall
 time), the validation figure the choice is made on (the best epoch's median NSE on the
 validation cells), and, reported only, the test-year medians on the training cells (SPARSE) and
 on the unseen NG cells.
@@ -35,7 +35,8 @@ def row(run: Run, args=None) -> dict:
         "lr_steps": lr_steps(t),
         "loss": t.get("loss", "auto"), "grad_clip": t.get("grad_clip"),
         "precision": st.get("precision", t.get("precision")), "param_bound": cfg["model"].get("param_bound"),
-        "validation": f"{val}, {t.get('val_metric', 'loss')}", "seed": t["seed"],
+        "validation": f"{val}, {t.get('val_metric', 'loss')}",
+        "train_cells": st.get("n_sites"), "val_cells": st.get("n_val_sites"), "seed": t["seed"],
         "epochs_run": int(log["epoch"].max()), "best_epoch": best,
         "updates_at_best": int(at_best.get("updates", best * st.get("iters_per_epoch", 0))),
         "wall_s": round(float(log["seconds"].sum()), 1),
