@@ -312,6 +312,21 @@ def test_smap_benchmark_command_writes_the_table_from_its_runs(tmp_path, data_ro
     curve_jobs = [j for j in JobRunner(store).jobs(pump=False) if j.args[0] == "learning-curve"]
     assert len(curve_jobs) == 2 and all(j.state == "done" for j in curve_jobs)
     assert sorted(j.args[j.args.index("--every") + 1] for j in curve_jobs) == ["5", "5"]
+    # scripts/smap_tuning_table.py (docs/smap_tuning.md, docs/smap_cells.csv) reads the same runs
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ids = {i.name: i.run_id for i in store.list()}
+    dirs = [out / ids["smap-ffn_a-sparse-s0"], out / ids["smap-ffn_a-dense-s0"]]
+    script = Path(__file__).resolve().parents[1] / "scripts" / "smap_tuning_table.py"
+    proc = subprocess.run([sys.executable, str(script), *map(str, dirs), "--csv", str(tmp_path / "cells.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    cells = pd.read_csv(tmp_path / "cells.csv").set_index("train_cells")
+    assert list(cells.index) == [104, 305] and list(cells["val_cells"]) == [100, 61]
+    assert list(cells["validation"]) == ["VAL cells, NSE", "0.2 of training cells, NSE"]
+    assert cells.loc[104, "test_ng_median_nse"] == pytest.approx(table.loc["ffn_a", "NG_NSE"], abs=5e-4)
     # a second call trains nothing and rewrites the report from the same runs
     again = run_cli(*args[:-2], "--no-train")
     assert again.returncode == 0 and "training" not in again.stdout
