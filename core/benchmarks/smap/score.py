@@ -159,8 +159,8 @@ def scaling_curve(runs: pd.DataFrame, store: RunStore) -> pd.DataFrame:
     """Median NSE, RMSE and PCC on NG (unseen) of the direct learner runs by number of training
     cells, each the median over the seeds of that set: columns method, cells, n_train, seeds,
     validation (``VAL cells``: the held-out VAL cells pick the run's model; ``own cells``: a
-    fifth of the training cells do, as on DENSE, which holds the VAL cells), NSE_unseen,
-    RMSE_unseen, PCC_unseen."""
+    fifth of the training cells do, as on DENSE, which holds the VAL cells; or no validation),
+    NSE_unseen, RMSE_unseen, PCC_unseen."""
     cols = ["method", "cells", "n_train", "seeds", "validation", "NSE_unseen", "RMSE_unseen", "PCC_unseen"]
     sub = runs[(runs["coupling"] == "direct") & runs["sites"].isin(SCALING_SETS)
                & runs["method"].map(lambda m: VARIANTS[m].family == "param")]
@@ -169,9 +169,11 @@ def scaling_curve(runs: pd.DataFrame, store: RunStore) -> pd.DataFrame:
     rows = []
     for (m, cells), g in sub.groupby(["method", "sites"], sort=False):
         first = store.get(g["run_id"].iloc[0])
-        val = (first.config().get("data") or {}).get("val_sites")
+        cfg = first.config()
+        val = ("VAL cells" if (cfg.get("data") or {}).get("val_sites") else
+               "own cells" if (cfg.get("train") or {}).get("val_fraction") else "last epoch (no validation)")
         rows.append({"method": m, "cells": cells, "n_train": int((first.metrics()["split"] == "trained").sum()),
-                     "seeds": len(g), "validation": "VAL cells" if val else "own cells",
+                     "seeds": len(g), "validation": val,
                      **{c: float(g[c].median()) for c in ("NSE_unseen", "RMSE_unseen", "PCC_unseen")}})
     return pd.DataFrame(rows, columns=cols).sort_values(["method", "n_train"]).reset_index(drop=True)
 
