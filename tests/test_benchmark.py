@@ -276,7 +276,6 @@ def test_learning_curve_figure_script_draws_and_tables_a_runs_checkpoints(traine
 def test_learning_curve_steps_are_each_runs_own_updates():
     """Two runs with different iterations per epoch on one figure: each curve's x is its own
     updates column; a curve without it falls back to epoch x iters."""
-
     from core.benchmarks.figures import curve_steps
 
     a = pd.DataFrame({"epoch": [1, 2], "updates": [57, 114]})
