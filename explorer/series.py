@@ -157,10 +157,15 @@ class SeriesView(Viewer):
             self._pending = panels[cut:]
             # one Bokeh layout in one pane: one document root instead of one per panel
             self._column = bokeh_column(*figs, sizing_mode="stretch_width") if figs else None
+            # every edit of the new figures (log twins, titles, data) before they reach the page:
+            # an edit in the same tick as their arrival can reach the browser first ("reference
+            # pNNNN isn't known")
+            self._show_log()
+            self._show_basin()
             self.plots.objects = [pn.pane.Bokeh(self._column, sizing_mode="stretch_width")] if figs else []
             if self._pending:
                 pn.state.onload(partial(self._attach_pending, self._column))
-            self._show_log()
+            return
         self._show_basin()
 
     def _panel_figures(self, panels: list[dict]) -> list:
@@ -180,8 +185,7 @@ class SeriesView(Viewer):
             return
         figs = self._panel_figures(self._pending)
         self._pending = []
-        self._column.children = list(self._column.children) + figs
-        self._show_log()
+        self._show_log(children=list(self._column.children) + figs)
 
     def _panel_figure(self, p: dict, log: bool):
         """One panel of the run's ``panels`` spec: its ``variables`` drawn in its ``style`` on the
@@ -315,19 +319,26 @@ class SeriesView(Viewer):
         full = (pd.Timestamp(t[0]).date(), pd.Timestamp(t[-1]).date())
         self.state.period = "" if (lo, hi) == full else f"{lo}..{hi}"
 
-    def _show_log(self, *_events) -> None:
+    def _show_log(self, *_events, children: list | None = None) -> None:
+        """Show the linear or the log-scale twin of each panel that has one (``state.log_q``),
+        building a twin the first time it is asked for. `children`: the figures the column is to
+        hold (default: what it holds); new figures get their title and visibility before the
+        column takes them, so no edit of a figure reaches the browser before the figure does."""
+        if self._column is None:
+            return
         log = self.state.log_q
-        for p, twins in getattr(self, "_scaled", []):
+        kids = list(self._column.children) if children is None else list(children)
+        for p, twins in self._scaled:
             if log not in twins:  # first use of the log scale: build the twin beside the other
                 twin = twins[False]
                 twins[True] = fig = self._panel_figure(p, True)
-                children = list(self._column.children)
-                children.insert(children.index(twin) + 1, fig)
-                self._column.children = children
                 if self.source.data.get("time") is not None and twin.title.text:
                     fig.title.text = twin.title.text
+                kids.insert(kids.index(twin) + 1, fig)
             for is_log, fig in twins.items():
                 fig.visible = is_log == log
+        if kids != list(self._column.children):
+            self._column.children = kids
 
     def _csv(self):
         """The site's series as CSV (time, one column per variable; units in the header)."""
@@ -476,10 +487,12 @@ class TraceView(Viewer):
         self._ctx = ctx
         figs.append(ctx)
         self.figs = figs
-        self.plots.objects = [pn.pane.Bokeh(bokeh_column(*figs, sizing_mode="stretch_width"),
-                                            sizing_mode="stretch_width")]
+        # the P axis, titles and reference lines before the figures reach the page (see
+        # SeriesView._rebuild)
         if series is not None:
             self._decorate(series)
+        self.plots.objects = [pn.pane.Bokeh(bokeh_column(*figs, sizing_mode="stretch_width"),
+                                            sizing_mode="stretch_width")]
 
     def _show_basin(self, *_events) -> None:
         if self._deferred():

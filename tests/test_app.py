@@ -201,6 +201,21 @@ def test_default_basin_is_the_median_nse_basin_and_series_are_filled(app, traine
     assert t_line not in forcing.y_range.renderers
 
 
+def test_log_scale_shows_the_hydrographs_log_twin_titled_beside_the_linear_one(app):
+    series = app.series
+    linear = series.figures["hydrolens-hydrograph"]
+    assert "hydrolens-hydrograph-log" not in series.figures  # built the first time it is asked for
+    app.state.log_q = True
+    log = series.figures["hydrolens-hydrograph-log"]
+    children = list(series._column.children)
+    assert children.index(log) == children.index(linear) + 1
+    assert log.title.text == linear.title.text != ""
+    assert log.visible and not linear.visible
+    app.state.log_q = False
+    assert linear.visible and not log.visible
+    assert list(series._column.children) == children  # the twin is kept, not rebuilt
+
+
 def test_tapping_a_site_shows_its_series(app, trained_run):
     basins = list(app.map.source.data["site"])
     metrics = trained_run.metrics()
