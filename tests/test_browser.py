@@ -812,8 +812,9 @@ def test_box_select_launch_progress_and_the_new_run_on_the_map(
         sites = sorted(inside)[:5]
         add_ids(page, main_app, sites)
 
-    # a job long enough to watch (≥ ~15 s of training) but no longer
-    iterations = int(min(300, max(10, math.ceil(15 / seconds_per_iteration * 5 / len(sites)))))
+    # a job long enough to watch (~25 s of training at the trained run's pace; that run may
+    # have been timed on a busier machine than this job gets, so with a margin) but no longer
+    iterations = int(min(300, max(10, math.ceil(25 / seconds_per_iteration * 5 / len(sites)))))
     job = launch_job(page, len(sites), epochs=1, iterations=iterations)
     wait_job_state(page, job, ("running",), timeout=60)
     fractions = []
