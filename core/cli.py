@@ -487,9 +487,7 @@ def _jobs_out(ctx: typer.Context, out: Optional[Path]) -> Optional[Path]:
 
 def _job_line(runner, job) -> str:
     p = runner.progress(job)
-    eta = f" ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
-    if p.eta_stop_s is not None:  # early stopping: the cap is an upper bound, the stop likelier
-        eta = f" ETA {p.eta_stop_s:.0f} s if validation stops improving (≤ {p.eta_s:.0f} s)"
+    eta = f" {p.eta_text()}" if p.eta_s is not None else ""
     loss = f" loss {p.loss:.4f}" if p.loss is not None else ""
     where = f"  [dask {job.info.get('scheduler')}]" if job.info.get("executor") == "dask" else ""
     return (f"{job.job_id:<28} {job.state:<10} {job.run_id or '-':<34} "

@@ -134,6 +134,23 @@ class Progress:
     run_state: str = "created"
     message: str = ""
 
+    def eta_text(self) -> str:
+        """The ETA as ``hydrolens jobs`` and the explorer's job card write it: 'ETA 42 s'; for an
+        early-stopping run the stop first and the epoch cap as the bound, 'ETA 11 min 24 s if
+        validation stops improving (≤ 81 min 42 s)'; '' while unknown."""
+        if self.eta_s is None:
+            return ""
+        if self.eta_stop_s is not None:
+            return (f"ETA {format_duration(self.eta_stop_s)} if validation stops improving "
+                    f"(≤ {format_duration(self.eta_s)})")
+        return f"ETA {format_duration(self.eta_s)}"
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` rounded to whole seconds as '42 s' or '11 min 24 s'."""
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
 
 @dataclass
 class Job:

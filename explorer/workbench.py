@@ -332,21 +332,6 @@ class LaunchPanel(Viewer):
         return self._layout
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
-def _eta(seconds: float | None, stop: float | None = None) -> str:
-    """' · ETA …' of a job; with early stopping (``stop``, seconds to the stop if validation does
-    not improve) that first and the epoch cap's as the bound."""
-    if seconds is None:
-        return ""
-    if stop is not None:
-        return f" · ETA {_duration(stop)} if validation stops improving (≤ {_duration(seconds)})"
-    return f" · ETA {_duration(seconds)}"
-
-
 class _JobRow:
     """The widgets of one job, updated in place."""
 
@@ -383,8 +368,9 @@ class _JobRow:
         self.bar.bar_color = {"done": "success", "failed": "danger", "cancelled": "secondary",
                               "cancelling": "warning"}.get(state, "primary")
         loss = f" · loss {progress.loss:.4f}" if progress.loss is not None else ""
+        eta = f" · {progress.eta_text()}" if progress.eta_s is not None else ""
         what = (f"epoch {progress.epoch}/{progress.epochs} · iteration {progress.iteration}/"
-                f"{progress.iters}{loss}{_eta(progress.eta_s, progress.eta_stop_s)}" if progress.epochs
+                f"{progress.iters}{loss}{eta}" if progress.epochs
                 else progress.message if progress.run_state == "running" else "waiting to start")
         if progress.run_state == "evaluating":
             what = "evaluating on the test period"

@@ -266,7 +266,7 @@ def test_an_early_stopping_runs_eta_names_the_stop_and_the_cap(tmp_path, monkeyp
     job = runner.submit_resume(run.run_id)
     p = runner.progress(runner.get(job.job_id))
     assert p.eta_s == pytest.approx(43 * 114.0) and p.eta_stop_s == pytest.approx(6 * 114.0)
-    assert "ETA 684 s if validation stops improving (≤ 4902 s)" in _job_line(runner, runner.get(job.job_id))
+    assert "ETA 11 min 24 s if validation stops improving (≤ 81 min 42 s)" in _job_line(runner, runner.get(job.job_id))
     run.update_status(best_epoch=95)  # the stop beyond the cap: only the cap
     assert runner.progress(runner.get(job.job_id)).eta_stop_s is None
     run.config_path.write_text("train: {patience: 0}\n")  # no early stopping
@@ -274,8 +274,9 @@ def test_an_early_stopping_runs_eta_names_the_stop_and_the_cap(tmp_path, monkeyp
     assert runner.progress(runner.get(job.job_id)).eta_stop_s is None
 
 
-def test_the_job_cards_eta_reads_the_same():
-    from explorer.workbench import _eta
+def test_the_eta_reads_in_minutes_and_seconds():
+    from core.jobs import Progress
 
-    assert _eta(None) == "" and _eta(42.4) == " · ETA 42 s"
-    assert _eta(4902.0, 684.0) == " · ETA 11 min 24 s if validation stops improving (≤ 81 min 42 s)"
+    assert Progress().eta_text() == "" and Progress(eta_s=42.4).eta_text() == "ETA 42 s"
+    assert (Progress(eta_s=4902.0, eta_stop_s=684.0).eta_text()
+            == "ETA 11 min 24 s if validation stops improving (≤ 81 min 42 s)")
