@@ -129,11 +129,10 @@ def test_target_checks_read_the_runs():
                "PCC_trained": 0.6, "NSE_trained": 0.2, "RMSE_unseen": 0.05, "PCC_unseen": 0.6, "NSE_unseen": ng,
                "run_id": f"lstm_z-sur{seed}", "train_s": 600.0} for seed, ng in ((0, 0.25), (1, 0.10), (2, 0.15))]
     runs = pd.concat([runs, pd.DataFrame(extra)], ignore_index=True)
-    t = table2(runs)
     fstats = pd.DataFrame([{"method": "paraformer_z", "morans_I": 0.6}, {"method": "sceua", "morans_I": 0.1}])
     curve = pd.DataFrame({"method": ["ffn_a", "ffn_a", "lstm_z"], "n_train": [104, 305, 104],
                           "NSE_unseen": [0.1, 0.2, 0.3]})
-    checks = {d: (v, ok) for d, v, ok in target_checks(t, curve, fstats, {
+    checks = {d: (v, ok) for d, v, ok in target_checks(curve, fstats, {
         "median_nse": 0.96, "median_rmse": 0.012, "median_cosine": 0.95, "iteration": 4000}, runs)}
 
     def check(prefix):
@@ -159,7 +158,7 @@ def test_target_checks_read_the_runs():
     assert check("scaling curve rises") == ("FFN_A rises, LSTM_Z one training set only", False)
     # missing runs: reported on what exists, never met
     part = runs[~((runs["method"] == "paraformer_z") & (runs["sites"] == "DENSE")) & (runs["method"] != "sceua")]
-    checks = {d: (v, ok) for d, v, ok in target_checks(table2(part), pd.DataFrame(), fstats, None, part)}
+    checks = {d: (v, ok) for d, v, ok in target_checks(pd.DataFrame(), fstats, None, part)}
     assert check("NG order")[1] is False and "no run yet: SCE-UA" in check("NG order")[0]
     assert check("DENSE training ≥ SPARSE")[1] is False and "no DENSE run yet: ParaFormer_Z" in \
         check("DENSE training ≥ SPARSE")[0]

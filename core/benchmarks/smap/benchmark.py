@@ -100,7 +100,7 @@ def run_smap_benchmark(store: RunStore, preset: str = "smap", methods=None, seed
     # ---- report
     cfg = settings_config(store, runs)
     note_text = Path(notes).read_text(encoding="utf-8") if notes else ""
-    checks = target_checks(t, curve, fstats, gate, runs)
+    checks = target_checks(curve, fstats, gate, runs)
     values = report_values(label, runs, t, coupling_cost(runs), curve, fstats, et, gate, checks, cfg, command,
                            note_text, figs, curves, long_t, long_curves)
     write_text_atomic(out / "report.md", render_report(values))

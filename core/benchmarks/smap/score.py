@@ -344,14 +344,14 @@ def _over_seeds(runs: pd.DataFrame, method: str, sites: str, col: str,
     return (float(v.median()), len(v)) if len(v) else (float("nan"), 0)
 
 
-def target_checks(t: pd.DataFrame, curve: pd.DataFrame, fstats: pd.DataFrame, gate: dict | None,
+def target_checks(curve: pd.DataFrame, fstats: pd.DataFrame, gate: dict | None,
                   runs: pd.DataFrame) -> list[tuple]:
     """(target, measured, met) for issue 21's targets that the runs allow, direct coupling:
     ParaFormer_Z NG median NSE ≥ 0.30 and RMSE ≤ 0.045 m³/m³, the NG order ParaFormer_Z > LSTM_Z >
     FFN_A > SCE-UA (each method's run medians, median over seeds), DENSE training ≥ SPARSE
     training on NG for every learner, the scaling curve rising, every learner's longest run
     ≤ 30 min wall; plus the surrogate gate, ParaFormer_Z's infiltr smoother than SCE-UA's and
-    direct ≥ surrogate coupling where those runs exist. ``t``: :func:`table2`; ``runs``:
+    direct ≥ surrogate coupling where those runs exist. ``runs``:
     :func:`collect`'s frame (one row per evaluated run). A target with runs missing is reported
     on what exists and not met."""
     out = []
