@@ -147,9 +147,10 @@ class SelectionPanel(Viewer):
 
     def _show_selection(self, *_events) -> None:
         n = len(self.state.selection)
+        # the list first: a page (or a test) that sees the new count finds the list already there
+        self.listing.object = describe_selection(self.state)
         self.count.object = (f'<div class="hl-count"><b data-count="{n}">{n}</b> site(s) picked'
                              f'{" — launch a job below" if n else ": tap, box- or lasso-select on the map"}</div>')
-        self.listing.object = describe_selection(self.state)
 
     def __panel__(self):
         return self._layout

@@ -709,7 +709,8 @@ def test_learning_curves_tab_draws_the_runs_training_log(main_app, app_page, tra
     page = app_page
     open_app(page, url_with(main_app, run=trained_run.run_id))
     open_tab(page, "Learning curves")
-    got = page.wait_for_function(CURVES_JS, timeout=20_000).json_value()
+    # generous, like wait_pick_count: the server may still be busy with a previous test's session
+    got = page.wait_for_function(CURVES_JS, timeout=45_000).json_value()
     log = trained_run.train_log()
     assert got["epoch"] == [float(e) for e in log["epoch"]]
     np.testing.assert_allclose(got["loss"], log["loss"].to_numpy(float), rtol=1e-6)
@@ -802,6 +803,8 @@ def test_box_select_launch_progress_and_the_new_run_on_the_map(
     drag(page, rect)
     wait_pick_count(page, len(inside))
     assert sorted(page.evaluate(POINTS_JS)["selected"]) == sorted(inside)
+    # the list and the count are two updates of the page: wait for the whole list too
+    page.locator(".hl-picklist li").nth(len(inside) - 1).wait_for(timeout=15_000)
     picked = page.locator(".hl-picklist li").all_inner_texts()
     assert sorted(t.split()[0] for t in picked) == sorted(inside)
 
